@@ -1,0 +1,59 @@
+# The two commands a newcomer needs are `make demo` and `make test`; the rest serve them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: install demo test unit lint typecheck stack-up stack-down dev bench faults lock clean
+
+$(BIN)/.installed: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+## make demo: start the local stack if needed and run the pipeline end to end for a bounded time
+demo: install
+	$(BIN)/kdp demo
+
+## make test: unit and integration tests (starts the local stack for the session when none runs)
+test: install
+	$(BIN)/pytest -m "not faults"
+
+unit: install
+	$(BIN)/pytest tests/unit
+
+faults: install
+	$(BIN)/pytest -m faults tests/faults
+
+lint: install
+	$(BIN)/ruff check streaming orchestration localstack tests bench
+	$(BIN)/ruff format --check streaming orchestration localstack tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+stack-up: install
+	$(BIN)/kdp stack up
+
+stack-down: install
+	$(BIN)/kdp stack down
+
+## make dev: the local stack plus the Dagster UI and daemon on http://localhost:3000
+dev: stack-up
+	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.kdp/dagster} ; mkdir -p $$DAGSTER_HOME ; \
+	DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -w workspace.yaml
+
+bench: stack-up
+	$(BIN)/python -m bench.run
+
+## make lock: re-pin every dependency after changing pyproject.toml
+lock:
+	rm -rf /tmp/kdp-lock && $(PYTHON) -m venv /tmp/kdp-lock
+	/tmp/kdp-lock/bin/pip install --quiet --upgrade pip && /tmp/kdp-lock/bin/pip install --quiet '.[dev]'
+	/tmp/kdp-lock/bin/pip freeze --exclude-editable | grep -v '^kafka-data-pipeline' > constraints.txt
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

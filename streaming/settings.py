@@ -1,0 +1,135 @@
+"""Every setting of the data plane, read from the environment in one place and validated.
+
+Contract: `Settings.from_env()` either returns a complete, consistent `Settings` or raises
+`SettingsError` naming the offending environment variable and what it accepts. Nothing else in
+the code base reads `os.environ` for pipeline settings, so the names below are the whole
+configuration surface (docker-compose, Dagster resources and the CLI use the same names).
+
+Security settings are passed straight to librdkafka's names; secrets never appear in `repr()` or
+in error messages.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from streaming import topics
+
+DeliveryMode = Literal["at-least-once", "exactly-once"]
+DELIVERY_MODES: tuple[DeliveryMode, ...] = ("at-least-once", "exactly-once")
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+#: Environment variable -> Settings attribute. The single list of names the code reads.
+ENV_NAMES: dict[str, str] = {
+    "KDP_BOOTSTRAP": "bootstrap",
+    "KDP_REGISTRY_URL": "registry_url",
+    "KDP_REGISTRY_USER": "registry_user",
+    "KDP_REGISTRY_PASSWORD": "registry_password",
+    "KDP_SECURITY_PROTOCOL": "security_protocol",
+    "KDP_SASL_MECHANISM": "sasl_mechanism",
+    "KDP_SASL_USERNAME": "sasl_username",
+    "KDP_SASL_PASSWORD": "sasl_password",
+    "KDP_SSL_CA_LOCATION": "ssl_ca_location",
+    "KDP_SOURCE_TOPIC": "source_topic",
+    "KDP_OUTPUT_TOPIC": "output_topic",
+    "KDP_DLQ_TOPIC": "dlq_topic",
+    "KDP_GROUP_ID": "group_id",
+    "KDP_DELIVERY": "delivery",
+    "KDP_BATCH_SIZE": "batch_size",
+    "KDP_TRANSACTIONAL_ID": "transactional_id",
+}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    bootstrap: str = "localhost:9092"
+    registry_url: str = "http://localhost:8081/apis/ccompat/v7"
+    registry_user: str | None = None
+    registry_password: str | None = field(default=None, repr=False)
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = field(default=None, repr=False)
+    ssl_ca_location: str | None = None
+    source_topic: str = topics.SOURCE_TOPIC
+    output_topic: str = topics.OUTPUT_TOPIC
+    dlq_topic: str = topics.DEAD_LETTER_TOPIC
+    group_id: str = topics.CONVERTER_GROUP
+    delivery: DeliveryMode = "at-least-once"
+    batch_size: int = 5000
+    transactional_id: str = "kdp-converter"
+
+    def __post_init__(self) -> None:
+        env = {attr: name for name, attr in ENV_NAMES.items()}
+        if not self.bootstrap.strip():
+            raise SettingsError("KDP_BOOTSTRAP is empty: give host:port[,host:port...] of the brokers")
+        if not self.registry_url.startswith(("http://", "https://")):
+            raise SettingsError(f"KDP_REGISTRY_URL={self.registry_url!r} must start with http:// or https://")
+        if self.delivery not in DELIVERY_MODES:
+            raise SettingsError(f"KDP_DELIVERY={self.delivery!r} must be one of {', '.join(DELIVERY_MODES)}")
+        if self.security_protocol not in SECURITY_PROTOCOLS:
+            raise SettingsError(
+                f"KDP_SECURITY_PROTOCOL={self.security_protocol!r} must be one of {', '.join(SECURITY_PROTOCOLS)}"
+            )
+        if self.security_protocol.startswith("SASL"):
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                raise SettingsError(
+                    f"KDP_SASL_MECHANISM={self.sasl_mechanism!r} must be one of {', '.join(SASL_MECHANISMS)} "
+                    f"when KDP_SECURITY_PROTOCOL={self.security_protocol}"
+                )
+            for attr in ("sasl_username", "sasl_password"):
+                if not getattr(self, attr):
+                    raise SettingsError(f"{env[attr]} is required when KDP_SECURITY_PROTOCOL={self.security_protocol}")
+        if not 1 <= self.batch_size <= 1_000_000:
+            raise SettingsError(f"KDP_BATCH_SIZE={self.batch_size} must be between 1 and 1000000")
+        for attr in ("source_topic", "output_topic", "dlq_topic", "group_id", "transactional_id"):
+            if not getattr(self, attr):
+                raise SettingsError(f"{env[attr]} is empty")
+        if len({self.source_topic, self.output_topic, self.dlq_topic}) != 3:
+            raise SettingsError("KDP_SOURCE_TOPIC, KDP_OUTPUT_TOPIC and KDP_DLQ_TOPIC must be three different topics")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Settings from `environ` (default `os.environ`), then keyword overrides (e.g. CLI flags)."""
+        environ = os.environ if environ is None else environ
+        types = {f.name: f.type for f in fields(cls)}
+        values: dict[str, Any] = {}
+        for name, attr in ENV_NAMES.items():
+            raw = environ.get(name)
+            if raw is None or raw == "":
+                continue
+            if types[attr] == "int":
+                try:
+                    values[attr] = int(raw)
+                except ValueError:
+                    raise SettingsError(f"{name}={raw!r} is not a whole number") from None
+            else:
+                values[attr] = raw.strip()
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def kafka_config(self) -> dict[str, str]:
+        """librdkafka settings common to every client: bootstrap and security."""
+        config = {"bootstrap.servers": self.bootstrap, "security.protocol": self.security_protocol}
+        if self.sasl_mechanism and self.security_protocol.startswith("SASL"):
+            config["sasl.mechanism"] = self.sasl_mechanism
+            config["sasl.username"] = self.sasl_username or ""
+            config["sasl.password"] = self.sasl_password or ""
+        if self.ssl_ca_location:
+            config["ssl.ca.location"] = self.ssl_ca_location
+        return config
+
+    def registry_config(self) -> dict[str, str]:
+        """Settings for confluent_kafka's SchemaRegistryClient."""
+        config = {"url": self.registry_url}
+        if self.registry_user:
+            config["basic.auth.user.info"] = f"{self.registry_user}:{self.registry_password or ''}"
+        return config

@@ -1,0 +1,61 @@
+import pytest
+
+from streaming.settings import ENV_NAMES, Settings, SettingsError
+
+
+def test_defaults_point_at_the_local_stack():
+    settings = Settings.from_env({})
+    assert settings.bootstrap == "localhost:9092"
+    assert settings.registry_url.endswith("/apis/ccompat/v7")
+    assert (settings.source_topic, settings.output_topic, settings.dlq_topic) == (
+        "user-login",
+        "processed-data",
+        "user-login.dlq",
+    )
+
+
+def test_environment_then_overrides():
+    settings = Settings.from_env({"KDP_BATCH_SIZE": "10", "KDP_DELIVERY": "exactly-once"}, batch_size=20)
+    assert settings.batch_size == 20
+    assert settings.delivery == "exactly-once"
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({"KDP_BATCH_SIZE": "many"}, "KDP_BATCH_SIZE"),
+        ({"KDP_BATCH_SIZE": "0"}, "KDP_BATCH_SIZE"),
+        ({"KDP_DELIVERY": "at-most-once"}, "KDP_DELIVERY"),
+        ({"KDP_REGISTRY_URL": "localhost:8081"}, "KDP_REGISTRY_URL"),
+        ({"KDP_SECURITY_PROTOCOL": "SASL_PLAINTEXT"}, "KDP_SASL_MECHANISM"),
+        ({"KDP_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KDP_SASL_MECHANISM": "SCRAM-SHA-512"}, "KDP_SASL_USERNAME"),
+        ({"KDP_OUTPUT_TOPIC": "user-login"}, "KDP_OUTPUT_TOPIC"),
+        ({"KDP_SECURITY_PROTOCOL": "TLS"}, "KDP_SECURITY_PROTOCOL"),
+    ],
+)
+def test_bad_settings_fail_naming_the_variable(environ, named):
+    with pytest.raises(SettingsError, match=named):
+        Settings.from_env(environ)
+
+
+def test_secrets_stay_out_of_repr_and_errors():
+    settings = Settings.from_env(
+        {
+            "KDP_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KDP_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KDP_SASL_USERNAME": "converter",
+            "KDP_SASL_PASSWORD": "s3cret-value",
+            "KDP_REGISTRY_PASSWORD": "other-s3cret",
+        }
+    )
+    assert "s3cret" not in repr(settings)
+    assert settings.kafka_config()["sasl.password"] == "s3cret-value"
+    with pytest.raises(SettingsError) as error:
+        Settings.from_env({"KDP_SASL_PASSWORD": "s3cret-value", "KDP_BATCH_SIZE": "x"})
+    assert "s3cret" not in str(error.value)
+
+
+def test_every_env_name_maps_to_a_setting():
+    attributes = set(Settings.__dataclass_fields__)
+    assert set(ENV_NAMES.values()) <= attributes
+    assert all(name.startswith("KDP_") for name in ENV_NAMES)
