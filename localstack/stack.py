@@ -1,0 +1,500 @@
+"""The local stack as a whole: `up`, `down`, `status` and `running` for the CLI and the test fixture.
+
+Contracts:
+- `up` is idempotent. It starts only what is not running, returns only when the whole stack is usable (see
+  `readiness`), and when it fails it stops what it started itself, so a failed `up` leaves nothing new behind.
+- `down` stops only processes recorded in this home's pid files (registry first, so it does not spend its last
+  seconds reconnecting to a vanishing Kafka; then every Kafka node at once). `purge=True` also deletes the
+  data.
+- The Kafka data is the record of the cluster's size: asking for another size than the formatted one is an
+  error that says how to start over, never a silent reformat.
+- `up` and `down` of one home are serialised by a lock file, so two test sessions starting at once end up
+  sharing one stack instead of racing for its ports.
+
+`run.json` in the home records the ports and choices of the latest `up`, so `status`, `running` and the test
+fixture can find a stack started with other ports than the current defaults.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+from localstack import kafka_node, maven, processes, readiness, registry
+from localstack.aot import aot_cache, keep_recordings
+from localstack.config import (
+    ENV_CONTROLLER_PORT,
+    ENV_KAFKA_PORT,
+    ENV_REGISTRY_MGMT_PORT,
+    ENV_REGISTRY_PORT,
+    HOST,
+    StackConfig,
+)
+from localstack.errors import StackError
+from localstack.java import JavaRuntime, find_java
+from localstack.kafka_node import KafkaNode
+from localstack.ports import ensure_ports_free
+from localstack.registry import RegistryProcess
+from localstack.versions import KAFKA_VERSION, REGISTRY_VERSION
+
+log = logging.getLogger(__name__)
+
+RUN_FILE = "run.json"
+DEFAULT_TIMEOUT = 180.0
+STOP_TIMEOUT = 60.0
+"""Stopping takes about a second; only a JVM writing its AOT cache at exit takes 10-20 s (see `aot`)."""
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """How clients reach a running stack."""
+
+    bootstrap: str
+    registry_url: str | None
+    brokers: int
+    home: Path | None
+    """The stack's KDP_HOME; None for a stack that `kdp stack` did not start (named by the environment)."""
+
+    def environment(self) -> dict[str, str]:
+        """The settings that point the pipeline at this stack (`streaming.settings` reads them)."""
+        found = {"KDP_BOOTSTRAP": self.bootstrap}
+        if self.registry_url:
+            found["KDP_REGISTRY_URL"] = self.registry_url
+        return found
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What the latest `up` of a home chose (`run.json`)."""
+
+    brokers: int
+    with_registry: bool
+    kafka_port: int
+    controller_port: int
+    registry_port: int
+    registry_management_port: int
+    java: str
+    java_description: str
+
+    @classmethod
+    def of(cls, config: StackConfig, info: StackInfo, java: JavaRuntime) -> RunRecord:
+        return cls(
+            brokers=info.brokers,
+            with_registry=info.registry_url is not None,
+            kafka_port=config.kafka_port,
+            controller_port=config.controller_port,
+            registry_port=config.registry_port,
+            registry_management_port=config.registry_management_port,
+            java=java.executable,
+            java_description=java.description,
+        )
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What one `up` found and decided: the nodes, which of them (and whether the registry) must start."""
+
+    config: StackConfig
+    nodes: list[KafkaNode]
+    cluster_id: str | None
+    """None when the data is not formatted yet."""
+    idle_nodes: list[KafkaNode]
+    registry: RegistryProcess
+    start_registry: bool
+    info: StackInfo
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    pid: int | None
+    address: str
+    log: Path
+
+
+@dataclass(frozen=True)
+class StackStatus:
+    """What `kdp stack status` shows."""
+
+    home: Path
+    cache: Path
+    cluster_id: str | None
+    formatted_brokers: int
+    components: list[ComponentStatus]
+    java: str | None
+
+    @property
+    def running(self) -> list[ComponentStatus]:
+        return [component for component in self.components if component.pid is not None]
+
+
+class LocalStack:
+    """One local stack: the home (state) and cache (downloads) of `config`."""
+
+    def __init__(self, config: StackConfig | None = None) -> None:
+        self.config = config or StackConfig.from_env()
+
+    # ----------------------------------------------------------------------------------------------- up
+
+    def up(self, brokers: int = 1, with_registry: bool = True, timeout: float = DEFAULT_TIMEOUT) -> StackInfo:
+        """Start what is not running and wait until all of it is usable (see the module's contract)."""
+        deadline = time.monotonic() + timeout
+        with self._locked():
+            plan = self._plan(brokers, with_registry)
+            if plan.idle_nodes or plan.start_registry:
+                self._start(plan, deadline)
+            else:
+                self._await_kafka(plan, [], deadline)
+                if with_registry:
+                    self._await_registry(plan.registry, [], deadline)
+                log.info("The stack under %s is already running: nothing to do.", plan.config.home)
+        log.info("Stack ready: Kafka at %s, registry at %s", plan.info.bootstrap, plan.info.registry_url)
+        return plan.info
+
+    def _plan(self, brokers: int, with_registry: bool) -> _Plan:
+        """What `up` has to do; raises StackError for a request the data or running processes cannot meet."""
+        config = self._config_for(brokers)
+        nodes = kafka_node.plan_nodes(config, brokers)
+        cluster_id, formatted = kafka_node.formatted_cluster(config.home)
+        if formatted and formatted != brokers:
+            raise StackError(_size_mismatch(config.home, formatted, brokers))
+        registry_process = RegistryProcess.of(config)
+        return _Plan(
+            config=config,
+            nodes=nodes,
+            cluster_id=cluster_id,
+            idle_nodes=[node for node in nodes if processes.running_pid(node.pid_file, node.marker) is None],
+            registry=registry_process,
+            start_registry=with_registry and _pid(registry_process) is None,
+            info=StackInfo(
+                config.bootstrap(brokers),
+                registry_process.url if with_registry else None,
+                brokers,
+                config.home,
+            ),
+        )
+
+    def _start(self, plan: _Plan, deadline: float) -> None:
+        """Launch the idle nodes (formatting a new cluster first), then the registry; wait for readiness.
+
+        On any failure (or Ctrl-C) the processes launched here are stopped before the error propagates.
+        """
+        config = plan.config
+        ensure_ports_free(_ports_to_bind(plan.idle_nodes, plan.registry if plan.start_registry else None))
+        java = find_java(config.java)
+        self._prepare_home()
+        with ThreadPoolExecutor(max_workers=1) as downloads:
+            # The registry's 160 MB download overlaps Kafka's download, formatting and start.
+            registry_install = (
+                downloads.submit(maven.install_registry, config.cache) if plan.start_registry else None
+            )
+            libs = maven.install_kafka(config.cache)
+            self._write_run(RunRecord.of(config, plan.info, java))
+            started: list[readiness.Watched] = []
+            try:
+                self._launch_kafka(plan, java, libs, started)
+                self._await_kafka(plan, started, deadline)
+                if registry_install is not None:
+                    self._launch_registry(plan, java, registry_install.result(), started)
+                if plan.info.registry_url:
+                    self._await_registry(plan.registry, started, deadline)
+            except BaseException:
+                _stop_started(started)
+                raise
+
+    @staticmethod
+    def _launch_kafka(plan: _Plan, java: JavaRuntime, libs: Path, started: list[readiness.Watched]) -> None:
+        """Write every node's configuration, format a new cluster's storage, launch the idle nodes."""
+        program = f"kafka-{KAFKA_VERSION}"
+        caches = [
+            aot_cache(java, plan.config.cache, program, kafka_node.JVM_OPTIONS, libs, node.folder)
+            for node in plan.nodes
+        ]
+        for node in plan.nodes:
+            kafka_node.write_configuration(node, plan.nodes)
+        if plan.cluster_id is None:
+            cluster_id = kafka_node.new_cluster_id()
+            log.info("Formatting storage of %d Kafka node(s) for cluster %s", len(plan.nodes), cluster_id)
+            options = caches[0].jvm_options(may_record=False) if caches[0] else []
+            kafka_node.format_storage(java.executable, libs, plan.nodes, cluster_id, options)
+        for node, cache in zip(plan.nodes, caches, strict=True):
+            if node not in plan.idle_nodes:
+                continue
+            log.info(
+                "Starting Kafka %s node %d on %s (%s)", KAFKA_VERSION, node.node_id, node.address, node.rack
+            )
+            options = cache.jvm_options(may_record=node.node_id == 1) if cache else []
+            _say_if_recording(options, f"Kafka node {node.node_id}")
+            process = kafka_node.launch(java.executable, libs, node, options)
+            logs = (node.server_log, node.stdout_log)
+            started.append(readiness.Watched(f"Kafka node {node.node_id}", process, logs))
+
+    @staticmethod
+    def _launch_registry(
+        plan: _Plan, java: JavaRuntime, install: Path, started: list[readiness.Watched]
+    ) -> None:
+        log.info("Starting Apicurio Registry %s on %s", REGISTRY_VERSION, plan.registry.url)
+        program = f"registry-{REGISTRY_VERSION}"
+        cache = aot_cache(
+            java, plan.config.cache, program, registry.JVM_OPTIONS, install, plan.registry.folder
+        )
+        options = cache.jvm_options(may_record=True) if cache else []
+        _say_if_recording(options, "the registry")
+        process = registry.launch(java.executable, install, plan.registry, plan.info.bootstrap, options)
+        started.append(readiness.Watched("The registry", process, (plan.registry.log_file,)))
+
+    def _config_for(self, brokers: int) -> StackConfig:
+        """The configuration to use: this one, unless processes of a previous `up` still run.
+
+        Then their recorded ports are the truth, and a request for another size or other ports is refused
+        rather than half-applied.
+        """
+        record = self.read_run()
+        if record is None or not self._any_running():
+            return self.config
+        recorded = replace(
+            self.config,
+            kafka_port=record.kafka_port,
+            controller_port=record.controller_port,
+            registry_port=record.registry_port,
+            registry_management_port=record.registry_management_port,
+        )
+        if record.brokers != brokers or recorded != self.config:
+            raise StackError(
+                f"A stack already runs under {self.config.home} with {record.brokers} broker(s) on Kafka "
+                f"port {record.kafka_port} and registry port {record.registry_port}, not what was asked "
+                f"({brokers} broker(s), ports {self.config.kafka_port} and {self.config.registry_port}). "
+                "Use it as it is, or stop it first with `kdp stack down`."
+            )
+        return recorded
+
+    @staticmethod
+    def _await_kafka(plan: _Plan, started: list[readiness.Watched], deadline: float) -> None:
+        began = time.monotonic()
+        logs = [node.server_log for node in plan.nodes]
+        readiness.wait_for_kafka(plan.info.bootstrap, plan.info.brokers, started, deadline, logs)
+        if started:
+            log.info(
+                "Kafka ready: metadata lists %d broker(s) after %.1f s",
+                plan.info.brokers,
+                time.monotonic() - began,
+            )
+
+    @staticmethod
+    def _await_registry(
+        registry_process: RegistryProcess, started: list[readiness.Watched], deadline: float
+    ) -> None:
+        began = time.monotonic()
+        readiness.wait_for_registry(registry_process.url, started, deadline, registry_process.log_file)
+        if started:
+            log.info("Registry ready after %.1f s", time.monotonic() - began)
+        log.info(
+            "Registry global compatibility %s: %s",
+            registry.COMPATIBILITY,
+            registry.ensure_compatibility(registry_process.url),
+        )
+
+    # --------------------------------------------------------------------------------------------- down
+
+    def down(self, purge: bool = False) -> list[str]:
+        """Stop this home's processes (registry, then all Kafka nodes together); `purge` deletes the data.
+
+        Returns one line per process stopped, AOT cache saved and purge, for the CLI to print.
+        """
+        home = self.config.home
+        accounts = []
+        with self._locked():
+            registry_process = RegistryProcess.of(self.config)
+            # The registry first, so it does not spend its last seconds reconnecting; then all nodes at once.
+            batches = [
+                {registry_process.pid_file: registry_process.marker},
+                {
+                    folder / "kafka.pid": processes.marker_argument(folder)
+                    for folder in kafka_node.existing_node_folders(home)
+                },
+            ]
+            for markers in batches:
+                for pid_file, stopped in processes.stop_all(list(markers), markers, STOP_TIMEOUT).items():
+                    accounts.append(f"{_component_name(pid_file)}: {stopped}")
+                    for kept in keep_recordings(pid_file.parent, self.config.cache, not stopped.killed):
+                        accounts.append(f"saved Java's AOT cache {kept} for faster starts")
+            if purge:
+                for path in (kafka_node.kafka_folder(home), registry_process.folder):
+                    shutil.rmtree(path, ignore_errors=True)
+                (home / RUN_FILE).unlink(missing_ok=True)
+                accounts.append(f"deleted the data and logs under {home}")
+        return accounts
+
+    # ------------------------------------------------------------------------------------ observation
+
+    def status(self) -> StackStatus:
+        """Which processes of this home run, where, with which pids; plus cluster id, Java and folders."""
+        config = self._running_config()
+        record = self.read_run()
+        cluster_id, formatted = kafka_node.formatted_cluster(config.home)
+        components = []
+        for index, folder in enumerate(kafka_node.existing_node_folders(config.home)):
+            pid = processes.running_pid(folder / "kafka.pid", processes.marker_argument(folder))
+            address = f"{HOST}:{config.kafka_port + index}"
+            components.append(
+                ComponentStatus(
+                    f"kafka {KAFKA_VERSION} {folder.name}", pid, address, folder / "logs" / "server.log"
+                )
+            )
+        registry_process = RegistryProcess.of(config)
+        if registry_process.folder.exists():
+            components.append(
+                ComponentStatus(
+                    f"registry (Apicurio {REGISTRY_VERSION})",
+                    _pid(registry_process),
+                    registry_process.url,
+                    registry_process.log_file,
+                )
+            )
+        java = record.java_description + f" ({record.java})" if record else None
+        return StackStatus(config.home, config.cache, cluster_id, formatted, components, java)
+
+    def running(self) -> StackInfo | None:
+        """The running stack of this home if every process of its latest `up` runs and it is usable, else
+        None.
+
+        "Usable" is checked with short timeouts: this is for callers deciding whether to start a stack.
+        """
+        record = self.read_run()
+        if record is None:
+            return None
+        config = self._running_config()
+        nodes = kafka_node.plan_nodes(config, record.brokers)
+        registry_process = RegistryProcess.of(config)
+        if any(processes.running_pid(node.pid_file, node.marker) is None for node in nodes):
+            return None
+        if record.with_registry and _pid(registry_process) is None:
+            return None
+        info = StackInfo(
+            config.bootstrap(record.brokers),
+            registry_process.url if record.with_registry else None,
+            record.brokers,
+            config.home,
+        )
+        if readiness.kafka_broker_count(readiness.quiet_admin(info.bootstrap), timeout=5) < info.brokers:
+            return None
+        if info.registry_url and not registry.answers(info.registry_url):
+            return None
+        return info
+
+    def log_files(self, component: str | None = None) -> list[tuple[str, Path]]:
+        """(title, path) of the logs of `component` ("kafka", "registry" or None for both)."""
+        found = []
+        if component in (None, "kafka"):
+            for folder in kafka_node.existing_node_folders(self.config.home):
+                found.append((f"kafka {folder.name}", folder / "logs" / "server.log"))
+        if component in (None, "registry"):
+            found.append(("registry", RegistryProcess.of(self.config).log_file))
+        return [(title, path) for title, path in found if path.exists()]
+
+    def read_run(self) -> RunRecord | None:
+        try:
+            return RunRecord(**json.loads((self.config.home / RUN_FILE).read_text()))
+        except (OSError, ValueError, TypeError):
+            return None
+
+    # -------------------------------------------------------------------------------------- internals
+
+    def _running_config(self) -> StackConfig:
+        """This configuration with the ports of the latest `up`, if any: those are what processes use."""
+        record = self.read_run()
+        if record is None:
+            return self.config
+        return replace(
+            self.config,
+            kafka_port=record.kafka_port,
+            controller_port=record.controller_port,
+            registry_port=record.registry_port,
+            registry_management_port=record.registry_management_port,
+        )
+
+    def _any_running(self) -> bool:
+        registry_process = RegistryProcess.of(self.config)
+        if _pid(registry_process) is not None:
+            return True
+        return any(
+            processes.running_pid(folder / "kafka.pid", processes.marker_argument(folder)) is not None
+            for folder in kafka_node.existing_node_folders(self.config.home)
+        )
+
+    def _prepare_home(self) -> None:
+        """Create the home with its own `.gitignore`: a home inside a checkout never shows up in git."""
+        self.config.home.mkdir(parents=True, exist_ok=True)
+        ignore = self.config.home / ".gitignore"
+        if not ignore.exists():
+            ignore.write_text("# Local stack state (kdp stack): never commit.\n*\n")
+
+    def _write_run(self, record: RunRecord) -> None:
+        (self.config.home / RUN_FILE).write_text(json.dumps(asdict(record), indent=2) + "\n")
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        self._prepare_home()
+        with (self.config.home / ".lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+
+def _pid(registry_process: RegistryProcess) -> int | None:
+    return processes.running_pid(registry_process.pid_file, registry_process.marker)
+
+
+def _ports_to_bind(nodes: list[KafkaNode], registry_process: RegistryProcess | None) -> dict[str, int]:
+    wanted = {}
+    for node in nodes:
+        wanted[f"Kafka node {node.node_id} clients (--kafka-port, {ENV_KAFKA_PORT})"] = node.port
+        wanted[f"Kafka node {node.node_id} controller (--controller-port, {ENV_CONTROLLER_PORT})"] = (
+            node.controller_port
+        )
+    if registry_process is not None:
+        wanted[f"registry API (--registry-port, {ENV_REGISTRY_PORT})"] = registry_process.port
+        wanted[f"registry health (--registry-management-port, {ENV_REGISTRY_MGMT_PORT})"] = (
+            registry_process.management_port
+        )
+    return wanted
+
+
+def _size_mismatch(home: Path, formatted: int, requested: int) -> str:
+    return (
+        f"The Kafka data under {home} is a {formatted}-broker cluster, but {requested} broker(s) were asked "
+        "for. "
+        f"Start it with `--brokers {formatted}`, or delete its data with `kdp stack down --purge` "
+        f"(or use another KDP_HOME) to start a {requested}-broker cluster."
+    )
+
+
+def _component_name(pid_file: Path) -> str:
+    return "registry" if pid_file.parent.name == "registry" else f"kafka {pid_file.parent.name}"
+
+
+def _say_if_recording(options: list[str], what: str) -> None:
+    if any(option.startswith("-XX:AOTCacheOutput") for option in options):
+        log.info(
+            "Recording Java's AOT cache for %s: its first stop takes 10-20 s longer, later starts less CPU",
+            what,
+        )
+
+
+def _stop_started(started: list[readiness.Watched]) -> None:
+    """Stop the processes a failed `up` launched (they are our children: terminate, wait, kill)."""
+    for item in reversed(started):
+        item.process.terminate()
+    for item in reversed(started):
+        try:
+            item.process.wait(timeout=STOP_TIMEOUT)
+        except Exception:
+            item.process.kill()
+            item.process.wait()

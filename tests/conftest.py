@@ -1,0 +1,92 @@
+"""Fixtures shared by all tests: the real local stack for integration tests, and unique names.
+
+`stack` (session-wide) is how integration tests reach Kafka and the registry. It picks, in order:
+1. the stack named by `KDP_BOOTSTRAP` and `KDP_REGISTRY_URL` when both are set (CI services, a cloud cluster);
+2. a stack of ours already running under `$KDP_HOME` (the developer's `kdp stack up`): used and left running;
+3. otherwise it starts one under `$KDP_HOME` and stops it when the session ends.
+While the session runs, `KDP_BOOTSTRAP` and `KDP_REGISTRY_URL` point at that stack, so code that reads its
+settings from the environment (and subprocesses such as `kdp stream`) talks to the same stack as the test.
+
+Only tests marked `integration` may use `stack`: unit tests must never start a JVM.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from localstack.config import StackConfig
+from localstack.ports import free_port_block
+from localstack.stack import LocalStack, StackInfo
+
+STACK_ENVIRONMENT = ("KDP_BOOTSTRAP", "KDP_REGISTRY_URL")
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if "stack" in getattr(item, "fixturenames", ()) and item.get_closest_marker("integration") is None:
+        pytest.fail("only tests marked `integration` may use the `stack` fixture (it starts Kafka)")
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackInfo]:
+    """Bootstrap servers, registry URL and broker count of the stack the integration tests run against."""
+    bootstrap, registry_url = (os.environ.get(name) for name in STACK_ENVIRONMENT)
+    if bootstrap and registry_url:
+        yield StackInfo(bootstrap, registry_url, _broker_count(bootstrap), home=None)
+        return
+    local = LocalStack()
+    info = local.running()
+    ours_to_stop = info is None and not local.status().running
+    if info is None:
+        info = local.up()
+    saved = {name: os.environ.get(name) for name in STACK_ENVIRONMENT}
+    os.environ.update(info.environment())
+    try:
+        yield info
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        if ours_to_stop:
+            local.down()
+
+
+@pytest.fixture
+def isolated_stack(tmp_path: Path) -> Iterator[LocalStack]:
+    """A second stack beside the session's: its own home and free ports, the shared download cache.
+
+    For tests that start, stop or resize a stack. Whatever the test leaves running is stopped afterwards.
+    """
+    first = free_port_block(8)
+    config = StackConfig.from_env(
+        home=tmp_path / "kdp-home",
+        kafka_port=first,
+        controller_port=first + 3,
+        registry_port=first + 6,
+        registry_management_port=first + 7,
+    )
+    local = LocalStack(config)
+    try:
+        yield local
+    finally:
+        local.down(purge=True)
+
+
+@pytest.fixture
+def topic_name(request: pytest.FixtureRequest) -> str:
+    """A topic name no other test (or earlier run) uses: the test's name plus a random suffix."""
+    slug = re.sub(r"[^a-zA-Z0-9._-]+", "-", request.node.name)[:80].strip("-")
+    return f"test-{slug}-{uuid.uuid4().hex[:8]}"
+
+
+def _broker_count(bootstrap: str) -> int:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    return len(admin.list_topics(timeout=30).brokers)

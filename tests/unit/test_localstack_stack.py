@@ -1,0 +1,97 @@
+"""`LocalStack` decisions that need no JVM: refusing another cluster size, an empty home, the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from localstack import cli, stack
+from localstack.config import StackConfig
+from localstack.errors import StackError
+from localstack.stack import LocalStack
+
+
+def _formatted_home(home: Path, nodes: int) -> None:
+    for node_id in range(1, nodes + 1):
+        data = home / "kafka" / f"node-{node_id}" / "data"
+        data.mkdir(parents=True)
+        (data / "meta.properties").write_text(f"node.id={node_id}\nversion=1\ncluster.id=c1\n")
+
+
+@pytest.fixture
+def no_java(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail loudly if the code under test ever gets as far as choosing a JVM."""
+
+    def refuse(_explicit: str | None = None) -> None:
+        raise AssertionError("a unit test reached the JVM")
+
+    monkeypatch.setattr(stack, "find_java", refuse)
+
+
+@pytest.mark.usefixtures("no_java")
+def test_another_cluster_size_than_the_data_is_refused_before_anything_starts(tmp_path: Path) -> None:
+    _formatted_home(tmp_path, 3)
+    local = LocalStack(StackConfig.from_env({}, home=tmp_path, cache=tmp_path / "cache"))
+
+    with pytest.raises(StackError) as error:
+        local.up(brokers=1)
+
+    message = str(error.value)
+    assert "3-broker cluster" in message and "--brokers 3" in message and "kdp stack down --purge" in message
+
+
+def test_status_of_a_fresh_home_lists_nothing_running(tmp_path: Path) -> None:
+    status = LocalStack(StackConfig.from_env({}, home=tmp_path, cache=tmp_path / "cache")).status()
+
+    assert status.cluster_id is None
+    assert status.components == []
+    assert status.running == []
+
+
+def test_down_with_nothing_running_stops_nothing(tmp_path: Path) -> None:
+    _formatted_home(tmp_path, 1)
+    local = LocalStack(StackConfig.from_env({}, home=tmp_path, cache=tmp_path / "cache"))
+
+    assert local.down() == []
+    assert (tmp_path / "kafka" / "node-1" / "data" / "meta.properties").exists()
+
+
+def test_purge_deletes_data_but_not_foreign_files(tmp_path: Path) -> None:
+    _formatted_home(tmp_path, 1)
+    (tmp_path / "notes.txt").write_text("mine")
+    local = LocalStack(StackConfig.from_env({}, home=tmp_path, cache=tmp_path / "cache"))
+
+    local.down(purge=True)
+
+    assert not (tmp_path / "kafka").exists()
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_cli_status_on_an_empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setenv("KDP_HOME", str(tmp_path))
+
+    assert cli.main(["status"]) == 0
+    assert "none formatted yet" in capsys.readouterr().out
+
+
+@pytest.mark.usefixtures("no_java")
+def test_cli_reports_stack_errors_with_exit_code_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    _formatted_home(tmp_path, 3)
+    monkeypatch.setenv("KDP_HOME", str(tmp_path))
+
+    assert cli.main(["up", "--brokers", "1"]) == 1
+    assert "error:" in capsys.readouterr().err
+
+
+def test_cli_parses_up_flags() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cli.add_stack_actions(parser)
+    args = parser.parse_args(["up", "--brokers", "3", "--kafka-port", "19092", "--no-registry"])
+
+    assert (args.brokers, args.kafka_port, args.no_registry, args.registry_port) == (3, 19092, True, None)
+    assert callable(args.handler)
