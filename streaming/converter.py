@@ -1,0 +1,342 @@
+"""The converter loop: consume a batch, transform, encode, produce, complete; repeat.
+
+One loop serves every way of running the converter:
+
+* `kdp stream` subscribes to the source topic in a consumer group and runs until stopped
+  (or until `max_messages`, or until caught up with the end of its partitions);
+* a Dagster conversion run assigns explicit offset ranges and stops at their ends.
+
+Guarantees, whatever the mode:
+
+* every consumed message becomes exactly one output: a processed record on the output topic or
+  a dead letter (original bytes + reason) on the dead-letter topic; nothing is skipped;
+* a batch's offsets are committed only when its output is durable (see `streaming.delivery`);
+  a failed batch is rewound to its first offsets and redone;
+* batches are processed synchronously between two `consume()` calls, and rebalance callbacks
+  only run inside `consume()`, so a partition is never revoked in the middle of a batch;
+* memory is bounded by the batch size and the clients' queue limits, not by the backlog.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from streaming.dead_letter import dead_letter_headers
+from streaming.delivery import BatchFailed, Delivery, ExactlyOnce
+from streaming.avro_codegen import RecordEncodingError
+from streaming.encoding import WireFormatEncoder
+from streaming.offset_ranges import OffsetRange
+from streaming.records import Reason, Rejection
+from streaming.running_insights import RunningInsights
+from streaming.settings import Settings
+from streaming.transform import transform
+
+log = logging.getLogger(__name__)
+
+
+class ConversionStalled(RuntimeError):
+    """Batches kept failing; raised only for callers that bound the number of redos."""
+
+
+@dataclass
+class ConverterSummary:
+    """What a run of the converter did. `consumed == processed + dead_lettered` always holds."""
+
+    consumed: int = 0
+    batches: int = 0
+    redone_batches: int = 0
+    bytes_in: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    finished_at: float | None = None
+    insights: RunningInsights = field(default_factory=RunningInsights)
+
+    @property
+    def processed(self) -> int:
+        return self.insights.processed
+
+    @property
+    def dead_lettered(self) -> int:
+        return self.insights.dead_lettered
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished_at or time.monotonic()) - self.started_at
+
+
+class Converter:
+    """Drives one consumer and one delivery strategy; see the module docstring for guarantees."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        consumer: Consumer,
+        delivery: Delivery,
+        encoder: WireFormatEncoder,
+        *,
+        clock: Callable[[], float] = time.time,
+        poll_timeout: float = 1.0,
+        log_every: float = 10.0,
+    ) -> None:
+        self.settings = settings
+        self.consumer = consumer
+        self.delivery = delivery
+        self.encoder = encoder
+        self.clock = clock
+        self.poll_timeout = poll_timeout
+        self.log_every = log_every
+        self.summary = ConverterSummary()
+        self._range_mode = False
+        self._ends: dict[tuple[str, int], int] = {}
+        self._failed_in_a_row = 0
+
+    # -- modes -------------------------------------------------------------------------------
+
+    def subscribe(self) -> None:
+        """Join the consumer group on the source topic (the `kdp stream` mode)."""
+        self.consumer.subscribe(
+            [self.settings.source_topic],
+            on_assign=lambda _c, parts: log.info("assigned %s", _describe(parts)),
+            on_revoke=lambda _c, parts: log.info("revoked %s", _describe(parts)),
+            on_lost=lambda _c, parts: log.warning("lost %s", _describe(parts)),
+        )
+
+    def assign_ranges(self, ranges: Iterable[OffsetRange]) -> list[OffsetRange]:
+        """Read exactly `ranges` (the Dagster mode), resuming where the group's commit left off.
+
+        A range whose offsets the group has already committed past is skipped; a range partly
+        committed (an earlier attempt of the same run that died) resumes at the committed offset.
+        Returns the ranges that remain to be read.
+        """
+        ranges = list(ranges)
+        committed = self.consumer.committed(
+            [TopicPartition(r.topic, r.partition) for r in ranges], timeout=30
+        )
+        remaining = []
+        for r, tp in zip(ranges, committed, strict=True):
+            start = max(r.start, tp.offset) if tp.offset != OFFSET_INVALID else r.start
+            if start < r.end:
+                remaining.append(OffsetRange(r.topic, r.partition, start, r.end))
+        self._range_mode = True
+        self._ends = {(r.topic, r.partition): r.end for r in remaining}
+        self.consumer.assign([TopicPartition(r.topic, r.partition, r.start) for r in remaining])
+        return remaining
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        stop: threading.Event | None = None,
+        *,
+        max_messages: int | None = None,
+        until_caught_up: bool = False,
+        max_failed_batches: int | None = None,
+    ) -> ConverterSummary:
+        """Convert until `stop` is set, `max_messages` are consumed, the assigned ranges are done,
+        or (with `until_caught_up`) the assigned partitions have no more messages.
+
+        A failed batch is redone, with a growing pause, for as long as it keeps failing: the
+        right thing for a long-running stream waiting out an outage. A bounded caller (a Dagster
+        run) passes `max_failed_batches` to give up with `ConversionStalled` instead, leaving its
+        range uncommitted for a later run.
+        """
+        stop = stop or threading.Event()
+        range_mode = self._range_mode
+        next_log = time.monotonic() + self.log_every
+        while not stop.is_set():
+            if range_mode and not self._ends:
+                break
+            budget = self.settings.batch_size
+            if max_messages is not None:
+                budget = min(budget, max_messages - self.summary.consumed)
+                if budget <= 0:
+                    break
+            messages = self.consumer.consume(budget, self.poll_timeout)
+            if messages:
+                self._convert_batch(messages)
+                if max_failed_batches is not None and self._failed_in_a_row > max_failed_batches:
+                    raise ConversionStalled(f"{self._failed_in_a_row} batches in a row failed; see the log")
+            elif range_mode:
+                self._finish_ranges_ended_by_markers()
+            elif until_caught_up and self._caught_up():
+                break
+            if time.monotonic() >= next_log:
+                self._log_progress()
+                next_log = time.monotonic() + self.log_every
+        self.summary.finished_at = time.monotonic()
+        self._log_progress()
+        return self.summary
+
+    def close(self) -> None:
+        """Finish deliveries and leave the group. Safe to call once after `run`."""
+        try:
+            self.delivery.close()
+        finally:
+            self.consumer.close()
+
+    def _convert_batch(self, messages: list[Message]) -> None:
+        """Convert and deliver one batch, or rewind it to its first offsets when it fails."""
+        delivery = self.delivery
+        produce = delivery.producer.produce
+        poll = delivery.producer.poll
+        encode = self.encoder.encode
+        insights = RunningInsights()  # merged into the summary only if the batch succeeds
+        output, dlq = self.settings.output_topic, self.settings.dlq_topic
+        ends = self._ends
+        now_ms = int(self.clock() * 1000)
+        first: dict[tuple[str, int], int] = {}
+        after: dict[tuple[str, int], int] = {}
+        nbytes = 0
+        count = 0
+
+        delivery.begin()
+        try:
+            for message in messages:
+                error = message.error()
+                if error is not None:
+                    _raise_unless_transient(error)
+                    continue
+                topic, partition, offset = message.topic(), message.partition(), message.offset()
+                where = (topic, partition)
+                if ends and offset >= ends.get(where, offset + 1):
+                    continue  # beyond this run's range: a later range's work
+                if where not in first:
+                    first[where] = offset
+                after[where] = offset + 1
+                count += 1
+                value = message.value()
+                if value is not None:
+                    nbytes += len(value)
+                result = transform(value, topic, partition, offset, now_ms)
+                if type(result) is dict:
+                    try:
+                        # The output's timestamp is the event time, so that readers can find an
+                        # event-time window with offsets_for_times.
+                        out = (output, encode(result), result["user_id"].encode(), result["event_time"], None)
+                        insights.add_record(result["device_type"], result["locale"])
+                    except RecordEncodingError as error:  # the schema cannot hold it: a dead letter
+                        result = Rejection(Reason.ENCODING_FAILED, str(error))
+                if type(result) is not dict:
+                    assert isinstance(result, Rejection)
+                    source_ts = message.timestamp()[1]
+                    headers = dead_letter_headers(result, topic, partition, offset, source_ts, now_ms)
+                    out = (dlq, value, message.key(), max(source_ts, 0), headers)
+                    insights.add_rejection(result.reason)
+                while True:
+                    try:
+                        produce(out[0], out[1], out[2], timestamp=out[3], headers=out[4])
+                        break
+                    except BufferError:
+                        poll(0.05)  # the producer queue is full: wait for the brokers (back-pressure)
+            if after:
+                delivery.complete(self.consumer, [TopicPartition(t, p, o) for (t, p), o in after.items()])
+        except BatchFailed as failure:
+            self._rewind(first, str(failure))
+            return
+        except BaseException:
+            if isinstance(delivery, ExactlyOnce):
+                _abort_quietly(delivery)
+            raise
+        self._failed_in_a_row = 0
+        self.summary.consumed += count
+        self.summary.batches += 1
+        self.summary.bytes_in += nbytes
+        self.summary.insights.merge(insights)
+        for where, offset in after.items():
+            if where in ends and offset >= ends[where]:
+                del ends[where]
+                self.consumer.pause([TopicPartition(*where)])
+
+    def _rewind(self, first: dict[tuple[str, int], int], reason: str) -> None:
+        self.summary.redone_batches += 1
+        self._failed_in_a_row += 1
+        log.warning("batch failed (%s); redoing it from %s", reason, first)
+        for (topic, partition), offset in first.items():
+            try:
+                self.consumer.seek(TopicPartition(topic, partition, offset))
+            except KafkaException as error:  # revoked meanwhile: its new owner resumes from the commit
+                log.info("not rewinding %s[%d]: %s", topic, partition, error)
+        time.sleep(min(0.5 * self._failed_in_a_row, 5.0))
+
+    def _finish_ranges_ended_by_markers(self) -> None:
+        """Close ranges whose position passed their end without a message at `end - 1`.
+
+        On a transactional source the last offsets of a range can be commit markers, which are
+        never delivered: the consumer's position, not the last message, tells that a range is
+        read. Its end offset is then committed so that the group's progress matches the range.
+        """
+        done = []
+        for (topic, partition), end in self._ends.items():
+            position = self.consumer.position([TopicPartition(topic, partition)])[0].offset
+            if position >= end:
+                done.append(TopicPartition(topic, partition, end))
+        if done:
+            self.consumer.commit(offsets=done, asynchronous=False)
+            self.consumer.pause(done)
+            for tp in done:
+                del self._ends[(tp.topic, tp.partition)]
+
+    def _caught_up(self) -> bool:
+        """True when every assigned partition's position has reached its end offset."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return False
+        for tp in assignment:
+            low, high = self.consumer.get_watermark_offsets(tp, timeout=10)
+            position = self.consumer.position([tp])[0].offset
+            if position < 0:
+                committed = self.consumer.committed([tp], timeout=10)[0].offset
+                position = committed if committed >= 0 else low
+            if position < high:
+                return False
+        return True
+
+    def _log_progress(self) -> None:
+        s = self.summary
+        rate = s.consumed / s.elapsed if s.elapsed > 0 else 0.0
+        lag = self._lag()
+        log.info(
+            "%.0f msg/s, %.1f MB/s, lag %s, batches %d (redone %d); %s",
+            rate,
+            s.bytes_in / s.elapsed / 1e6 if s.elapsed > 0 else 0.0,
+            "?" if lag is None else lag,
+            s.batches,
+            s.redone_batches,
+            s.insights.summary(),
+        )
+
+    def _lag(self) -> int | None:
+        try:
+            assignment = self.consumer.assignment()
+            positions = self.consumer.position(assignment)
+            total = 0
+            for tp in positions:
+                _low, high = self.consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    total += max(high - tp.offset, 0)
+            return total
+        except KafkaException:
+            return None
+
+
+def _describe(partitions: list[TopicPartition]) -> str:
+    return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
+
+
+def _raise_unless_transient(error: KafkaError) -> None:
+    """Consumer errors arrive as messages; the fatal ones end the loop, the rest are logged."""
+    if error.fatal():
+        raise KafkaException(error)
+    log.warning("consumer: %s", error.str())
+
+
+def _abort_quietly(delivery: ExactlyOnce) -> None:
+    try:
+        delivery.producer.abort_transaction(30)
+    except KafkaException as error:
+        log.warning("abort_transaction: %s", error.args[0].str())

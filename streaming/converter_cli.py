@@ -1,0 +1,57 @@
+"""`kdp stream`: run the converter from the command line until stopped, or bounded."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from streaming.settings import DELIVERY_MODES, Settings
+
+log = logging.getLogger(__name__)
+
+
+def add_stream_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "stream",
+        help="convert user-login JSON into Avro on processed-data (dead letters aside)",
+        description="Consume the source topic in the converter's group, convert, produce, commit. "
+        "Settings come from KDP_* environment variables; the flags below override them.",
+    )
+    parser.add_argument("--delivery", choices=DELIVERY_MODES, help="default: $KDP_DELIVERY or at-least-once")
+    parser.add_argument("--batch-size", type=int, help="messages per batch (default: $KDP_BATCH_SIZE or 5000)")
+    parser.add_argument("--instance", help="stable name of this instance (exactly-once transactional id suffix)")
+    parser.add_argument("--max-messages", type=int, help="stop after this many messages")
+    parser.add_argument("--until-caught-up", action="store_true", help="stop when no message is left to read")
+    parser.add_argument("--log-every", type=float, default=10.0, help="seconds between progress lines")
+    parser.set_defaults(handler=run_stream)
+
+
+def run_stream(args: argparse.Namespace) -> int:
+    from streaming.pipeline import open_converter
+
+    if args.max_messages is not None and args.max_messages < 1:
+        raise SystemExit("kdp stream: --max-messages must be at least 1")
+    settings = Settings.from_env(delivery=args.delivery, batch_size=args.batch_size)
+    stop = threading.Event()
+
+    def request_stop(signum: int, _frame: object) -> None:
+        log.info("%s received: finishing the current batch, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    converter = open_converter(settings, instance=args.instance, log_every=args.log_every)
+    log.info("converting %s -> %s (%s), dead letters -> %s", settings.source_topic,
+             settings.output_topic, settings.delivery, settings.dlq_topic)
+    converter.subscribe()
+    try:
+        summary = converter.run(stop, max_messages=args.max_messages, until_caught_up=args.until_caught_up)
+    finally:
+        converter.close()
+    print(
+        f"consumed {summary.consumed}, processed {summary.processed}, dead letters {summary.dead_lettered}, "
+        f"{summary.consumed / summary.elapsed if summary.elapsed else 0:.0f} msg/s over {summary.elapsed:.1f}s"
+    )
+    return 0

@@ -1,0 +1,44 @@
+"""An offset range of one partition: the unit of work the Dagster sensor hands to a run.
+
+Ranges, not payloads, travel in run config: a run reads its range from Kafka itself, so run
+storage stays small and a redone run reads exactly the same messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class OffsetRange:
+    """Offsets `start` (inclusive) to `end` (exclusive) of `topic`/`partition`."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+    def __post_init__(self) -> None:
+        if self.partition < 0 or self.start < 0 or self.end < self.start:
+            raise ValueError(f"not an offset range: {self}")
+
+    @property
+    def key(self) -> str:
+        """`topic:partition:start-end`: unique per range, used as the Dagster run key."""
+        return f"{self.topic}:{self.partition}:{self.start}-{self.end}"
+
+    @classmethod
+    def parse(cls, key: str) -> OffsetRange:
+        topic, partition, span = key.rsplit(":", 2)
+        start, end = span.split("-")
+        return cls(topic, int(partition), int(start), int(end))
+
+    def __len__(self) -> int:
+        return self.end - self.start
+
+
+def split_range(topic: str, partition: int, start: int, end: int, max_size: int) -> list[OffsetRange]:
+    """Cut `[start, end)` into consecutive ranges of at most `max_size` offsets."""
+    if max_size < 1:
+        raise ValueError("max_size must be at least 1")
+    return [OffsetRange(topic, partition, s, min(s + max_size, end)) for s in range(start, end, max_size)]

@@ -1,0 +1,58 @@
+"""Assembling a ready converter: settings -> registered schema -> encoder, consumer, delivery.
+
+The one place where `kdp stream`, the Dagster conversion job and the benchmarks build the
+converter, so all three run the same transform, encoder and delivery code.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from pathlib import Path
+
+from confluent_kafka.schema_registry import SchemaRegistryClient
+
+from streaming.converter import Converter
+from streaming.encoding import WireFormatEncoder
+from streaming.kafka_clients import make_consumer, make_delivery
+from streaming.schema_registry import ensure_value_schema, load_schema
+from streaming.settings import Settings
+from streaming.topics import value_subject
+
+log = logging.getLogger(__name__)
+
+SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
+PROCESSED_SCHEMA = SCHEMAS / "processed-data-value.avsc"
+
+
+def register_output_schema(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> WireFormatEncoder:
+    """Register (or find) the output schema under its subject and build its encoder.
+
+    Raises `SchemaIncompatibleError` naming the subject when the registry refuses the schema:
+    the converter must not start writing records that readers could not decode.
+    """
+    schema_str = load_schema(schema_path)
+    client = SchemaRegistryClient(settings.registry_config())
+    subject = value_subject(settings.output_topic)
+    schema_id = ensure_value_schema(client, subject, schema_str).schema_id
+    log.info("output schema registered as id %d under subject %s", schema_id, subject)
+    return WireFormatEncoder(schema_id, schema_str)
+
+
+def default_instance() -> str:
+    """A name for this converter that is stable across its restarts on the same host."""
+    return socket.gethostname()
+
+
+def open_converter(
+    settings: Settings,
+    *,
+    instance: str | None = None,
+    encoder: WireFormatEncoder | None = None,
+    **converter_options: object,
+) -> Converter:
+    """A converter with its clients connected and its output schema registered."""
+    encoder = encoder or register_output_schema(settings)
+    consumer = make_consumer(settings)
+    delivery = make_delivery(settings, instance or default_instance())
+    return Converter(settings, consumer, delivery, encoder, **converter_options)  # type: ignore[arg-type]

@@ -1,0 +1,149 @@
+"""The converter against the real broker and registry: every message accounted for, in both modes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from kafka_io import create_topics, read_all
+
+from streaming.dead_letter import read_dead_letter_headers
+from streaming.events import EventFactory, IrregularityRates
+from streaming.generator import generate
+from streaming.pipeline import SCHEMAS, open_converter, register_output_schema
+from streaming.schema_registry import SchemaIncompatibleError
+from streaming.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 50_000
+
+
+def _settings(stack, delivery: str, **overrides) -> Settings:
+    run = uuid.uuid4().hex[:8]
+    return Settings.from_env(
+        {},
+        bootstrap=stack.bootstrap,
+        registry_url=stack.registry_url,
+        source_topic=f"login-{run}",
+        output_topic=f"processed-{run}",
+        dlq_topic=f"login-{run}.dlq",
+        group_id=f"converter-{run}",
+        transactional_id=f"converter-{run}",
+        delivery=delivery,
+        **overrides,
+    )
+
+
+def _fill_source(settings: Settings, count: int, seed: int = 7) -> dict[tuple[int, int], bytes]:
+    """Create the topics, produce `count` events (>= 5% malformed), return them by (partition, offset)."""
+    create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 3)
+    factory = EventFactory(seed, IrregularityRates.with_malformed(0.08))
+    summary = generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=count)
+    assert summary.ok and summary.delivered == count
+    return {(m.partition(), m.offset()): m.value() for m in read_all(settings.bootstrap, settings.source_topic)}
+
+
+def _outputs(settings: Settings) -> tuple[list[dict], list]:
+    deserialize = AvroDeserializer(SchemaRegistryClient(settings.registry_config()))
+    context = SerializationContext(settings.output_topic, MessageField.VALUE)
+    records = [deserialize(m.value(), context) for m in read_all(settings.bootstrap, settings.output_topic)]
+    return records, read_all(settings.bootstrap, settings.dlq_topic)
+
+
+def _source_positions(records: list[dict], dead_letters: list) -> Counter:
+    positions: Counter = Counter((r["source_partition"], r["source_offset"]) for r in records)
+    for m in dead_letters:
+        headers = read_dead_letter_headers(m.headers())
+        positions[(int(headers["kdp.dlq.source.partition"]), int(headers["kdp.dlq.source.offset"]))] += 1
+    return positions
+
+
+@pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
+def test_every_event_becomes_one_record_or_one_dead_letter(stack, delivery):
+    settings = _settings(stack, delivery)
+    source = _fill_source(settings, EVENTS)
+    converter = open_converter(settings, instance="test")
+    converter.subscribe()
+    try:
+        summary = converter.run(until_caught_up=True)
+    finally:
+        converter.close()
+
+    records, dead_letters = _outputs(settings)
+    assert summary.consumed == EVENTS
+    assert len(records) + len(dead_letters) == EVENTS
+    assert len(dead_letters) >= 0.05 * EVENTS
+    assert (summary.processed, summary.dead_lettered) == (len(records), len(dead_letters))
+    assert set(_source_positions(records, dead_letters).values()) == {1}
+    for record in records:
+        assert record["source_topic"] == settings.source_topic
+        assert record["device_type"] == record["device_type"].lower()
+    for m in dead_letters:
+        headers = read_dead_letter_headers(m.headers())
+        original = source[(int(headers["kdp.dlq.source.partition"]), int(headers["kdp.dlq.source.offset"]))]
+        assert m.value() == original or (m.value() is None and original in (None, b""))
+        assert headers["kdp.dlq.reason"]
+    missing_device = [r for r in records if r["device_type"] == "unknown"]
+    assert missing_device, "about 5% of events lack device_type and must default to 'unknown'"
+
+
+def test_kill_9_in_exactly_once_loses_and_duplicates_nothing(stack, tmp_path):
+    settings = _settings(stack, "exactly-once", batch_size=2000)
+    _fill_source(settings, EVENTS)
+    env = {
+        **os.environ,
+        "KDP_BOOTSTRAP": settings.bootstrap,
+        "KDP_REGISTRY_URL": settings.registry_url,
+        "KDP_SOURCE_TOPIC": settings.source_topic,
+        "KDP_OUTPUT_TOPIC": settings.output_topic,
+        "KDP_DLQ_TOPIC": settings.dlq_topic,
+        "KDP_GROUP_ID": settings.group_id,
+        "KDP_TRANSACTIONAL_ID": settings.transactional_id,
+        "KDP_DELIVERY": "exactly-once",
+        "KDP_BATCH_SIZE": "2000",
+    }
+    command = [sys.executable, "-m", "streaming.cli", "stream", "--instance", "one", "--log-every", "0.5"]
+    victim = subprocess.Popen([*command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # Kill it once it has committed some, but not all, of its work.
+    deadline = time.monotonic() + 120
+    for line in victim.stdout:  # type: ignore[union-attr]
+        if "batches" in line and " batches 0 " not in line:
+            try:
+                batches = int(line.split(" batches ")[1].split()[0])
+            except (IndexError, ValueError):
+                batches = 0
+            if batches >= 3:
+                break
+        assert time.monotonic() < deadline, "the converter made no progress"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    before_restart = _outputs(settings)
+    assert len(before_restart[0]) + len(before_restart[1]) < EVENTS, "killed too late to prove anything"
+
+    finish = subprocess.run([*command, "--until-caught-up"], env=env, capture_output=True, text=True, timeout=300)
+    assert finish.returncode == 0, finish.stdout + finish.stderr
+
+    records, dead_letters = _outputs(settings)
+    positions = _source_positions(records, dead_letters)
+    assert len(positions) == EVENTS, "lost messages"
+    assert set(positions.values()) == {1}, "duplicated messages"
+
+
+def test_incompatible_schema_is_refused_and_the_converter_does_not_start(stack):
+    settings = _settings(stack, "at-least-once")
+    register_output_schema(settings)  # v1, the current contract
+    with pytest.raises(SchemaIncompatibleError) as refused:
+        register_output_schema(settings, SCHEMAS / "evolution" / "incompatible.avsc")
+    assert f"{settings.output_topic}-value" in str(refused.value)
+    compatible = register_output_schema(settings, SCHEMAS / "evolution" / "compatible-v2.avsc")
+    assert compatible.schema_id != register_output_schema(settings).schema_id
