@@ -1,0 +1,270 @@
+"""The reassignment planner and executor on a real three-broker cluster, and against Kafka's `--generate`.
+
+The cluster is a private one (its own KDP_HOME in a temporary folder, free ports, no registry) so that
+moving replicas and throttling brokers never disturbs the shared stack other tests use. Each node
+has its own rack (rack-a, rack-b, rack-c), so the plans are rack-aware as in production.
+
+What is shown, per scenario: the plan hits its lower bound of moves; the executor throttles the copy,
+ends with exactly the planned replicas and leaders, loses no data (end offsets unchanged), and leaves
+no throttle behind, also when it gives up at its deadline. The move counts of our plan, its lower
+bound and Kafka's `--generate` are printed (run with `-s` to see them).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+from kafka.admin import KafkaAdminClient
+
+from localstack.config import StackConfig
+from localstack.java import find_java
+from localstack.maven import kafka_libs
+from localstack.ports import free_port_block
+from localstack.stack import LocalStack, StackInfo
+from orchestration.reassignment.cluster_state import read_cluster_state
+from orchestration.reassignment.executor import (
+    PartitionStatus,
+    ReassignmentTimeout,
+    Throttles,
+    current_throttles,
+    execute,
+    kafka_python_admin,
+    verify,
+)
+from orchestration.reassignment.plan_json import parse_reassignment_json
+from orchestration.reassignment.planner import Partition, plan_reassignment
+from streaming.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+BROKERS = (1, 2, 3)
+PARTITIONS = 12
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackInfo, StackConfig]]:
+    first = free_port_block(8)
+    config = StackConfig.from_env(
+        home=tmp_path_factory.mktemp("kdp-reassignment"),
+        kafka_port=first,
+        controller_port=first + 3,
+        registry_port=first + 6,
+        registry_management_port=first + 7,
+    )
+    local = LocalStack(config)
+    try:
+        yield local.up(brokers=len(BROKERS), with_registry=False), config
+    finally:
+        local.down(purge=True)
+
+
+@pytest.fixture(scope="module")
+def admin(cluster) -> AdminClient:
+    return AdminClient({"bootstrap.servers": cluster[0].bootstrap})
+
+
+@pytest.fixture(scope="module")
+def kafka_admin(cluster) -> Iterator[KafkaAdminClient]:
+    client = kafka_python_admin(Settings(bootstrap=cluster[0].bootstrap))
+    yield client
+    client.close()
+
+
+def create_topic(admin: AdminClient, bootstrap: str, name: str, layout: list[list[int]], kib: int) -> None:
+    """A topic with an explicit replica layout and `kib` KiB of records in each partition."""
+    admin.create_topics([NewTopic(name, len(layout), replica_assignment=layout)])[name].result(timeout=30)
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "none"})
+    payload = bytes(1024)
+    for partition in range(len(layout)):
+        for _ in range(kib):
+            producer.produce(name, payload, partition=partition)
+            producer.poll(0)
+    assert producer.flush(60) == 0
+
+
+def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reassignment-test-offsets"})
+    try:
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
+            for p in range(PARTITIONS)
+        }
+    finally:
+        consumer.close()
+
+
+def kafka_generate(
+    config: StackConfig, bootstrap: str, topic: str, work: Path, *options: str
+) -> dict[Partition, tuple[int, ...]]:
+    """Kafka's own proposal: `kafka-reassign-partitions --generate` for `topic` over all brokers."""
+    topics_file = work / "topics-to-move.json"
+    topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
+    command = [
+        find_java(config.java).executable,
+        "-cp",
+        f"{kafka_libs(config.cache)}/*",
+        "org.apache.kafka.tools.reassign.ReassignPartitionsCommand",
+        "--bootstrap-server",
+        bootstrap,
+        "--topics-to-move-json-file",
+        str(topics_file),
+        "--broker-list",
+        ",".join(map(str, BROKERS)),
+        "--generate",
+        *options,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=120, check=True).stdout
+    lines = output.splitlines()
+    proposal = lines[lines.index("Proposed partition reassignment configuration") + 1]
+    return parse_reassignment_json(proposal)
+
+
+def moves_between(
+    current: dict[Partition, tuple[int, ...]], proposed: dict[Partition, tuple[int, ...]]
+) -> int:
+    return sum(len(set(replicas) - set(current[tp])) for tp, replicas in proposed.items())
+
+
+def wait_for_leaders(
+    admin: AdminClient, topic: str, expected: dict[Partition, tuple[int, ...]]
+) -> dict[int, int]:
+    """Leader of each partition once they equal the planned first replicas (elections take a moment)."""
+    deadline = time.monotonic() + 60
+    while True:
+        partitions = admin.list_topics(topic, timeout=30).topics[topic].partitions
+        leaders = {p: meta.leader for p, meta in partitions.items()}
+        if all(leaders[p] == expected[topic, p][0] for p in leaders) or time.monotonic() > deadline:
+            return leaders
+        time.sleep(0.5)
+
+
+def report(scenario: str, ours: int, bound: int, kafka: int | None) -> None:
+    print(f"\n[reassignment] {scenario}: ours {ours} moves, lower bound {bound}, kafka --generate {kafka}")
+
+
+def test_spreading_a_topic_from_one_broker_over_three(cluster, admin, kafka_admin, topic_name, tmp_path):
+    info, config = cluster
+    create_topic(admin, info.bootstrap, topic_name, [[1]] * PARTITIONS, kib=256)
+    before = end_offsets(info.bootstrap, topic_name)
+
+    state = read_cluster_state(admin, [topic_name])
+    assert state.assignment == {(topic_name, p): (1,) for p in range(PARTITIONS)}
+    assert state.brokers == BROKERS
+    assert state.racks == {1: "rack-a", 2: "rack-b", 3: "rack-c"}
+    plan = plan_reassignment(state.assignment, state.brokers, state.racks)
+    kafka_moves = moves_between(
+        state.assignment, kafka_generate(config, info.bootstrap, topic_name, tmp_path)
+    )
+    report("12 partitions RF 1 from broker 1 to 1,2,3", plan.moves, plan.lower_bound, kafka_moves)
+    assert plan.moves == plan.lower_bound == 8
+    assert plan.moves <= kafka_moves
+
+    result = execute(kafka_admin, plan, throttle_bytes_per_second=20_000_000, timeout_s=180)
+
+    assert set(result.throttles.brokers) == set(BROKERS)
+    assert set(result.statuses.values()) == {PartitionStatus.COMPLETE}
+    assert read_cluster_state(admin, [topic_name]).assignment == plan.proposed
+    assert current_throttles(kafka_admin, BROKERS, [topic_name]) == Throttles()
+    assert end_offsets(info.bootstrap, topic_name) == before
+    leaders = wait_for_leaders(admin, topic_name, plan.proposed)
+    assert Counter(leaders.values()) == {1: 4, 2: 4, 3: 4}
+
+
+def test_raising_the_replication_factor_from_one_to_three(cluster, admin, kafka_admin, topic_name):
+    info, _ = cluster
+    create_topic(admin, info.bootstrap, topic_name, [[1 + p % 3] for p in range(PARTITIONS)], kib=256)
+    before = end_offsets(info.bootstrap, topic_name)
+
+    state = read_cluster_state(admin, [topic_name])
+    plan = plan_reassignment(state.assignment, state.brokers, state.racks, replication_factor=3)
+    report(
+        "12 partitions RF 1 -> 3 on 1,2,3 (--generate cannot change RF)", plan.moves, plan.lower_bound, None
+    )
+    assert plan.moves == plan.lower_bound == 2 * PARTITIONS
+    assert all(plan.proposed[tp][0] == state.assignment[tp][0] for tp in plan.proposed), "leaders stay"
+
+    result = execute(kafka_admin, plan, throttle_bytes_per_second=20_000_000, timeout_s=180)
+
+    assert set(result.statuses.values()) == {PartitionStatus.COMPLETE}
+    described = admin.list_topics(topic_name, timeout=30).topics[topic_name].partitions
+    assert all(sorted(meta.replicas) == [1, 2, 3] for meta in described.values())
+    assert all(sorted(meta.isrs) == [1, 2, 3] for meta in described.values()), "every new replica caught up"
+    assert current_throttles(kafka_admin, BROKERS, [topic_name]) == Throttles()
+    assert end_offsets(info.bootstrap, topic_name) == before
+    assert verify(kafka_admin, plan) == dict.fromkeys(plan.changed, PartitionStatus.COMPLETE)
+
+
+def test_adding_a_broker_to_a_two_broker_topic_against_kafkas_generate(cluster, admin, topic_name, tmp_path):
+    info, config = cluster
+    layout = [[1, 2] if p % 2 else [2, 1] for p in range(PARTITIONS)]
+    create_topic(admin, info.bootstrap, topic_name, layout, kib=1)
+    state = read_cluster_state(admin, [topic_name])
+    plan = plan_reassignment(state.assignment, state.brokers, state.racks)
+    assert plan.moves == plan.lower_bound == 8
+    assert plan.replicas_after == {1: 8, 2: 8, 3: 8}
+
+    # Kafka's proposals ignore the current layout: when one moves less than ours, it leaves brokers uneven.
+    for options in ((), ("--disable-rack-aware",)) * 3:
+        proposal = kafka_generate(config, info.bootstrap, topic_name, tmp_path, *options)
+        counts = Counter(b for replicas in proposal.values() for b in replicas)
+        kafka_moves = moves_between(state.assignment, proposal)
+        per_broker = dict(sorted(counts.items()))
+        scenario = f"12 partitions RF 2 on 1,2 to 1,2,3 {' '.join(options)} (kafka per broker {per_broker})"
+        report(scenario, plan.moves, plan.lower_bound, kafka_moves)
+        if kafka_moves < plan.moves:
+            assert max(counts.values()) - min(counts.values()) > 1
+
+
+def test_the_throttle_is_removed_when_the_executor_gives_up(cluster, admin, kafka_admin, topic_name):
+    info, _ = cluster
+    create_topic(admin, info.bootstrap, topic_name, [[1]] * PARTITIONS, kib=2048)
+    state = read_cluster_state(admin, [topic_name])
+    plan = plan_reassignment(state.assignment, state.brokers, state.racks)
+    seen_while_running: list[Throttles] = []
+    outcome: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            execute(
+                kafka_admin_for_thread,
+                plan,
+                throttle_bytes_per_second=50_000,
+                timeout_s=8,
+                poll_interval_s=0.5,
+            )
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome.append(error)
+
+    kafka_admin_for_thread = kafka_python_admin(Settings(bootstrap=info.bootstrap))
+    worker = threading.Thread(target=run)
+    worker.start()
+    while worker.is_alive():
+        throttles = current_throttles(kafka_admin, BROKERS, [topic_name])
+        if throttles.topics:
+            seen_while_running.append(throttles)
+            break
+        time.sleep(0.2)
+    worker.join(timeout=120)
+    kafka_admin_for_thread.close()
+
+    assert seen_while_running, "the throttle was in force while copying"
+    assert set(seen_while_running[0].brokers) == set(BROKERS)
+    assert len(outcome) == 1 and isinstance(outcome[0], ReassignmentTimeout)
+    assert PartitionStatus.IN_PROGRESS in outcome[0].statuses.values()
+    assert current_throttles(kafka_admin, BROKERS, [topic_name]) == Throttles()
+    # Unthrottled, the cluster finishes the job on its own.
+    deadline = time.monotonic() + 120
+    while (
+        set(verify(kafka_admin, plan).values()) != {PartitionStatus.COMPLETE} and time.monotonic() < deadline
+    ):
+        time.sleep(1)
+    assert set(verify(kafka_admin, plan).values()) == {PartitionStatus.COMPLETE}
