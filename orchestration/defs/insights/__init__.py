@@ -1,0 +1,17 @@
+"""The insights area: hourly partitioned assets computed from processed-data, their checks and schedule.
+
+Resources expected under the keys `kafka` (`KafkaResource`) and `registry` (`SchemaRegistryResource`),
+bound by the top-level `orchestration.definitions`.
+"""
+
+import dagster as dg
+
+from orchestration.defs.insights.assets import PROCESSED_DATA, hourly_insights
+from orchestration.defs.insights.checks import processed_data_freshness
+from orchestration.defs.insights.schedules import insights_hourly_schedule
+
+defs = dg.Definitions(
+    assets=[PROCESSED_DATA, hourly_insights],
+    asset_checks=[processed_data_freshness],
+    schedules=[insights_hourly_schedule],
+)

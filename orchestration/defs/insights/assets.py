@@ -1,0 +1,246 @@
+"""Hourly insight assets over `processed-data`, one partition per UTC hour of event time.
+
+One multi-asset reads the hour once (`window_reader.read_window`) and materializes seven assets from it:
+
+    processed_data (external: the topic) -> login_window -> device_type_distribution, top_locales,
+                                                            app_version_adoption, unique_users_devices,
+                                                            events_per_minute, dead_letter_rate
+
+`login_window` is the hour's totals and what was read to get them (offsets per partition); the others are
+views of the same tally. Reading once keeps them consistent with each other and costs one pass over Kafka;
+the price is that they are always materialized together (`can_subset=False`). Rows go to DuckDB
+(`insights.store`), replaced per partition, so a re-run or a backfill of an hour is idempotent. The two
+checks that judge the read itself run here, on the read's own evidence (see `checks`).
+
+No `from __future__ import annotations` here: Dagster reads the config and resource parameter types of
+the decorated functions at import time, and string annotations make it refuse them.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import dagster as dg
+
+from orchestration.defs.insights.checks import (
+    COUNTS_CONSISTENT,
+    DEAD_LETTER_RATE_BELOW_THRESHOLD,
+    DEFAULT_MAX_DEAD_LETTER_RATE,
+    counts_consistency,
+    dead_letter_rate_check,
+)
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
+from orchestration.insights import aggregates, charts, store
+from orchestration.insights.aggregates import MINUTE_MS
+from orchestration.insights.window_reader import DEFAULT_SLACK_MS, WindowScan, read_window
+
+GROUP = "insights"
+HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-11-01-00:00", timezone="UTC")
+
+PROCESSED_DATA = dg.AssetSpec(
+    "processed_data",
+    description="Avro login records (Confluent wire format) on the Kafka topic `processed-data` "
+    "(KDP_OUTPUT_TOPIC), Kafka timestamp = event_time. Written by the converter from `user_login`.",
+    deps=["user_login"],  # declared by the conversion area; named by key so the areas stay independent
+    group_name="streams",
+    kinds={"kafka"},
+)
+
+
+def _spec(name: str, description: str, deps: Sequence[dg.AssetSpec | str]) -> dg.AssetSpec:
+    return dg.AssetSpec(name, description=description, deps=deps, group_name=GROUP, kinds={"duckdb"})
+
+
+LOGIN_WINDOW = _spec(
+    "login_window",
+    "Totals of the hour's logins and dead letters, and the offsets read per partition to count them.",
+    [PROCESSED_DATA],
+)
+DEVICE_TYPE_DISTRIBUTION = _spec("device_type_distribution", "Logins per device type.", [LOGIN_WINDOW])
+TOP_LOCALES = _spec("top_locales", "The locales with the most logins.", [LOGIN_WINDOW])
+APP_VERSION_ADOPTION = _spec(
+    "app_version_adoption",
+    "Logins per app version, and devices on each version at their latest login.",
+    [LOGIN_WINDOW],
+)
+UNIQUE_USERS_DEVICES = _spec(
+    "unique_users_devices", "Distinct users and devices that logged in.", [LOGIN_WINDOW]
+)
+EVENTS_PER_MINUTE = _spec(
+    "events_per_minute", "Logins per minute of event time, quiet minutes included.", [LOGIN_WINDOW]
+)
+DEAD_LETTER_RATE = _spec(
+    "dead_letter_rate", "Dead letters of the hour, by reason, and their share.", [LOGIN_WINDOW]
+)
+
+
+class InsightsConfig(dg.Config):
+    slack_minutes: int = DEFAULT_SLACK_MS // MINUTE_MS
+    """How late (in log order) a record may arrive and still be counted in its hour. Keep the schedule's
+    minute after this, so that the end of the slack is already in the log when the hour is read."""
+    max_dead_letter_rate: float = DEFAULT_MAX_DEAD_LETTER_RATE
+    top_locales: int = 10
+
+
+@dg.multi_asset(
+    specs=[
+        LOGIN_WINDOW,
+        DEVICE_TYPE_DISTRIBUTION,
+        TOP_LOCALES,
+        APP_VERSION_ADOPTION,
+        UNIQUE_USERS_DEVICES,
+        EVENTS_PER_MINUTE,
+        DEAD_LETTER_RATE,
+    ],
+    check_specs=[COUNTS_CONSISTENT, DEAD_LETTER_RATE_BELOW_THRESHOLD],
+    partitions_def=HOURLY,
+    can_subset=False,
+)
+def hourly_insights(
+    context: dg.AssetExecutionContext,
+    config: InsightsConfig,
+    kafka: KafkaResource,
+    registry: SchemaRegistryResource,
+) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    window = context.partition_time_window
+    start_ms, end_ms = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
+    settings = pipeline_settings(kafka, registry)
+    scan = read_window(
+        settings, registry.client(), start_ms, end_ms, slack_ms=config.slack_minutes * MINUTE_MS
+    )
+    tally = scan.tally
+    context.log.info(
+        f"{context.partition_key}: {tally.records} records and {tally.dead_letter_total} dead letters, "
+        f"{scan.scanned} records read from {settings.output_topic}"
+    )
+
+    database = store.database_path(context.instance.storage_directory())
+    store.save_window(database, context.partition_key, scan, int(time.time() * 1000))
+    minutes = aggregates.events_per_minute(tally)
+    devices = aggregates.device_type_distribution(tally)
+    chart = charts.render_window_chart(
+        minutes,
+        devices,
+        f"logins {context.partition_key} UTC",
+        store.chart_path(database, context.partition_key),
+    )
+    chart_md = dg.MetadataValue.md(charts.markdown_image(chart, f"logins {context.partition_key}"))
+
+    yield dg.MaterializeResult(
+        asset_key=LOGIN_WINDOW.key, metadata=_login_window_metadata(scan, database, chart)
+    )
+    yield dg.MaterializeResult(
+        asset_key=DEVICE_TYPE_DISTRIBUTION.key,
+        metadata={
+            "device_types": dg.MetadataValue.int(len(devices)),
+            "distribution": dg.MetadataValue.md(_shares_table("device type", devices)),
+        },
+    )
+    locales = aggregates.top_locales(tally, config.top_locales)
+    yield dg.MaterializeResult(
+        asset_key=TOP_LOCALES.key,
+        metadata={
+            "locales_seen": dg.MetadataValue.int(len(tally.locales)),
+            "top_locales": dg.MetadataValue.md(_shares_table("locale", locales)),
+        },
+    )
+    adoption = aggregates.app_version_adoption(tally)
+    yield dg.MaterializeResult(
+        asset_key=APP_VERSION_ADOPTION.key,
+        metadata={
+            "versions": dg.MetadataValue.int(len(adoption)),
+            "adoption": dg.MetadataValue.md(
+                _md_table(
+                    ["app version", "logins", "share of logins", "devices", "share of devices"],
+                    [
+                        [v.app_version, v.logins, _pct(v.login_share), v.devices, _pct(v.device_share)]
+                        for v in adoption
+                    ],
+                )
+            ),
+        },
+    )
+    uniques = aggregates.unique_users_devices(tally)
+    yield dg.MaterializeResult(
+        asset_key=UNIQUE_USERS_DEVICES.key,
+        metadata={
+            "unique_users": dg.MetadataValue.int(uniques.users),
+            "unique_devices": dg.MetadataValue.int(uniques.devices),
+            "records": dg.MetadataValue.int(uniques.records),
+        },
+    )
+    busiest = max(minutes, key=lambda m: m.count)
+    yield dg.MaterializeResult(
+        asset_key=EVENTS_PER_MINUTE.key,
+        metadata={
+            "peak_per_minute": dg.MetadataValue.int(busiest.count),
+            "peak_minute": dg.MetadataValue.timestamp(busiest.minute_start_ms / 1000),
+            "quiet_minutes": dg.MetadataValue.int(sum(1 for m in minutes if m.count == 0)),
+            "chart": chart_md,
+            "chart_path": dg.MetadataValue.path(str(chart)),
+        },
+    )
+    rate = aggregates.dead_letter_rate(tally)
+    yield dg.MaterializeResult(
+        asset_key=DEAD_LETTER_RATE.key,
+        metadata={
+            "dead_letters": dg.MetadataValue.int(rate.dead_letters),
+            "dead_letter_rate": dg.MetadataValue.float(rate.rate),
+            "by_reason": dg.MetadataValue.md(
+                _shares_table("reason", rate.by_reason, share_label="share of messages")
+            ),
+        },
+    )
+    yield counts_consistency(scan)
+    yield dead_letter_rate_check(tally, config.max_dead_letter_rate)
+
+
+def _login_window_metadata(scan: WindowScan, database: Path, chart: Path) -> dict[str, dg.MetadataValue]:
+    tally = scan.tally
+    offsets = _md_table(
+        ["topic", "partition", "offsets read", "messages", "in window", "undecodable"],
+        [
+            [
+                p.offsets.topic,
+                p.offsets.partition,
+                f"[{p.offsets.start}, {p.offsets.end})",
+                p.scanned,
+                p.counted,
+                p.undecodable,
+            ]
+            for p in [*scan.records, *scan.dead_letters]
+        ],
+    )
+    metadata: dict[str, dg.MetadataValue] = {
+        "records": dg.MetadataValue.int(tally.records),
+        "dead_letters": dg.MetadataValue.int(tally.dead_letter_total),
+        "records_scanned": dg.MetadataValue.int(scan.scanned),
+        "undecodable": dg.MetadataValue.int(scan.undecodable),
+        "offsets": dg.MetadataValue.md(offsets),
+        "database": dg.MetadataValue.path(str(database)),
+        "chart_path": dg.MetadataValue.path(str(chart)),
+    }
+    if tally.newest_event_ms is not None:
+        metadata["newest_event_time"] = dg.MetadataValue.timestamp(tally.newest_event_ms / 1000)
+    return metadata
+
+
+def _pct(share: float) -> str:
+    return f"{share:.1%}"
+
+
+def _shares_table(label: str, shares: Sequence[aggregates.Share], share_label: str = "share") -> str:
+    return _md_table([label, "count", share_label], [[s.value, s.count, _pct(s.share)] for s in shares])
+
+
+def _md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A markdown table; `|` in values is escaped so a strange device type cannot break the layout."""
+
+    def cell(value: object) -> str:
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    if not rows:
+        lines.append("| " + " | ".join(["-"] * len(headers)) + " |")
+    return "\n".join(lines)

@@ -1,0 +1,52 @@
+"""The insights area's Dagster definitions: loadable, wired to the right keys, scheduled for the last hour."""
+
+from datetime import UTC, datetime
+
+import dagster as dg
+
+from orchestration.defs.insights import defs
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+
+
+def full_defs() -> dg.Definitions:
+    resources = dg.Definitions(resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()})
+    return dg.Definitions.merge(defs, resources)
+
+
+def test_definitions_load_with_the_top_level_resource_keys() -> None:
+    dg.Definitions.validate_loadable(full_defs())
+
+
+def test_insight_assets_depend_on_processed_data_and_carry_their_checks() -> None:
+    graph = full_defs().resolve_asset_graph()
+    insights = {
+        key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).group_name == "insights"
+    }
+    assert insights == {
+        "login_window",
+        "device_type_distribution",
+        "top_locales",
+        "app_version_adoption",
+        "unique_users_devices",
+        "events_per_minute",
+        "dead_letter_rate",
+    }
+    assert graph.get(dg.AssetKey("login_window")).parent_keys == {dg.AssetKey("processed_data")}
+    assert not graph.get(dg.AssetKey("processed_data")).is_materializable
+    checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
+    assert checks == {
+        ("login_window", "counts_consistent_with_offsets"),
+        ("dead_letter_rate", "dead_letter_rate_below_threshold"),
+        ("processed_data", "newest_record_is_recent"),
+    }
+
+
+def test_schedule_runs_by_default_and_requests_the_previous_hour() -> None:
+    schedule = full_defs().resolve_schedule_def("insights_hourly_schedule")
+    assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
+    assert schedule.cron_schedule == "15 * * * *"
+    tick = datetime(2026, 11, 25, 9, 15, tzinfo=UTC)
+    with dg.instance_for_test() as instance:
+        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        requests = schedule.evaluate_tick(context).run_requests
+    assert [request.partition_key for request in requests or []] == ["2026-11-25-08:00"]
