@@ -46,15 +46,11 @@ def add_stack_actions(parser: argparse.ArgumentParser) -> None:
     """Add the up/down/status/logs actions to `parser` and make `handler` run the chosen one."""
     actions = parser.add_subparsers(dest="stack_action", required=True, metavar="{up,down,status,logs}")
 
-    up = actions.add_parser(
-        "up", help="start the stack (no-op when it already runs) and wait until it is usable"
-    )
+    up = actions.add_parser("up", help="start the stack (no-op when it already runs) and wait until it is usable")
     up.add_argument("--brokers", type=int, default=1, help=f"Kafka nodes, 1-{MAX_NODES} (default 1)")
     up.add_argument("--no-registry", action="store_true", help="start Kafka only")
     up.add_argument("--kafka-port", type=int, help=f"first node's client port (${ENV_KAFKA_PORT}, 9092)")
-    up.add_argument(
-        "--controller-port", type=int, help=f"first node's KRaft port (${ENV_CONTROLLER_PORT}, 9192)"
-    )
+    up.add_argument("--controller-port", type=int, help=f"first node's KRaft port (${ENV_CONTROLLER_PORT}, 9192)")
     up.add_argument("--registry-port", type=int, help=f"registry API port (${ENV_REGISTRY_PORT}, 8081)")
     up.add_argument(
         "--registry-management-port", type=int, help=f"registry health port (${ENV_REGISTRY_MGMT_PORT}, 9000)"

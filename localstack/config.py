@@ -87,11 +87,6 @@ class StackConfig:
                 given[name] = Path(str(given[name])).expanduser().absolute()
         return replace(config, **given)  # type: ignore[arg-type]
 
-    @property
-    def registry_url(self) -> str:
-        """The Confluent-compatible base URL: what `KDP_REGISTRY_URL` and confluent-kafka expect."""
-        return f"http://{HOST}:{self.registry_port}/apis/ccompat/v7"
-
     def bootstrap(self, brokers: int) -> str:
         """Every node's client address, comma-separated (clients need only one, but any one may be down)."""
         return ",".join(f"{HOST}:{self.kafka_port + index}" for index in range(brokers))

@@ -45,9 +45,7 @@ def parse_major_version(version_output: str) -> int | None:
 def inspect(executable: str, source: str) -> JavaRuntime:
     """Run `executable -version`; raise StackError when it does not run or says no version."""
     try:
-        completed = subprocess.run(
-            [executable, "-version"], capture_output=True, text=True, timeout=30, check=False
-        )
+        completed = subprocess.run([executable, "-version"], capture_output=True, text=True, timeout=30, check=False)
     except OSError as error:
         raise StackError(f"Cannot run Java at {executable} (from {source}): {error}.") from error
     output = completed.stderr + completed.stdout

@@ -88,9 +88,7 @@ def install_registry(cache: Path) -> Path:
         )
         archives = list(downloads.glob("*.tar.gz"))
         if len(archives) != 1:
-            raise StackError(
-                f"Maven finished but {downloads} holds no registry archive; see {cache / 'logs'}."
-            )
+            raise StackError(f"Maven finished but {downloads} holds no registry archive; see {cache / 'logs'}.")
         with tarfile.open(archives[0]) as archive:
             archive.extractall(staging, filter="data")
         shutil.rmtree(downloads)

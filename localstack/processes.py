@@ -6,8 +6,8 @@ Contract:
   then writes the pid file.
 - Every command carries a *marker* argument (`-Dkdp.process=<its state folder>`). A pid counts as ours only
   while the process with that pid has the marker on its command line, so a stale pid file whose pid the system
-  has since given to another program is never signalled. The marker also makes our JVMs easy to find: `ps -ef
-  | grep kdp.process`.
+  has since given to another program is never signalled. The marker also makes our JVMs easy to find:
+  `ps -ef | grep kdp.process`.
 - `stop` sends SIGTERM (Kafka and Quarkus both shut down cleanly on it), waits, and sends SIGKILL only after a
   timeout.
 """
@@ -24,6 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+LOG_ROTATE_BYTES = 10 * 1024 * 1024
+
 
 def marker_argument(state_folder: Path) -> str:
     """The JVM system property that tags a process as belonging to this state folder."""
@@ -31,8 +33,13 @@ def marker_argument(state_folder: Path) -> str:
 
 
 def start(command: Sequence[str], cwd: Path, log_file: Path, pid_file: Path) -> subprocess.Popen[bytes]:
-    """Launch `command` detached from the caller's session; return the Popen (pid also in `pid_file`)."""
+    """Launch `command` detached from the caller's session; return the Popen (pid also in `pid_file`).
+
+    The log is appended to across starts, and set aside as `<name>.1` once it passes `LOG_ROTATE_BYTES`.
+    """
     log_file.parent.mkdir(parents=True, exist_ok=True)
+    if log_file.exists() and log_file.stat().st_size > LOG_ROTATE_BYTES:
+        log_file.replace(log_file.with_name(log_file.name + ".1"))
     with log_file.open("ab") as log:
         process = subprocess.Popen(
             list(command),
@@ -155,7 +162,5 @@ def _command_line(pid: int) -> str | None:
                 return None
             time.sleep(0.05)
         return None
-    completed = subprocess.run(
-        ["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True, check=False
-    )
+    completed = subprocess.run(["ps", "-p", str(pid), "-o", "command="], capture_output=True, text=True, check=False)
     return completed.stdout.strip() or None

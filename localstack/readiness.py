@@ -43,8 +43,7 @@ def check_alive(watched: Sequence[Watched]) -> None:
         if code is not None:
             details = "\n".join(excerpt(log) for log in item.logs if log.exists())
             raise StackError(
-                f"{item.name} exited during start (exit code {code}); the cause is usually in these lines:\n"
-                + details
+                f"{item.name} exited during start (exit code {code}); the cause is usually in these lines:\n" + details
             )
 
 
@@ -102,6 +101,4 @@ def _accepts(host: str, port: int) -> bool:
 def _give_up_after(deadline: float, symptom: str, logs: Sequence[Path]) -> None:
     if time.monotonic() > deadline:
         details = "\n".join(excerpt(log) for log in logs if log.exists())
-        raise StackError(
-            f"{symptom}, and the start-up time ran out (a slow machine may need `--timeout`).\n{details}"
-        )
+        raise StackError(f"{symptom}, and the start-up time ran out (a slow machine may need `--timeout`).\n{details}")

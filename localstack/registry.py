@@ -118,7 +118,7 @@ def answers(url: str) -> bool:
 
 
 def ensure_compatibility(url: str) -> str:
-    """Make the global compatibility level BACKWARD; return how it was found ("set by flag" or "set now").
+    """Make the global compatibility level BACKWARD; return what was done ("already BACKWARD" or "set now").
 
     The start flag is the intended way; this check guards against a registry version that ignores it (3.0.x
     did) by setting it through the API, which persists it in the journal.
@@ -126,7 +126,7 @@ def ensure_compatibility(url: str) -> str:
     with urllib.request.urlopen(f"{url}/config", timeout=5) as response:
         current = json.load(response).get("compatibilityLevel")
     if current == COMPATIBILITY:
-        return "set by flag"
+        return f"already {COMPATIBILITY}"
     request = urllib.request.Request(
         f"{url}/config",
         data=json.dumps({"compatibility": COMPATIBILITY}).encode(),

@@ -193,9 +193,7 @@ class LocalStack:
         self._prepare_home()
         with ThreadPoolExecutor(max_workers=1) as downloads:
             # The registry's 160 MB download overlaps Kafka's download, formatting and start.
-            registry_install = (
-                downloads.submit(maven.install_registry, config.cache) if plan.start_registry else None
-            )
+            registry_install = downloads.submit(maven.install_registry, config.cache) if plan.start_registry else None
             libs = maven.install_kafka(config.cache)
             self._write_run(RunRecord.of(config, plan.info, java))
             started: list[readiness.Watched] = []
@@ -228,9 +226,7 @@ class LocalStack:
         for node, cache in zip(plan.nodes, caches, strict=True):
             if node not in plan.idle_nodes:
                 continue
-            log.info(
-                "Starting Kafka %s node %d on %s (%s)", KAFKA_VERSION, node.node_id, node.address, node.rack
-            )
+            log.info("Starting Kafka %s node %d on %s (%s)", KAFKA_VERSION, node.node_id, node.address, node.rack)
             options = cache.jvm_options(may_record=node.node_id == 1) if cache else []
             _say_if_recording(options, f"Kafka node {node.node_id}")
             process = kafka_node.launch(java.executable, libs, node, options)
@@ -238,14 +234,10 @@ class LocalStack:
             started.append(readiness.Watched(f"Kafka node {node.node_id}", process, logs))
 
     @staticmethod
-    def _launch_registry(
-        plan: _Plan, java: JavaRuntime, install: Path, started: list[readiness.Watched]
-    ) -> None:
+    def _launch_registry(plan: _Plan, java: JavaRuntime, install: Path, started: list[readiness.Watched]) -> None:
         log.info("Starting Apicurio Registry %s on %s", REGISTRY_VERSION, plan.registry.url)
         program = f"registry-{REGISTRY_VERSION}"
-        cache = aot_cache(
-            java, plan.config.cache, program, registry.JVM_OPTIONS, install, plan.registry.folder
-        )
+        cache = aot_cache(java, plan.config.cache, program, registry.JVM_OPTIONS, install, plan.registry.folder)
         options = cache.jvm_options(may_record=True) if cache else []
         _say_if_recording(options, "the registry")
         process = registry.launch(java.executable, install, plan.registry, plan.info.bootstrap, options)
@@ -260,13 +252,7 @@ class LocalStack:
         record = self.read_run()
         if record is None or not self._any_running():
             return self.config
-        recorded = replace(
-            self.config,
-            kafka_port=record.kafka_port,
-            controller_port=record.controller_port,
-            registry_port=record.registry_port,
-            registry_management_port=record.registry_management_port,
-        )
+        recorded = self._running_config()
         if record.brokers != brokers or recorded != self.config:
             raise StackError(
                 f"A stack already runs under {self.config.home} with {record.brokers} broker(s) on Kafka "
@@ -289,18 +275,12 @@ class LocalStack:
             )
 
     @staticmethod
-    def _await_registry(
-        registry_process: RegistryProcess, started: list[readiness.Watched], deadline: float
-    ) -> None:
+    def _await_registry(registry_process: RegistryProcess, started: list[readiness.Watched], deadline: float) -> None:
         began = time.monotonic()
         readiness.wait_for_registry(registry_process.url, started, deadline, registry_process.log_file)
         if started:
             log.info("Registry ready after %.1f s", time.monotonic() - began)
-        log.info(
-            "Registry global compatibility %s: %s",
-            registry.COMPATIBILITY,
-            registry.ensure_compatibility(registry_process.url),
-        )
+        log.info("Registry global compatibility: %s", registry.ensure_compatibility(registry_process.url))
 
     # --------------------------------------------------------------------------------------------- down
 
@@ -345,9 +325,7 @@ class LocalStack:
             pid = processes.running_pid(folder / "kafka.pid", processes.marker_argument(folder))
             address = f"{HOST}:{config.kafka_port + index}"
             components.append(
-                ComponentStatus(
-                    f"kafka {KAFKA_VERSION} {folder.name}", pid, address, folder / "logs" / "server.log"
-                )
+                ComponentStatus(f"kafka {KAFKA_VERSION} {folder.name}", pid, address, folder / "logs" / "server.log")
             )
         registry_process = RegistryProcess.of(config)
         if registry_process.folder.exists():
@@ -363,8 +341,7 @@ class LocalStack:
         return StackStatus(config.home, config.cache, cluster_id, formatted, components, java)
 
     def running(self) -> StackInfo | None:
-        """The running stack of this home if every process of its latest `up` runs and it is usable, else
-        None.
+        """This home's stack if every process of its latest `up` runs and it is usable; else None.
 
         "Usable" is checked with short timeouts: this is for callers deciding whether to start a stack.
         """

@@ -53,9 +53,7 @@ def test_registered_schema_is_found_by_id_and_by_lookup(registry: SchemaRegistry
     assert looked_up.version == 1
 
 
-def test_avro_records_round_trip_in_confluent_wire_format(
-    registry: SchemaRegistryClient, topic_name: str
-) -> None:
+def test_avro_records_round_trip_in_confluent_wire_format(registry: SchemaRegistryClient, topic_name: str) -> None:
     schema = _login_schema()
     context = SerializationContext(topic_name, MessageField.VALUE)
     record = {"user_id": "u-42", "count": 7}

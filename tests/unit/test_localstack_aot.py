@@ -55,9 +55,7 @@ def test_caches_of_other_java_builds_or_jars_do_not_collide(tmp_path: Path) -> N
 
 
 def test_a_recording_becomes_the_cache_after_a_clean_exit(tmp_path: Path) -> None:
-    cache = aot_cache(
-        _java(25), tmp_path / "cache", "registry", OPTIONS, tmp_path / "app", tmp_path / "registry"
-    )
+    cache = aot_cache(_java(25), tmp_path / "cache", "registry", OPTIONS, tmp_path / "app", tmp_path / "registry")
     assert cache is not None
     cache.recording.parent.mkdir()
     cache.recording.write_bytes(b"recorded classes")
@@ -75,24 +73,18 @@ def test_a_new_cache_replaces_the_programs_older_one(tmp_path: Path) -> None:
     older.write_bytes(b"made with another Java")
     other_program = older.with_name("kafka-0000000000000000.aot")
     other_program.write_bytes(b"kafka")
-    cache = aot_cache(
-        _java(25), tmp_path / "cache", "registry", OPTIONS, tmp_path / "app", tmp_path / "registry"
-    )
+    cache = aot_cache(_java(25), tmp_path / "cache", "registry", OPTIONS, tmp_path / "app", tmp_path / "registry")
     assert cache is not None
     cache.recording.parent.mkdir()
     cache.recording.write_bytes(b"recorded classes")
 
     keep_recordings(cache.recording.parent, tmp_path / "cache", exited_cleanly=True)
 
-    assert sorted(path.name for path in older.parent.iterdir()) == sorted(
-        [cache.cached.name, other_program.name]
-    )
+    assert sorted(path.name for path in older.parent.iterdir()) == sorted([cache.cached.name, other_program.name])
 
 
 def test_a_recording_of_a_killed_process_is_discarded(tmp_path: Path) -> None:
-    cache = aot_cache(
-        _java(25), tmp_path / "cache", "registry", OPTIONS, tmp_path / "app", tmp_path / "registry"
-    )
+    cache = aot_cache(_java(25), tmp_path / "cache", "registry", OPTIONS, tmp_path / "app", tmp_path / "registry")
     assert cache is not None
     cache.recording.parent.mkdir()
     cache.recording.write_bytes(b"maybe half written")

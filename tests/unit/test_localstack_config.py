@@ -25,13 +25,10 @@ def test_environment_sets_folders_and_ports(tmp_path: Path) -> None:
     assert (config.home, config.cache) == (tmp_path / "home", tmp_path / "cache")
     assert (config.kafka_port, config.controller_port) == (19092, 19192)
     assert (config.registry_port, config.registry_management_port) == (18081, 19000)
-    assert config.registry_url == "http://127.0.0.1:18081/apis/ccompat/v7"
 
 
 def test_flags_win_over_the_environment_and_unset_flags_do_not(tmp_path: Path) -> None:
-    config = StackConfig.from_env(
-        {"KDP_KAFKA_PORT": "19092"}, home=tmp_path, kafka_port=29092, registry_port=None
-    )
+    config = StackConfig.from_env({"KDP_KAFKA_PORT": "19092"}, home=tmp_path, kafka_port=29092, registry_port=None)
 
     assert config.kafka_port == 29092
     assert config.registry_port == 8081

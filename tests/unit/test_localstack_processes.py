@@ -105,3 +105,15 @@ def test_stop_all_reports_each_process(tmp_path: Path) -> None:
     assert sorted(path.parent.name for path in ended) == ["a", "b"]
     assert not any(stopped.killed for stopped in ended.values())
     assert subprocess.run(["pgrep", "-f", f"kdp.process={tmp_path}"], capture_output=True).stdout == b""
+
+
+def test_a_large_log_is_set_aside_at_the_next_start(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(processes, "LOG_ROTATE_BYTES", 10)
+    log = tmp_path / "out.log"
+    log.write_text("an old run's output\n")
+    command = [sys.executable, "-c", "print('new run')"]
+
+    processes.start(command, tmp_path, log, tmp_path / "p.pid").wait(timeout=30)
+
+    assert tail(log, 5) == ["new run"]
+    assert tail(tmp_path / "out.log.1", 5) == ["an old run's output"]

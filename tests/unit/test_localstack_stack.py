@@ -76,9 +76,7 @@ def test_cli_status_on_an_empty_home(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 @pytest.mark.usefixtures("no_java")
-def test_cli_reports_stack_errors_with_exit_code_1(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def test_cli_reports_stack_errors_with_exit_code_1(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
     _formatted_home(tmp_path, 3)
     monkeypatch.setenv("KDP_HOME", str(tmp_path))
 
