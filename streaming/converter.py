@@ -12,6 +12,11 @@ Guarantees, whatever the mode:
   a dead letter (original bytes + reason) on the dead-letter topic; nothing is skipped;
 * a batch's offsets are committed only when its output is durable (see `streaming.delivery`);
   a failed batch is rewound to its first offsets and redone;
+* a record the broker refuses for good (too large for the output topic, say) cannot block the
+  stream: the redo of a failed batch runs in careful mode, with a delivery report per message;
+  messages whose output was refused for a non-retriable reason are marked, and the next redo
+  dead-letters them (`rejected_by_broker`). If even the dead letter is refused, the converter
+  stops with `UndeliverableMessage` naming the offset: loudly, never by skipping it;
 * batches are processed synchronously between two `consume()` calls, and rebalance callbacks
   only run inside `consume()`, so a partition is never revoked in the middle of a batch;
 * memory is bounded by the batch size and the clients' queue limits, not by the backlog.
@@ -27,9 +32,10 @@ from dataclasses import dataclass, field
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from streaming.dead_letter import dead_letter_headers
-from streaming.delivery import BatchFailed, Delivery, ExactlyOnce
 from streaming.avro_codegen import RecordEncodingError
+from streaming.dead_letter import dead_letter_headers
+from streaming.delivery import BatchFailed, Delivery
+from streaming.delivery import wait_for_deliveries as _wait_for_deliveries
 from streaming.encoding import WireFormatEncoder
 from streaming.offset_ranges import OffsetRange
 from streaming.records import Reason, Rejection
@@ -38,6 +44,10 @@ from streaming.settings import Settings
 from streaming.transform import transform
 
 log = logging.getLogger(__name__)
+
+
+class UndeliverableMessage(RuntimeError):
+    """Neither the output nor the dead letter of a message could be delivered: stop, don't skip."""
 
 
 class ConversionStalled(RuntimeError):
@@ -91,9 +101,11 @@ class Converter:
         self.poll_timeout = poll_timeout
         self.log_every = log_every
         self.summary = ConverterSummary()
-        self._range_mode = False
-        self._ends: dict[tuple[str, int], int] = {}
+        self._range_mode = False  # set by assign_ranges: stop when the ranges are done
+        self._ends: dict[tuple[str, int], int] = {}  # range mode: partition -> end offset still to reach
         self._failed_in_a_row = 0
+        self._careful = False  # the next batch reports each delivery (set after a failed batch)
+        self._refused: dict[tuple[str, int, int], str] = {}  # source -> the broker's refusal of its output
 
     # -- modes -------------------------------------------------------------------------------
 
@@ -114,9 +126,7 @@ class Converter:
         Returns the ranges that remain to be read.
         """
         ranges = list(ranges)
-        committed = self.consumer.committed(
-            [TopicPartition(r.topic, r.partition) for r in ranges], timeout=30
-        )
+        committed = self.consumer.committed([TopicPartition(r.topic, r.partition) for r in ranges], timeout=30)
         remaining = []
         for r, tp in zip(ranges, committed, strict=True):
             start = max(r.start, tp.offset) if tp.offset != OFFSET_INVALID else r.start
@@ -193,6 +203,8 @@ class Converter:
         after: dict[tuple[str, int], int] = {}
         nbytes = 0
         count = 0
+        careful, refused = self._careful, self._refused
+        failures: dict[tuple[str, int, int], KafkaError] = {}
 
         delivery.begin()
         try:
@@ -212,7 +224,10 @@ class Converter:
                 value = message.value()
                 if value is not None:
                     nbytes += len(value)
-                result = transform(value, topic, partition, offset, now_ms)
+                if refused and (topic, partition, offset) in refused:
+                    result = Rejection(Reason.REJECTED_BY_BROKER, refused[topic, partition, offset])
+                else:
+                    result = transform(value, topic, partition, offset, now_ms)
                 if type(result) is dict:
                     try:
                         # The output's timestamp is the event time, so that readers can find an
@@ -229,20 +244,37 @@ class Converter:
                     insights.add_rejection(result.reason)
                 while True:
                     try:
-                        produce(out[0], out[1], out[2], timestamp=out[3], headers=out[4])
+                        if careful:
+                            produce(
+                                out[0],
+                                out[1],
+                                out[2],
+                                timestamp=out[3],
+                                headers=out[4],
+                                on_delivery=_failure_recorder(failures, (topic, partition, offset)),
+                            )
+                        else:
+                            produce(out[0], out[1], out[2], timestamp=out[3], headers=out[4])
                         break
                     except BufferError:
                         poll(0.05)  # the producer queue is full: wait for the brokers (back-pressure)
+                    except KafkaException as error:  # refused before sending, e.g. a failed transaction
+                        raise BatchFailed(f"produce: {error.args[0].str()}") from error
+            if careful:
+                self._note_refusals(failures)
             if after:
                 delivery.complete(self.consumer, [TopicPartition(t, p, o) for (t, p), o in after.items()])
         except BatchFailed as failure:
+            delivery.abandon()
             self._rewind(first, str(failure))
             return
         except BaseException:
-            if isinstance(delivery, ExactlyOnce):
-                _abort_quietly(delivery)
+            delivery.abandon()
             raise
         self._failed_in_a_row = 0
+        self._careful = False
+        if refused:
+            self._refused = {src: why for src, why in refused.items() if (src[0], src[1]) not in after}
         self.summary.consumed += count
         self.summary.batches += 1
         self.summary.bytes_in += nbytes
@@ -252,9 +284,28 @@ class Converter:
                 del ends[where]
                 self.consumer.pause([TopicPartition(*where)])
 
+    def _note_refusals(self, failures: dict[tuple[str, int, int], KafkaError]) -> None:
+        """After a careful batch: remember outputs refused for good, and fail the batch if any was.
+
+        Called once every delivery of the batch is reported (flush), before the batch commits.
+        """
+        _wait_for_deliveries(self.delivery.producer)
+        if not failures:
+            return
+        permanent = {src: error for src, error in failures.items() if not error.retriable()}
+        for src, error in permanent.items():
+            if src in self._refused:
+                raise UndeliverableMessage(
+                    f"{src[0]}[{src[1]}] offset {src[2]}: the broker refused both its output and its "
+                    f"dead letter ({error.str()}); fix the topic configuration and restart"
+                )
+            self._refused[src] = f"the broker refused the output: {error.str()}"
+        raise BatchFailed(f"{len(failures)} deliveries failed ({len(permanent)} for good)")
+
     def _rewind(self, first: dict[tuple[str, int], int], reason: str) -> None:
         self.summary.redone_batches += 1
         self._failed_in_a_row += 1
+        self._careful = True
         log.warning("batch failed (%s); redoing it from %s", reason, first)
         for (topic, partition), offset in first.items():
             try:
@@ -324,6 +375,18 @@ class Converter:
             return None
 
 
+def _failure_recorder(
+    failures: dict[tuple[str, int, int], KafkaError], source: tuple[str, int, int]
+) -> Callable[[KafkaError | None, Message], None]:
+    """A per-message delivery callback noting `source` when its output fails (careful mode only)."""
+
+    def record(error: KafkaError | None, _message: Message) -> None:
+        if error is not None:
+            failures[source] = error
+
+    return record
+
+
 def _describe(partitions: list[TopicPartition]) -> str:
     return ", ".join(f"{tp.topic}[{tp.partition}]" for tp in partitions) or "nothing"
 
@@ -333,10 +396,3 @@ def _raise_unless_transient(error: KafkaError) -> None:
     if error.fatal():
         raise KafkaException(error)
     log.warning("consumer: %s", error.str())
-
-
-def _abort_quietly(delivery: ExactlyOnce) -> None:
-    try:
-        delivery.producer.abort_transaction(30)
-    except KafkaException as error:
-        log.warning("abort_transaction: %s", error.args[0].str())

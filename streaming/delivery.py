@@ -6,7 +6,10 @@ Both strategies share one contract with the converter loop:
 * `complete(consumer, offsets)` after the last produce: returns only when the batch's output is
   durable *and* the source offsets are committed; raises `BatchFailed` when the batch must be
   redone from its first offsets (nothing of it is committed), and lets any other exception out
-  when the process cannot go on (a fenced or fatally broken producer).
+  when the process cannot go on (a fenced or fatally broken producer);
+* `abandon()` when the batch is given up before `complete` succeeded: nothing of it may commit
+  later (exactly-once aborts its transaction; at-least-once has nothing to undo, since offsets
+  are only ever committed by `complete`). Safe to call more than once.
 
 At-least-once: wait for every delivery report (flush), fail the batch on any delivery error, then
 commit the offsets synchronously. A crash between delivery and commit re-delivers the batch.
@@ -42,10 +45,12 @@ class Delivery(Protocol):
 
     def complete(self, consumer: Consumer, offsets: list[TopicPartition]) -> None: ...
 
+    def abandon(self) -> None: ...
+
     def close(self) -> None: ...
 
 
-def _wait_for_deliveries(producer: Producer) -> None:
+def wait_for_deliveries(producer: Producer) -> None:
     """Flush, saying so while the brokers do not answer: back-pressure, never a silent drop."""
     waited = 0.0
     while (pending := producer.flush(FLUSH_WAIT_SECONDS)) > 0:
@@ -78,7 +83,7 @@ class AtLeastOnce:
         self._failures.clear()
 
     def complete(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
-        _wait_for_deliveries(self.producer)
+        wait_for_deliveries(self.producer)
         if self._failures:
             first = self._failures[0]
             raise BatchFailed(f"{len(self._failures)} deliveries failed, first: {first.str()}")
@@ -96,7 +101,7 @@ class AtLeastOnce:
                 time.sleep(0.2 * attempt)
 
     def close(self) -> None:
-        _wait_for_deliveries(self.producer)
+        wait_for_deliveries(self.producer)
 
 
 class ExactlyOnce:
@@ -113,6 +118,7 @@ class ExactlyOnce:
             }
         )
         self._retry(self.producer.init_transactions, "init_transactions")
+        self._in_transaction = False
 
     def _retry(self, call, what: str) -> None:  # type: ignore[no-untyped-def]
         """Run a transactional call, retrying what Kafka says is retriable (e.g. a broker away)."""
@@ -131,6 +137,7 @@ class ExactlyOnce:
 
     def begin(self) -> None:
         self.producer.begin_transaction()
+        self._in_transaction = True
 
     def complete(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
         try:
@@ -140,13 +147,24 @@ class ExactlyOnce:
                 "send_offsets_to_transaction",
             )
             self._retry(self.producer.commit_transaction, "commit_transaction")
+            self._in_transaction = False
         except KafkaException as error:
             kafka_error = error.args[0]
             if kafka_error.txn_requires_abort():
                 log.warning("transaction aborted (%s): redoing the batch", kafka_error.str())
-                self._retry(self.producer.abort_transaction, "abort_transaction")
+                self.abandon()
                 raise BatchFailed(kafka_error.str()) from error
             raise
+
+    def abandon(self) -> None:
+        """Abort the open transaction, if any: none of the batch's output becomes visible."""
+        if self._in_transaction:
+            self._in_transaction = False
+            try:
+                self._retry(self.producer.abort_transaction, "abort_transaction")
+            except KafkaException as error:  # fatal: the process must stop; the transaction times out
+                log.error("abort_transaction: %s", error.args[0].str())
+                raise
 
     def close(self) -> None:
         """Nothing is pending between batches: every batch ended in a commit or an abort."""

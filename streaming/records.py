@@ -42,7 +42,7 @@ class Reason(StrEnum):
     INVALID_DEVICE_ID = "invalid_device_id"
     #: `device_type` is not a short platform name (1 to 32 letters, digits, `.`, `_`, `-`).
     INVALID_DEVICE_TYPE = "invalid_device_type"
-    #: `timestamp` is not epoch seconds or milliseconds between 2000-01-01 and one day after processing.
+    #: `timestamp` is not epoch seconds or milliseconds between 2000-01-01 and 55 minutes after processing.
     INVALID_TIMESTAMP = "invalid_timestamp"
     #: `ip` is not an IPv4 dotted quad or an IPv6 address (leading zeros, zone ids, junk are refused).
     INVALID_IP = "invalid_ip"
@@ -52,6 +52,9 @@ class Reason(StrEnum):
     INVALID_APP_VERSION = "invalid_app_version"
     #: Never produced by the transform: the converter uses it if the encoder refuses a processed record.
     ENCODING_FAILED = "encoding_failed"
+    #: Never produced by the transform: the broker refused the processed record for good (e.g. larger
+    #: than the output topic's `max.message.bytes`), so the converter dead-letters its source instead.
+    REJECTED_BY_BROKER = "rejected_by_broker"
     #: A bug: the transform itself raised. It is caught so that one message cannot stop the stream.
     INTERNAL_ERROR = "internal_error"
 
