@@ -14,9 +14,18 @@ $(BIN)/.installed: pyproject.toml constraints.txt
 
 install: $(BIN)/.installed
 
-## make demo: start the local stack if needed and run the pipeline end to end for a bounded time
+## make demo: start the local stack if needed and run the pipeline end to end, bounded
+DAGSTER_HOME ?= $(CURDIR)/.kdp/dagster
 demo: install
-	$(BIN)/kdp demo
+	$(BIN)/kdp stack up
+	mkdir -p $(DAGSTER_HOME) && DAGSTER_HOME=$(DAGSTER_HOME) \
+	  $(BIN)/dagster job execute -m orchestration.definitions -j provision_topics
+	$(BIN)/kdp generate --count 200000 --rate 50000 --malformed-rate 0.05
+	$(BIN)/kdp stream --until-caught-up --log-every 5
+	@echo "--- processed-data, decoded through the registry:"
+	$(BIN)/kdp tail processed-data -n 3
+	@echo "--- dead letters, with their reasons:"
+	$(BIN)/kdp tail user-login.dlq -n 3
 
 ## make test: unit and integration tests (starts the local stack for the session when none runs)
 test: install
@@ -43,8 +52,7 @@ stack-down: install
 
 ## make dev: the local stack plus the Dagster UI and daemon on http://localhost:3000
 dev: stack-up
-	DAGSTER_HOME=$${DAGSTER_HOME:-$(CURDIR)/.kdp/dagster} ; mkdir -p $$DAGSTER_HOME ; \
-	DAGSTER_HOME=$$DAGSTER_HOME $(BIN)/dagster dev -w workspace.yaml
+	mkdir -p $(DAGSTER_HOME) && DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml
 
 bench: stack-up
 	$(BIN)/python -m bench.run

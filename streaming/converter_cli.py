@@ -43,8 +43,13 @@ def run_stream(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     converter = open_converter(settings, instance=args.instance, log_every=args.log_every)
-    log.info("converting %s -> %s (%s), dead letters -> %s", settings.source_topic,
-             settings.output_topic, settings.delivery, settings.dlq_topic)
+    log.info(
+        "converting %s -> %s (%s), dead letters -> %s",
+        settings.source_topic,
+        settings.output_topic,
+        settings.delivery,
+        settings.dlq_topic,
+    )
     converter.subscribe()
     try:
         summary = converter.run(stop, max_messages=args.max_messages, until_caught_up=args.until_caught_up)

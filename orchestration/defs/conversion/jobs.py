@@ -7,7 +7,6 @@ transaction with the output in exactly-once mode). A run that dies is redone fro
 committed offset, so in exactly-once mode its output appears once.
 """
 
-
 import dagster as dg
 
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
@@ -59,7 +58,9 @@ def convert_offset_ranges(
         metadata={
             **{k: dg.MetadataValue.int(v) for k, v in result.items()},
             "ranges": dg.MetadataValue.json(config.ranges),
-            "msg_per_s": dg.MetadataValue.float(round(summary.consumed / summary.elapsed, 1) if summary.elapsed else 0.0),
+            "msg_per_s": dg.MetadataValue.float(
+                round(summary.consumed / summary.elapsed, 1) if summary.elapsed else 0.0
+            ),
         },
     )
 

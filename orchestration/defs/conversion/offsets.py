@@ -25,9 +25,7 @@ class TopicOffsets:
 
 def read_offsets(settings: Settings, topic: str) -> TopicOffsets:
     """Watermarks of every partition of `topic` and the converter group's committed offsets."""
-    consumer = Consumer(
-        {**settings.kafka_config(), "group.id": settings.group_id, "enable.auto.commit": False}
-    )
+    consumer = Consumer({**settings.kafka_config(), "group.id": settings.group_id, "enable.auto.commit": False})
     try:
         metadata = consumer.list_topics(topic, timeout=CALL_TIMEOUT).topics[topic]
         if metadata.error is not None:

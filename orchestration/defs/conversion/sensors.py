@@ -14,7 +14,6 @@ Each tick (bounded Kafka calls only, see `offsets.py`):
 Offsets are committed by the runs, after their output is durable, never by the sensor.
 """
 
-
 import json
 import time
 
