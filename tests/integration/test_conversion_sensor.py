@@ -111,3 +111,11 @@ def test_sensor_yields_to_a_running_stream_in_the_same_group(stack, topics):
         assert "active member" in (result.skip_reason.skip_message if result.skip_reason else "")
     finally:
         member.close()
+
+
+def test_sensor_skips_with_advice_when_the_source_topic_is_missing(stack, monkeypatch):
+    monkeypatch.setenv("KDP_BOOTSTRAP", stack.bootstrap)
+    monkeypatch.setenv("KDP_SOURCE_TOPIC", f"missing-{uuid.uuid4().hex[:8]}")
+    result = _tick(dg.DagsterInstance.ephemeral())
+    assert isinstance(result, dg.SkipReason)
+    assert "provision_topics" in (result.skip_message or "")

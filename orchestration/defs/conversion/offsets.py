@@ -16,6 +16,10 @@ from streaming.settings import Settings
 CALL_TIMEOUT = 10.0
 
 
+class TopicMissing(LookupError):
+    """The topic does not exist (yet): provisioning has not run, or the name is wrong."""
+
+
 @dataclass(frozen=True)
 class TopicOffsets:
     low: dict[int, int]
@@ -27,9 +31,9 @@ def read_offsets(settings: Settings, topic: str) -> TopicOffsets:
     """Watermarks of every partition of `topic` and the converter group's committed offsets."""
     consumer = Consumer({**settings.kafka_config(), "group.id": settings.group_id, "enable.auto.commit": False})
     try:
-        metadata = consumer.list_topics(topic, timeout=CALL_TIMEOUT).topics[topic]
-        if metadata.error is not None:
-            raise RuntimeError(f"topic {topic!r}: {metadata.error.str()}")
+        metadata = consumer.list_topics(timeout=CALL_TIMEOUT).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            raise TopicMissing(f"topic {topic!r} does not exist: run the provision_topics job")
         partitions = [TopicPartition(topic, p) for p in sorted(metadata.partitions)]
         low, high = {}, {}
         for tp in partitions:

@@ -20,7 +20,7 @@ import time
 import dagster as dg
 
 from orchestration.defs.conversion.jobs import convert_ranges, run_config_for
-from orchestration.defs.conversion.offsets import active_members, read_offsets
+from orchestration.defs.conversion.offsets import TopicMissing, active_members, read_offsets
 from orchestration.defs.conversion.pending import pending_ranges, total_lag
 from orchestration.defs.resources import KafkaResource
 
@@ -62,8 +62,11 @@ def _run_key(instance: dg.DagsterInstance, range_key: str) -> str:
 def conversion_sensor(context: dg.SensorEvaluationContext, kafka: KafkaResource) -> dg.SensorResult | dg.SkipReason:
     settings = kafka.settings()
     topic = settings.source_topic
+    try:
+        offsets = read_offsets(settings, topic)
+    except TopicMissing as missing:
+        return dg.SkipReason(str(missing))
     members = active_members(settings)
-    offsets = read_offsets(settings, topic)
     lag = total_lag(offsets.high, offsets.low, offsets.committed)
     now = time.time()
     previous = json.loads(context.cursor) if context.cursor else None
