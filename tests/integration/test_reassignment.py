@@ -268,3 +268,58 @@ def test_the_throttle_is_removed_when_the_executor_gives_up(cluster, admin, kafk
     ):
         time.sleep(1)
     assert set(verify(kafka_admin, plan).values()) == {PartitionStatus.COMPLETE}
+
+
+def test_the_dagster_jobs_plan_then_execute_a_reviewed_plan_file(cluster, admin, topic_name, tmp_path, monkeypatch):
+    """The control-plane path: `plan_partition_reassignment` writes the files, `execute_...` applies one."""
+    import dagster as dg
+
+    from orchestration.defs.reassignment.jobs import execute_partition_reassignment, plan_partition_reassignment
+    from orchestration.defs.resources import KafkaResource
+
+    info, _config = cluster
+    monkeypatch.setenv("KDP_BOOTSTRAP", info.bootstrap)
+    create_topic(admin, info.bootstrap, topic_name, [[1]] * PARTITIONS, kib=64)
+    before = end_offsets(info.bootstrap, topic_name)
+    resources = {"kafka": KafkaResource()}
+    instance = dg.DagsterInstance.ephemeral()
+
+    planned = plan_partition_reassignment.execute_in_process(
+        run_config={"ops": {"plan_reassignment_op": {"config": {"topics": [topic_name], "output_dir": str(tmp_path)}}}},
+        resources=resources,
+        instance=instance,
+    )
+    assert planned.success
+    plan_file = Path(planned.output_for_node("plan_reassignment_op"))
+    proposed = parse_reassignment_json(plan_file.read_text())
+    rollback = parse_reassignment_json(plan_file.with_name(plan_file.name.replace("-plan", "-rollback")).read_text())
+    assert set(rollback) == set(proposed) and set(rollback.values()) == {(1,)}  # only what moves, as it was
+    assert sum(len(set(r) - {1}) for r in proposed.values()) == 8  # the lower bound, as the planner test shows
+    output = next(e for e in planned.all_events if e.event_type_value == "STEP_OUTPUT")
+    shown = output.event_specific_data.metadata
+    assert shown["replica_moves"].value == shown["lower_bound_moves"].value == 8
+
+    executed = execute_partition_reassignment.execute_in_process(
+        run_config={
+            "ops": {
+                "execute_reassignment_op": {
+                    "config": {"plan_file": str(plan_file), "throttle_bytes_per_second": 20_000_000}
+                }
+            }
+        },
+        resources=resources,
+        instance=instance,
+    )
+    assert executed.success
+    after = read_cluster_state(admin, [topic_name]).assignment
+    assert {tp: replicas for tp, replicas in after.items() if tp in proposed} == proposed
+    assert Counter(len(r) for r in after.values()) == {1: PARTITIONS}
+    assert Counter(r[0] for r in after.values()) == {1: 4, 2: 4, 3: 4}
+    assert end_offsets(info.bootstrap, topic_name) == before
+
+    again = execute_partition_reassignment.execute_in_process(
+        run_config={"ops": {"execute_reassignment_op": {"config": {"plan_file": str(plan_file)}}}},
+        resources=resources,
+        instance=instance,
+    )
+    assert again.success and again.output_for_node("execute_reassignment_op")["changed_partitions"] == 0

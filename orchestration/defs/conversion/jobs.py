@@ -9,6 +9,7 @@ committed offset, so in exactly-once mode its output appears once.
 
 import dagster as dg
 
+from orchestration.defs.conversion.offsets import active_members
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
 from streaming.offset_ranges import OffsetRange
 from streaming.pipeline import open_converter
@@ -31,6 +32,13 @@ def convert_offset_ranges(
     unknown = {r.topic for r in ranges} - {settings.source_topic}
     if unknown:
         raise dg.Failure(f"ranges name {sorted(unknown)}, but the converter reads {settings.source_topic!r}")
+    members = active_members(settings)
+    if members:
+        # A `kdp stream` started after the sensor requested this run owns the group's offsets now.
+        raise dg.Failure(
+            f"group {settings.group_id!r} has {members} active member(s) (kdp stream?): not converting "
+            "beside it; the sensor requests the range again once the group is idle"
+        )
     # One transactional id per partition set: a redone run fences the zombie of the one it redoes.
     instance = "dagster-" + "-".join(f"{r.topic}.{r.partition}" for r in sorted(ranges))
     converter = open_converter(settings, instance=instance, poll_timeout=0.5)
