@@ -205,6 +205,7 @@ class Converter:
         count = 0
         careful, refused = self._careful, self._refused
         failures: dict[tuple[str, int, int], KafkaError] = {}
+        interrupted = False
 
         delivery.begin()
         try:
@@ -242,26 +243,21 @@ class Converter:
                     headers = dead_letter_headers(result, topic, partition, offset, source_ts, now_ms)
                     out = (dlq, value, message.key(), max(source_ts, 0), headers)
                     insights.add_rejection(result.reason)
+                if careful:
+                    if not self._produce_carefully(out, (topic, partition, offset), failures):
+                        interrupted = True  # the transaction failed: keep what was learnt, redo
+                        break
+                    continue
                 while True:
                     try:
-                        if careful:
-                            produce(
-                                out[0],
-                                out[1],
-                                out[2],
-                                timestamp=out[3],
-                                headers=out[4],
-                                on_delivery=_failure_recorder(failures, (topic, partition, offset)),
-                            )
-                        else:
-                            produce(out[0], out[1], out[2], timestamp=out[3], headers=out[4])
+                        produce(out[0], out[1], out[2], timestamp=out[3], headers=out[4])
                         break
                     except BufferError:
                         poll(0.05)  # the producer queue is full: wait for the brokers (back-pressure)
                     except KafkaException as error:  # refused before sending, e.g. a failed transaction
                         raise BatchFailed(f"produce: {error.args[0].str()}") from error
             if careful:
-                self._note_refusals(failures)
+                self._note_refusals(failures, interrupted)
             if after:
                 delivery.complete(self.consumer, [TopicPartition(t, p, o) for (t, p), o in after.items()])
         except BatchFailed as failure:
@@ -284,13 +280,41 @@ class Converter:
                 del ends[where]
                 self.consumer.pause([TopicPartition(*where)])
 
-    def _note_refusals(self, failures: dict[tuple[str, int, int], KafkaError]) -> None:
-        """After a careful batch: remember outputs refused for good, and fail the batch if any was.
+    def _produce_carefully(
+        self, out: tuple, source: tuple[str, int, int], failures: dict[tuple[str, int, int], KafkaError]
+    ) -> bool:
+        """Produce one output with its own delivery report; False when the batch cannot go on.
 
-        Called once every delivery of the batch is reported (flush), before the batch commits.
+        A message the client refuses for good before sending (e.g. over `message.max.bytes`) is
+        noted like one the broker refuses; a failed transaction or a retriable error ends the batch.
+        """
+        producer = self.delivery.producer
+        while True:
+            try:
+                producer.produce(
+                    out[0],
+                    out[1],
+                    out[2],
+                    timestamp=out[3],
+                    headers=out[4],
+                    on_delivery=_failure_recorder(failures, source),
+                )
+                return True
+            except BufferError:
+                producer.poll(0.05)
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                if kafka_error.txn_requires_abort() or kafka_error.retriable():
+                    return False
+                failures[source] = kafka_error
+                return True
+
+    def _note_refusals(self, failures: dict[tuple[str, int, int], KafkaError], interrupted: bool) -> None:
+        """After a careful batch: remember outputs refused for good, and fail the batch if any was
+        (or if it was `interrupted`). Waits until every delivery of the batch is reported first.
         """
         _wait_for_deliveries(self.delivery.producer)
-        if not failures:
+        if not failures and not interrupted:
             return
         permanent = {src: error for src, error in failures.items() if not error.retriable()}
         for src, error in permanent.items():
@@ -300,7 +324,7 @@ class Converter:
                     f"dead letter ({error.str()}); fix the topic configuration and restart"
                 )
             self._refused[src] = f"the broker refused the output: {error.str()}"
-        raise BatchFailed(f"{len(failures)} deliveries failed ({len(permanent)} for good)")
+        raise BatchFailed(f"{len(failures)} outputs failed ({len(permanent)} for good); interrupted: {interrupted}")
 
     def _rewind(self, first: dict[tuple[str, int], int], reason: str) -> None:
         self.summary.redone_batches += 1

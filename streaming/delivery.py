@@ -100,6 +100,9 @@ class AtLeastOnce:
                     return
                 time.sleep(0.2 * attempt)
 
+    def abandon(self) -> None:
+        """Offsets are committed only by `complete`: nothing to undo (outputs sent may repeat)."""
+
     def close(self) -> None:
         wait_for_deliveries(self.producer)
 

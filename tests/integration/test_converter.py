@@ -147,3 +147,40 @@ def test_incompatible_schema_is_refused_and_the_converter_does_not_start(stack):
     assert f"{settings.output_topic}-value" in str(refused.value)
     compatible = register_output_schema(settings, SCHEMAS / "evolution" / "compatible-v2.avsc")
     assert compatible.schema_id != register_output_schema(settings).schema_id
+
+
+@pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
+def test_outputs_the_broker_refuses_for_good_become_dead_letters_not_endless_retries(stack, delivery):
+    """An output topic that accepts no record (max.message.bytes below any batch): the converter must
+    not redo the batch forever; each message ends as a dead letter saying the broker refused it."""
+    import threading
+
+    from streaming.records import Reason
+
+    settings = _settings(stack, delivery, batch_size=100)
+    create_topics(settings.bootstrap, [settings.source_topic, settings.dlq_topic], 3)
+    create_topics(settings.bootstrap, [settings.output_topic], 3, **{"max.message.bytes": "200"})
+    factory = EventFactory(3)
+    assert generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=300).ok
+
+    converter = open_converter(settings, instance="refused")
+    converter.subscribe()
+    stop = threading.Event()
+    watchdog = threading.Timer(240, stop.set)  # a loop that never ends shows up as a failed count below
+    watchdog.start()
+    try:
+        summary = converter.run(stop, until_caught_up=True)
+    finally:
+        watchdog.cancel()
+        converter.close()
+
+    records, dead_letters = _outputs(settings)
+    assert records == []
+    assert summary.consumed == 300
+    reasons = {read_dead_letter_headers(m.headers())["kdp.dlq.reason"] for m in dead_letters}
+    assert reasons == {Reason.REJECTED_BY_BROKER.value}
+    positions = _source_positions(records, dead_letters)
+    assert len(positions) == 300, "every message accounted for"
+    if delivery == "exactly-once":
+        assert set(positions.values()) == {1}, "redone batches were aborted: one dead letter each"
+    # at-least-once: dead letters of a batch that failed for other messages are sent again on its redo
