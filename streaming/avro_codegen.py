@@ -169,9 +169,7 @@ class _Generator:
         if kind in PRIMITIVES:
             logical = schema.get("logicalType")
             if logical is not None and logical not in LOGICAL_TYPES.get(kind, ()):
-                raise UnsupportedSchemaError(
-                    f"{where}: logical type {logical!r} on {kind!r} is not supported"
-                )
+                raise UnsupportedSchemaError(f"{where}: logical type {logical!r} on {kind!r} is not supported")
             return self.primitive(kind, var, logical)
         if kind == "enum":
             return self.enum(self.define(schema), var)
@@ -204,11 +202,7 @@ class _Generator:
         if kind in ("float", "double"):
             return [f"pack_{kind}({var})"]
         data, size = self.unique("b"), self.unique("n")
-        value = (
-            f"{var}.encode()"
-            if kind == "string"
-            else f"{var} if type({var}) is bytes else bytes_expected({var})"
-        )
+        value = f"{var}.encode()" if kind == "string" else f"{var} if type({var}) is bytes else bytes_expected({var})"
         return [
             f"LAST[{size} << 1] if ({size} := len({data} := {value})) < 0x2000 else zigzag_long({size})",
             data,
@@ -225,9 +219,7 @@ class _Generator:
             raise UnsupportedSchemaError(f"{where}: a union may not contain a union")
         encoded = " + ".join(f"({part})" for part in self.parts(other, var, where))
         # The branch index is an Avro long: 0 -> 0x00, 1 -> 0x02.
-        return [
-            f"{bytes([2 * null_index])!r} if {var} is None else {bytes([2 - 2 * null_index])!r} + {encoded}"
-        ]
+        return [f"{bytes([2 * null_index])!r} if {var} is None else {bytes([2 - 2 * null_index])!r} + {encoded}"]
 
     def define(self, enum: dict) -> dict:
         name = enum.get("name")

@@ -29,6 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
 
@@ -214,7 +215,10 @@ class Converter:
                 if error is not None:
                     _raise_unless_transient(error)
                     continue
-                topic, partition, offset = message.topic(), message.partition(), message.offset()
+                # The stubs say Optional; a consumed message always has all three.
+                topic: str = message.topic()  # type: ignore[assignment]
+                partition: int = message.partition()  # type: ignore[assignment]
+                offset: int = message.offset()  # type: ignore[assignment]
                 where = (topic, partition)
                 if ends and offset >= ends.get(where, offset + 1):
                     continue  # beyond this run's range: a later range's work
@@ -225,6 +229,8 @@ class Converter:
                 value = message.value()
                 if value is not None:
                     nbytes += len(value)
+                result: dict[str, Any] | Rejection
+                out: tuple[Any, ...]  # topic, value, key, timestamp, headers
                 if refused and (topic, partition, offset) in refused:
                     result = Rejection(Reason.REJECTED_BY_BROKER, refused[topic, partition, offset])
                 else:
@@ -254,8 +260,8 @@ class Converter:
                         break
                     except BufferError:
                         poll(0.05)  # the producer queue is full: wait for the brokers (back-pressure)
-                    except KafkaException as error:  # refused before sending, e.g. a failed transaction
-                        raise BatchFailed(f"produce: {error.args[0].str()}") from error
+                    except KafkaException as produce_error:  # refused before sending, e.g. a failed transaction
+                        raise BatchFailed(f"produce: {produce_error.args[0].str()}") from produce_error
             if careful:
                 self._note_refusals(failures, interrupted)
             if after:

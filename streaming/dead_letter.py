@@ -9,13 +9,15 @@ dead-letter topic without any loss of information.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from streaming import records
 from streaming.records import Rejection
 
 
 def dead_letter_headers(
     rejection: Rejection, topic: str, partition: int, offset: int, source_timestamp_ms: int, failed_at_ms: int
-) -> list[tuple[str, bytes]]:
+) -> list[tuple[str, str | bytes | None]]:
     """Headers of the dead letter of the message at `topic`/`partition`/`offset`."""
     return [
         (records.DLQ_REASON, rejection.reason.encode()),
@@ -28,6 +30,10 @@ def dead_letter_headers(
     ]
 
 
-def read_dead_letter_headers(headers: list[tuple[str, bytes]] | None) -> dict[str, str]:
+def read_dead_letter_headers(headers: Sequence[tuple[str, str | bytes | None]] | None) -> dict[str, str]:
     """The `kdp.dlq.*` headers of a consumed dead letter, decoded to text (for readers and tests)."""
-    return {name: value.decode("utf-8", "replace") for name, value in headers or [] if name.startswith("kdp.dlq.")}
+    return {
+        name: value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value or "")
+        for name, value in headers or []
+        if name.startswith("kdp.dlq.")
+    }

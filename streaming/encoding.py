@@ -85,9 +85,7 @@ class WireFormatEncoder:
         return f"WireFormatEncoder(schema_id={self.schema_id}, schema={self.name!r}, mode={self.mode!r})"
 
 
-def _fastavro_writer(
-    parsed_schema: dict[str, Any], header: bytes, name: str
-) -> Callable[[Mapping[str, Any]], bytes]:
+def _fastavro_writer(parsed_schema: dict[str, Any], header: bytes, name: str) -> Callable[[Mapping[str, Any]], bytes]:
     def write_with_fastavro(record: Mapping[str, Any]) -> bytes:
         buffer = io.BytesIO()
         buffer.write(header)

@@ -381,9 +381,7 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     parser.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
     parser.add_argument("--seed", type=int, help="random seed (default: a random one, logged)")
     parser.add_argument("--topic", help="target topic (default: KDP_SOURCE_TOPIC, user-login)")
-    parser.add_argument(
-        "--users", type=_positive_int, default=10_000, help="size of the user pool (default 10000)"
-    )
+    parser.add_argument("--users", type=_positive_int, default=10_000, help="size of the user pool (default 10000)")
     parser.add_argument(
         "--missing-device-type-rate", type=_share, default=0.05, help="share without device_type (0.05)"
     )
@@ -394,9 +392,7 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
         help=f"share of malformed messages, spread evenly over {', '.join(k.value for k in MALFORMED_KINDS)}",
     )
     for kind in MALFORMED_KINDS:
-        parser.add_argument(
-            _rate_flag(kind), type=_share, default=0.0, help=f"share of {kind.value} messages"
-        )
+        parser.add_argument(_rate_flag(kind), type=_share, default=0.0, help=f"share of {kind.value} messages")
     parser.add_argument(
         "--progress-every",
         type=_non_negative_float,

@@ -115,9 +115,7 @@ def ensure_value_schema(
 
 
 def _ensure(client: SchemaRegistryClient, subject: str, schema: Schema, level: str) -> RegisteredValueSchema:
-    client.set_compatibility(
-        subject_name=subject, level=level
-    )  # also valid before the subject's first version
+    client.set_compatibility(subject_name=subject, level=level)  # also valid before the subject's first version
     if _subject_exists(client, subject):
         problems = _incompatibilities(client, subject, schema)
         if problems:

@@ -116,9 +116,12 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
-    def kafka_config(self) -> dict[str, str]:
+    def kafka_config(self) -> dict[str, str | int | float | bool]:
         """librdkafka settings common to every client: bootstrap and security."""
-        config = {"bootstrap.servers": self.bootstrap, "security.protocol": self.security_protocol}
+        config: dict[str, str | int | float | bool] = {
+            "bootstrap.servers": self.bootstrap,
+            "security.protocol": self.security_protocol,
+        }
         if self.sasl_mechanism and self.security_protocol.startswith("SASL"):
             config["sasl.mechanism"] = self.sasl_mechanism
             config["sasl.username"] = self.sasl_username or ""

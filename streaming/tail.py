@@ -31,7 +31,7 @@ def add_tail_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=run_tail)
 
 
-def describe(value: bytes | None, headers: list[tuple[str, bytes]] | None, decode: Any) -> dict[str, Any]:
+def describe(value: bytes | None, headers: Any, decode: Any) -> dict[str, Any]:
     """One message as a printable dict: the decoded record, or a dead letter, or raw text."""
     dead_letter = read_dead_letter_headers(headers)
     if dead_letter:

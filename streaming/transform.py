@@ -187,18 +187,14 @@ def _validate(
     if locale not in US_LOCALES:
         upper = locale.upper() if locale.isascii() else ""
         if upper not in US_LOCALES:
-            return Rejection(
-                Reason.INVALID_LOCALE, f"locale {quote(locale)} is not a US state or territory code"
-            )
+            return Rejection(Reason.INVALID_LOCALE, f"locale {quote(locale)} is not a US state or territory code")
         locale = upper
 
     address = classify_ip(ip)
     if address is None:
         return Rejection(Reason.INVALID_IP, f"ip {quote(ip)} is not an IPv4 or IPv6 address")
 
-    version = _app_versions.get(app_version) or _remember(
-        _app_versions, app_version, _parse_app_version(app_version)
-    )
+    version = _app_versions.get(app_version) or _remember(_app_versions, app_version, _parse_app_version(app_version))
     if version is None:
         return Rejection(
             Reason.INVALID_APP_VERSION,
@@ -297,9 +293,7 @@ _JSON_TYPE_NAMES: dict[type, str] = {
 }
 
 
-def _explain(
-    raw: object, topic: str, partition: int, offset: int, processed_at_ms: int
-) -> dict[str, Any] | Rejection:
+def _explain(raw: object, topic: str, partition: int, offset: int, processed_at_ms: int) -> dict[str, Any] | Rejection:
     """The reference transform: every check in turn, so that a rejection names its precise reason."""
     try:
         return _explain_unguarded(raw, topic, partition, offset, processed_at_ms)
@@ -320,15 +314,11 @@ def _explain_unguarded(
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     if not data.strip(_JSON_WHITESPACE):
-        return Rejection(
-            Reason.EMPTY, "the message is empty" if not data else "the message is only whitespace"
-        )
+        return Rejection(Reason.EMPTY, "the message is empty" if not data else "the message is only whitespace")
     try:
         data.decode("utf-8")
     except UnicodeDecodeError as error:
-        return Rejection(
-            Reason.NOT_UTF8, f"invalid UTF-8 at byte {error.start}: {quote(data[error.start :])}"
-        )
+        return Rejection(Reason.NOT_UTF8, f"invalid UTF-8 at byte {error.start}: {quote(data[error.start :])}")
 
     try:
         fields = _decode_object_lazily(data)
@@ -355,9 +345,7 @@ def _explain_unguarded(
             return Rejection(Reason.WRONG_TYPE, f"{name} is a deeply nested value")
         if value is not None and type(value) not in json_types:
             expected = " or ".join(_JSON_TYPE_NAMES[t] for t in json_types)
-            return Rejection(
-                Reason.WRONG_TYPE, f"{name} must be {expected}, not {_JSON_TYPE_NAMES[type(value)]}"
-            )
+            return Rejection(Reason.WRONG_TYPE, f"{name} must be {expected}, not {_JSON_TYPE_NAMES[type(value)]}")
         values[name] = value
 
     return _validate(
@@ -375,6 +363,4 @@ def _not_an_object(data: bytes) -> Rejection:
         return Rejection(Reason.INVALID_JSON, str(error))
     except RecursionError:
         return Rejection(Reason.INVALID_JSON, "nested deeper than the JSON decoder allows")
-    return Rejection(
-        Reason.NOT_AN_OBJECT, f"the JSON value is {_JSON_TYPE_NAMES[type(value)]}, not an object"
-    )
+    return Rejection(Reason.NOT_AN_OBJECT, f"the JSON value is {_JSON_TYPE_NAMES[type(value)]}, not an object")
