@@ -20,12 +20,19 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka.admin import AdminClient
+from hypothesis import settings
 
 from localstack.config import StackConfig
 from localstack.ports import free_port_block
 from localstack.stack import LocalStack, StackInfo
 
 STACK_ENVIRONMENT = ("KDP_BOOTSTRAP", "KDP_REGISTRY_URL")
+
+# CI runs the same property-test examples every time (a red build must be reproducible); local runs
+# keep exploring new ones and remember failures in .hypothesis/.
+settings.register_profile("ci", derandomize=True, database=None, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -72,10 +72,7 @@ class Plan:
     @property
     def moves_by_partition(self) -> dict[Partition, tuple[int, ...]]:
         """For each partition that gains replicas, the brokers that must copy it."""
-        gained = {
-            tp: tuple(b for b in replicas if b not in self.current[tp])
-            for tp, replicas in self.proposed.items()
-        }
+        gained = {tp: tuple(b for b in replicas if b not in self.current[tp]) for tp, replicas in self.proposed.items()}
         return {tp: brokers for tp, brokers in gained.items() if brokers}
 
     def to_json(self) -> str:
@@ -162,19 +159,19 @@ def move_lower_bound(
 ) -> int:
     """The fewest moves any plan with this broker balance needs (rack constraints aside).
 
-    Two independent bounds, the larger wins:
+    Three independent bounds, the largest wins:
     - replicas that must be created: per partition, the replicas it lacks on target brokers (those
       on removed brokers, plus the growth of its replication factor);
     - replicas that must arrive: a broker ending with f replicas and holding c of them today receives
       at least f - c. When the plan is balanced, any balanced outcome would do, so the bound takes the
       cheapest one (fair shares topped up first on brokers that already hold enough); otherwise it
-      uses the plan's own counts.
+      uses the plan's own counts;
+    - replicas that must leave (when no partition shrinks): those on removed brokers, plus what
+      brokers above their fair share must shed; each leaves a partition short of one replica.
     A gap between `Plan.moves` and this bound comes from rack constraints or from an outcome where
     the two kinds of moves cannot coincide.
     """
-    must_create = sum(
-        max(0, wanted[tp] - len(set(replicas) & set(targets))) for tp, replicas in current.items()
-    )
+    must_create = sum(max(0, wanted[tp] - len(set(replicas) & set(targets))) for tp, replicas in current.items())
     held = _replica_counts(current.values(), targets)
     counts = list(replicas_after.values())
     if max(counts) - min(counts) <= 1:
@@ -183,7 +180,29 @@ def move_lower_bound(
         must_arrive = sum(max(0, floor - held[b]) for b in targets) + max(0, extra - already_above)
     else:
         must_arrive = sum(max(0, replicas_after[b] - held[b]) for b in targets)
-    return max(must_create, must_arrive)
+    return max(must_create, must_arrive, _must_leave(current, wanted, targets, held, replicas_after))
+
+
+def _must_leave(
+    current: Mapping[Partition, Sequence[int]],
+    wanted: Mapping[Partition, int],
+    targets: Sequence[int],
+    held: Mapping[int, int],
+    replicas_after: Mapping[int, int],
+) -> int:
+    """Replicas that must leave their broker: all on removed brokers, plus the surplus of brokers
+    above their share. Each is a move when no partition shrinks (its partition must regain it)."""
+    if any(wanted[tp] < len(replicas) for tp, replicas in current.items()):
+        return 0
+    on_removed = sum(1 for replicas in current.values() for b in replicas if b not in targets)
+    counts = list(replicas_after.values())
+    if max(counts) - min(counts) <= 1:
+        floor, extra = divmod(sum(wanted.values()), len(targets))
+        fullest = sorted((held[b] for b in targets), reverse=True)
+        surplus = sum(max(0, h - floor - 1) for h in fullest[:extra]) + sum(max(0, h - floor) for h in fullest[extra:])
+    else:
+        surplus = sum(max(0, held[b] - replicas_after[b]) for b in targets)
+    return on_removed + surplus
 
 
 def _validate(
@@ -207,9 +226,7 @@ def _validate(
     if racks is not None:
         missing = [b for b in targets if b not in racks]
         if missing:
-            raise ValueError(
-                f"brokers {missing} have no rack: give every target broker a rack, or racks=None"
-            )
+            raise ValueError(f"brokers {missing} have no rack: give every target broker a rack, or racks=None")
     return targets
 
 
@@ -306,9 +323,7 @@ def _order_replicas(
         leader_arcs[tp] = {}
         current_leader = old[tp][0] if old[tp] else None
         for b in sorted(replica_sets[tp]):
-            leader_arcs[tp][b] = net.add_arc(
-                partition_node, broker_node[b], 1, 0 if b == current_leader else 1
-            )
+            leader_arcs[tp][b] = net.add_arc(partition_node, broker_node[b], 1, 0 if b == current_leader else 1)
         if current_leader in replica_sets[tp] and current_leader in fair_arc:
             path = [source_arc, leader_arcs[tp][current_leader], fair_arc[current_leader]]
             if net.residual(path[-1]) > 0:

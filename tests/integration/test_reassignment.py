@@ -161,12 +161,14 @@ def test_spreading_a_topic_from_one_broker_over_three(cluster, admin, kafka_admi
     assert state.brokers == BROKERS
     assert state.racks == {1: "rack-a", 2: "rack-b", 3: "rack-c"}
     plan = plan_reassignment(state.assignment, state.brokers, state.racks)
-    kafka_moves = moves_between(
-        state.assignment, kafka_generate(config, info.bootstrap, topic_name, tmp_path)
-    )
+    proposal = kafka_generate(config, info.bootstrap, topic_name, tmp_path)
+    kafka_moves = moves_between(state.assignment, proposal)
+    kafka_counts = Counter(b for replicas in proposal.values() for b in replicas)
     report("12 partitions RF 1 from broker 1 to 1,2,3", plan.moves, plan.lower_bound, kafka_moves)
     assert plan.moves == plan.lower_bound == 8
-    assert plan.moves <= kafka_moves
+    # Kafka's proposal starts at a random broker: fewer moves than ours only by leaving brokers uneven.
+    if kafka_moves < plan.moves:
+        assert max(kafka_counts.values()) - min(kafka_counts.values()) > 1
 
     result = execute(kafka_admin, plan, throttle_bytes_per_second=20_000_000, timeout_s=180)
 

@@ -23,7 +23,7 @@ def test_the_jobs_sensor_and_schedule_are_there_and_automation_runs_by_default()
         "plan_partition_reassignment",
         "execute_partition_reassignment",
     } <= jobs
-    sensor = defs.get_sensor_def("conversion_sensor")
+    sensor = next(s for s in defs.sensors or [] if s.name == "conversion_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds is not None and sensor.minimum_interval_seconds < 60
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in defs.schedules or [])
