@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from localstack import security
 from localstack.config import (
     ENV_CONTROLLER_PORT,
     ENV_KAFKA_PORT,
@@ -49,6 +50,11 @@ def add_stack_actions(parser: argparse.ArgumentParser) -> None:
     up = actions.add_parser("up", help="start the stack (no-op when it already runs) and wait until it is usable")
     up.add_argument("--brokers", type=int, default=1, help=f"Kafka nodes, 1-{MAX_NODES} (default 1)")
     up.add_argument("--no-registry", action="store_true", help="start Kafka only")
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        help="require SASL/SCRAM logins and enforce ACLs (credentials in $KDP_HOME/credentials/; docs/security.md)",
+    )
     up.add_argument("--kafka-port", type=int, help=f"first node's client port (${ENV_KAFKA_PORT}, 9092)")
     up.add_argument("--controller-port", type=int, help=f"first node's KRaft port (${ENV_CONTROLLER_PORT}, 9192)")
     up.add_argument("--registry-port", type=int, help=f"registry API port (${ENV_REGISTRY_PORT}, 8081)")
@@ -110,7 +116,9 @@ def _reporting_errors(action: Any) -> Any:
 
 @_reporting_errors
 def _up(args: argparse.Namespace) -> None:
-    info = _stack(args).up(brokers=args.brokers, with_registry=not args.no_registry, timeout=args.timeout)
+    info = _stack(args).up(
+        brokers=args.brokers, with_registry=not args.no_registry, timeout=args.timeout, secure=args.secure
+    )
     _print_info(info)
 
 
@@ -132,6 +140,12 @@ def _status(args: argparse.Namespace) -> None:
         print("cluster: none formatted yet (`kdp stack up` creates one)")
     if status.java:
         print(f"java:    {status.java}")
+    if status.secure:
+        print(f"security: SASL/{security.MECHANISM} logins and ACLs; credentials (never shown) in:")
+        for path in status.credentials:
+            print(f"  {path}")
+    elif status.cluster_id:
+        print("security: none (PLAINTEXT, no ACLs)")
     if not status.components:
         return
     rows = [("COMPONENT", "PID", "ADDRESS", "LOG")]
@@ -166,6 +180,11 @@ def _print_info(info: StackInfo) -> None:
     print("To point the pipeline at it:")
     for name, value in info.environment().items():
         print(f"  export {name}={value}")
+    if info.secure and info.home is not None:
+        print(f"  source {security.credentials_file(info.home)}    # as admin (every right), or as one principal:")
+        for name in security.CLIENT_NAMES:
+            if name != security.ADMIN:
+                print(f"  source {security.credentials_file(info.home, name)}")
 
 
 def _show_progress() -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from localstack import processes
 from localstack.config import HOST, StackConfig
 from localstack.errors import StackError
+from localstack.private_files import write_private
 
 LOG4J_CONFIG = Path(__file__).with_name("kafka-log4j2.properties")
 MAX_NODES = 9
@@ -154,8 +155,13 @@ def replication_settings(cluster_size: int) -> dict[str, str]:
     }
 
 
-def server_properties(node: KafkaNode, cluster: Sequence[KafkaNode]) -> dict[str, str]:
-    """The complete `server.properties` of `node` in `cluster`, as an ordered mapping. Pure."""
+def server_properties(
+    node: KafkaNode, cluster: Sequence[KafkaNode], overrides: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The complete `server.properties` of `node` in `cluster`, as an ordered mapping. Pure.
+
+    `overrides` (the secure stack's listeners and authorizer, `localstack.security`) replace or extend it.
+    """
     voters = ",".join(f"{member.node_id}@{HOST}:{member.controller_port}" for member in cluster)
     return {
         "process.roles": "broker,controller",
@@ -172,6 +178,7 @@ def server_properties(node: KafkaNode, cluster: Sequence[KafkaNode]) -> dict[str
         # A first consumer group join otherwise waits 3 s for more members; tests and demos join constantly.
         "group.initial.rebalance.delay.ms": "0",
         **replication_settings(len(cluster)),
+        **(overrides or {}),
     }
 
 
@@ -209,11 +216,16 @@ def new_cluster_id() -> str:
             return candidate
 
 
-def write_configuration(node: KafkaNode, cluster: Sequence[KafkaNode]) -> None:
-    """Create the node's folders and (re)write its `server.properties`."""
+def write_configuration(
+    node: KafkaNode, cluster: Sequence[KafkaNode], overrides: Mapping[str, str] | None = None
+) -> None:
+    """Create the node's folders and (re)write its `server.properties`, readable by its owner only.
+
+    Owner-only because a secure node's file holds the nodes' shared secret.
+    """
     for folder in (node.data_dir, node.logs_dir):
         folder.mkdir(parents=True, exist_ok=True)
-    node.properties_file.write_text(render_properties(server_properties(node, cluster)))
+    write_private(node.properties_file, render_properties(server_properties(node, cluster, overrides)))
 
 
 def java_command(
@@ -235,44 +247,51 @@ def java_command(
 
 
 def format_storage(
-    java: str, libs: Path, nodes: Sequence[KafkaNode], cluster_id: str, options: Sequence[str] = ()
+    java: str,
+    libs: Path,
+    nodes: Sequence[KafkaNode],
+    cluster_id: str,
+    options: Sequence[str] = (),
+    secret_arguments: Sequence[str] = (),
 ) -> None:
     """Format every node's log dir for `cluster_id`, all in parallel (each is a JVM start of about a second).
 
     `--ignore-formatted` makes a repeated format of an already formatted node a no-op rather than an error.
+    `secret_arguments` (the secure stack's `--add-scram` credentials) reach the tool through a Java argument
+    file of mode 0600, deleted afterwards, so that no password shows on a command line (`ps` lists those).
     """
-    running = [
-        (
-            node,
-            subprocess.Popen(
-                java_command(
-                    java,
-                    libs,
-                    node,
-                    options,
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(node.properties_file),
-                    "--ignore-formatted",
-                ),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                text=True,
-            ),
+    running = []
+    for node in nodes:
+        # The launcher expands an argument file given in place of the main class, arguments included.
+        argument_file = node.folder / "format.args"
+        arguments = ["kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(node.properties_file)]
+        quoted = (_quoted(argument) for argument in [*arguments, "--ignore-formatted", *secret_arguments])
+        write_private(argument_file, "\n".join(quoted) + "\n")
+        command = java_command(java, libs, node, options, f"@{argument_file}")
+        process = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
         )
-        for node in nodes
-    ]
+        running.append((node, process, argument_file))
     failures = []
-    for node, process in running:
-        output, _ = process.communicate(timeout=120)
+    for node, process, argument_file in running:
+        try:
+            output, _ = process.communicate(timeout=120)
+        finally:
+            argument_file.unlink(missing_ok=True)
         if process.returncode != 0:
-            failures.append(f"node {node.node_id} (exit {process.returncode}):\n{output.strip()}")
+            failures.append(f"node {node.node_id} (exit {process.returncode}):\n{_without_salts(output)}")
     if failures:
         raise StackError("Formatting Kafka storage failed for " + "\n".join(failures))
+
+
+def _quoted(argument: str) -> str:
+    """One argument of a Java argument file: in double quotes, where a backslash escapes (paths may have spaces)."""
+    return '"' + argument.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _without_salts(output: str) -> str:
+    """The storage tool's output without its echo of stored SCRAM keys (not for a terminal or a log)."""
+    return "\n".join(line for line in output.strip().splitlines() if "UserScramCredentialRecord" not in line)
 
 
 def launch(java: str, libs: Path, node: KafkaNode, options: Sequence[str] = ()) -> subprocess.Popen[bytes]:

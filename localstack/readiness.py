@@ -12,7 +12,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -55,9 +55,13 @@ def kafka_broker_count(admin: AdminClient, timeout: float) -> int:
         return 0
 
 
-def quiet_admin(bootstrap: str) -> AdminClient:
-    """An admin client for probing a cluster that is still starting: no connection-refused noise on stderr."""
+def quiet_admin(bootstrap: str, security: Mapping[str, str] | None = None) -> AdminClient:
+    """An admin client for probing a cluster that is still starting: no connection-refused noise on stderr.
+
+    `security` holds librdkafka's SASL settings when the cluster requires them (`kdp stack up --secure`).
+    """
     settings: dict[str, Any] = {
+        **(security or {}),
         "bootstrap.servers": bootstrap,
         "log_level": 0,
         "error_cb": lambda _error: None,
@@ -67,7 +71,12 @@ def quiet_admin(bootstrap: str) -> AdminClient:
 
 
 def wait_for_kafka(
-    bootstrap: str, brokers: int, watched: Sequence[Watched], deadline: float, logs: Sequence[Path]
+    bootstrap: str,
+    brokers: int,
+    watched: Sequence[Watched],
+    deadline: float,
+    logs: Sequence[Path],
+    security: Mapping[str, str] | None = None,
 ) -> None:
     """Return once metadata lists `brokers` brokers; StackError when a watched process dies or time is up."""
     addresses = [address.rsplit(":", 1) for address in bootstrap.split(",")]
@@ -75,7 +84,7 @@ def wait_for_kafka(
         check_alive(watched)
         _give_up_after(deadline, "Kafka's client ports did not open", logs)
         time.sleep(POLL_INTERVAL)
-    admin = quiet_admin(bootstrap)
+    admin = quiet_admin(bootstrap, security)
     while (seen := kafka_broker_count(admin, timeout=2)) < brokers:
         check_alive(watched)
         _give_up_after(deadline, f"Kafka's metadata lists {seen} of {brokers} brokers", logs)

@@ -13,6 +13,10 @@ Contracts:
 
 `run.json` in the home records the ports and choices of the latest `up`, so `status`, `running` and the test
 fixture can find a stack started with other ports than the current defaults.
+
+`up(secure=True)` (`kdp stack up --secure`) starts the same stack with SASL/SCRAM authentication and ACLs (see
+`localstack.security`). Like the size, security is a property of the data: the credentials are created when the
+storage is formatted, so a plain cluster cannot be started secure, nor a secure one plain.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from localstack import kafka_node, maven, processes, readiness, registry
+from localstack import kafka_node, maven, processes, readiness, registry, security
 from localstack.aot import aot_cache, keep_recordings
 from localstack.config import (
     ENV_CONTROLLER_PORT,
@@ -62,9 +66,14 @@ class StackInfo:
     brokers: int
     home: Path | None
     """The stack's KDP_HOME; None for a stack that `kdp stack` did not start (named by the environment)."""
+    secure: bool = False
+    """Clients must authenticate (SASL/SCRAM); their credentials are in `security.credentials_file(home, ...)`."""
 
     def environment(self) -> dict[str, str]:
-        """The settings that point the pipeline at this stack (`streaming.settings` reads them)."""
+        """The settings that point the pipeline at this stack (`streaming.settings` reads them).
+
+        Never credentials: for a secure stack, add a principal's `security.principal_environment(home, name)`.
+        """
         found = {"KDP_BOOTSTRAP": self.bootstrap}
         if self.registry_url:
             found["KDP_REGISTRY_URL"] = self.registry_url
@@ -83,6 +92,7 @@ class RunRecord:
     registry_management_port: int
     java: str
     java_description: str
+    secure: bool = False
 
     @classmethod
     def of(cls, config: StackConfig, info: StackInfo, java: JavaRuntime) -> RunRecord:
@@ -95,6 +105,7 @@ class RunRecord:
             registry_management_port=config.registry_management_port,
             java=java.executable,
             java_description=java.description,
+            secure=info.secure,
         )
 
 
@@ -130,6 +141,9 @@ class StackStatus:
     formatted_brokers: int
     components: list[ComponentStatus]
     java: str | None
+    secure: bool = False
+    credentials: list[Path] = field(default_factory=list)
+    """The secure stack's credential files (paths only: their contents are never shown)."""
 
     @property
     def running(self) -> list[ComponentStatus]:
@@ -144,11 +158,13 @@ class LocalStack:
 
     # ----------------------------------------------------------------------------------------------- up
 
-    def up(self, brokers: int = 1, with_registry: bool = True, timeout: float = DEFAULT_TIMEOUT) -> StackInfo:
+    def up(
+        self, brokers: int = 1, with_registry: bool = True, timeout: float = DEFAULT_TIMEOUT, secure: bool = False
+    ) -> StackInfo:
         """Start what is not running and wait until all of it is usable (see the module's contract)."""
         deadline = time.monotonic() + timeout
         with self._locked():
-            plan = self._plan(brokers, with_registry)
+            plan = self._plan(brokers, with_registry, secure)
             if plan.idle_nodes or plan.start_registry:
                 self._start(plan, deadline)
             else:
@@ -159,13 +175,15 @@ class LocalStack:
         log.info("Stack ready: Kafka at %s, registry at %s", plan.info.bootstrap, plan.info.registry_url)
         return plan.info
 
-    def _plan(self, brokers: int, with_registry: bool) -> _Plan:
+    def _plan(self, brokers: int, with_registry: bool, secure: bool) -> _Plan:
         """What `up` has to do; raises StackError for a request the data or running processes cannot meet."""
-        config = self._config_for(brokers)
+        config = self._config_for(brokers, secure)
         nodes = kafka_node.plan_nodes(config, brokers)
         cluster_id, formatted = kafka_node.formatted_cluster(config.home)
         if formatted and formatted != brokers:
             raise StackError(_size_mismatch(config.home, formatted, brokers))
+        if formatted and security.has_credentials(config.home) != secure:
+            raise StackError(_security_mismatch(config.home, secure))
         registry_process = RegistryProcess.of(config)
         return _Plan(
             config=config,
@@ -179,6 +197,7 @@ class LocalStack:
                 registry_process.url if with_registry else None,
                 brokers,
                 config.home,
+                secure,
             ),
         )
 
@@ -191,6 +210,7 @@ class LocalStack:
         ensure_ports_free(_ports_to_bind(plan.idle_nodes, plan.registry if plan.start_registry else None))
         java = find_java(config.java)
         self._prepare_home()
+        credentials = security.ensure_credentials(config.home) if plan.info.secure else None
         with ThreadPoolExecutor(max_workers=1) as downloads:
             # The registry's 160 MB download overlaps Kafka's download, formatting and start.
             registry_install = downloads.submit(maven.install_registry, config.cache) if plan.start_registry else None
@@ -198,9 +218,14 @@ class LocalStack:
             self._write_run(RunRecord.of(config, plan.info, java))
             started: list[readiness.Watched] = []
             try:
-                self._launch_kafka(plan, java, libs, started)
+                self._launch_kafka(plan, java, libs, started, credentials)
                 self._await_kafka(plan, started, deadline)
+                if credentials is not None:
+                    count = security.apply_acls(plan.info.bootstrap, credentials[security.ADMIN])
+                    log.info("Kafka requires SASL/%s; %d ACLs in place", security.MECHANISM, count)
                 if registry_install is not None:
+                    admin = credentials[security.ADMIN] if credentials else None
+                    security.write_registry_settings(plan.registry.folder, admin)
                     self._launch_registry(plan, java, registry_install.result(), started)
                 if plan.info.registry_url:
                     self._await_registry(plan.registry, started, deadline)
@@ -209,20 +234,32 @@ class LocalStack:
                 raise
 
     @staticmethod
-    def _launch_kafka(plan: _Plan, java: JavaRuntime, libs: Path, started: list[readiness.Watched]) -> None:
-        """Write every node's configuration, format a new cluster's storage, launch the idle nodes."""
+    def _launch_kafka(
+        plan: _Plan,
+        java: JavaRuntime,
+        libs: Path,
+        started: list[readiness.Watched],
+        credentials: dict[str, security.Credential] | None,
+    ) -> None:
+        """Write every node's configuration, format a new cluster's storage, launch the idle nodes.
+
+        With `credentials` (a secure stack) the nodes get SASL listeners and the authorizer, and a new cluster's
+        storage gets every principal's SCRAM credential.
+        """
         program = f"kafka-{KAFKA_VERSION}"
         caches = [
             aot_cache(java, plan.config.cache, program, kafka_node.JVM_OPTIONS, libs, node.folder)
             for node in plan.nodes
         ]
         for node in plan.nodes:
-            kafka_node.write_configuration(node, plan.nodes)
+            secured = security.broker_properties(node, credentials[security.NODE]) if credentials else None
+            kafka_node.write_configuration(node, plan.nodes, secured)
         if plan.cluster_id is None:
             cluster_id = kafka_node.new_cluster_id()
             log.info("Formatting storage of %d Kafka node(s) for cluster %s", len(plan.nodes), cluster_id)
             options = caches[0].jvm_options(may_record=False) if caches[0] else []
-            kafka_node.format_storage(java.executable, libs, plan.nodes, cluster_id, options)
+            scram = security.scram_format_arguments(credentials.values()) if credentials else []
+            kafka_node.format_storage(java.executable, libs, plan.nodes, cluster_id, options, scram)
         for node, cache in zip(plan.nodes, caches, strict=True):
             if node not in plan.idle_nodes:
                 continue
@@ -243,21 +280,22 @@ class LocalStack:
         process = registry.launch(java.executable, install, plan.registry, plan.info.bootstrap, options)
         started.append(readiness.Watched("The registry", process, (plan.registry.log_file,)))
 
-    def _config_for(self, brokers: int) -> StackConfig:
+    def _config_for(self, brokers: int, secure: bool) -> StackConfig:
         """The configuration to use: this one, unless processes of a previous `up` still run.
 
-        Then their recorded ports are the truth, and a request for another size or other ports is refused
-        rather than half-applied.
+        Then their recorded ports are the truth, and a request for another size, other ports or other security
+        is refused rather than half-applied.
         """
         record = self.read_run()
         if record is None or not self._any_running():
             return self.config
         recorded = self._running_config()
-        if record.brokers != brokers or recorded != self.config:
+        if record.brokers != brokers or recorded != self.config or record.secure != secure:
             raise StackError(
                 f"A stack already runs under {self.config.home} with {record.brokers} broker(s) on Kafka "
-                f"port {record.kafka_port} and registry port {record.registry_port}, not what was asked "
-                f"({brokers} broker(s), ports {self.config.kafka_port} and {self.config.registry_port}). "
+                f"port {record.kafka_port} and registry port {record.registry_port}"
+                f"{' (secure)' if record.secure else ''}, not what was asked ({brokers} broker(s), ports "
+                f"{self.config.kafka_port} and {self.config.registry_port}{' (secure)' if secure else ''}). "
                 "Use it as it is, or stop it first with `kdp stack down`."
             )
         return recorded
@@ -266,7 +304,8 @@ class LocalStack:
     def _await_kafka(plan: _Plan, started: list[readiness.Watched], deadline: float) -> None:
         began = time.monotonic()
         logs = [node.server_log for node in plan.nodes]
-        readiness.wait_for_kafka(plan.info.bootstrap, plan.info.brokers, started, deadline, logs)
+        admin = _admin_security(plan.config.home, plan.info.secure)
+        readiness.wait_for_kafka(plan.info.bootstrap, plan.info.brokers, started, deadline, logs, admin)
         if started:
             log.info(
                 "Kafka ready: metadata lists %d broker(s) after %.1f s",
@@ -310,6 +349,7 @@ class LocalStack:
                 for path in (kafka_node.kafka_folder(home), registry_process.folder):
                     shutil.rmtree(path, ignore_errors=True)
                 (home / RUN_FILE).unlink(missing_ok=True)
+                security.forget_credentials(home)  # they open only the deleted cluster
                 accounts.append(f"deleted the data and logs under {home}")
         return accounts
 
@@ -338,7 +378,9 @@ class LocalStack:
                 )
             )
         java = record.java_description + f" ({record.java})" if record else None
-        return StackStatus(config.home, config.cache, cluster_id, formatted, components, java)
+        secure = record.secure if record else security.has_credentials(config.home)
+        credentials = security.client_credential_files(config.home) if secure else []
+        return StackStatus(config.home, config.cache, cluster_id, formatted, components, java, secure, credentials)
 
     def running(self) -> StackInfo | None:
         """This home's stack if every process of its latest `up` runs and it is usable; else None.
@@ -360,8 +402,10 @@ class LocalStack:
             registry_process.url if record.with_registry else None,
             record.brokers,
             config.home,
+            record.secure,
         )
-        if readiness.kafka_broker_count(readiness.quiet_admin(info.bootstrap), timeout=5) < info.brokers:
+        probe = readiness.quiet_admin(info.bootstrap, _admin_security(config.home, record.secure))
+        if readiness.kafka_broker_count(probe, timeout=5) < info.brokers:
             return None
         if info.registry_url and not registry.answers(info.registry_url):
             return None
@@ -425,6 +469,16 @@ class LocalStack:
             yield
 
 
+def _admin_security(home: Path, secure: bool) -> dict[str, str] | None:
+    """librdkafka's settings for the stack's own probes of a secure cluster: the admin's login; else None."""
+    if not secure:
+        return None
+    admin = security.read_credential(home, security.ADMIN)
+    if admin is None:
+        raise StackError(f"The secure stack under {home} lost its credentials: `kdp stack down --purge` resets it.")
+    return admin.client_config()
+
+
 def _pid(registry_process: RegistryProcess) -> int | None:
     return processes.running_pid(registry_process.pid_file, registry_process.marker)
 
@@ -450,6 +504,19 @@ def _size_mismatch(home: Path, formatted: int, requested: int) -> str:
         "for. "
         f"Start it with `--brokers {formatted}`, or delete its data with `kdp stack down --purge` "
         f"(or use another KDP_HOME) to start a {requested}-broker cluster."
+    )
+
+
+def _security_mismatch(home: Path, secure: bool) -> str:
+    if secure:
+        return (
+            f"The Kafka data under {home} was formatted without --secure: its cluster has no credentials. "
+            "Start it without --secure, or delete its data with `kdp stack down --purge` (or use another "
+            "KDP_HOME) to start a secure one."
+        )
+    return (
+        f"The Kafka data under {home} was formatted with --secure: start it with `kdp stack up --secure`, or "
+        "delete its data with `kdp stack down --purge` (or use another KDP_HOME) to start a plain one."
     )
 
 

@@ -1,0 +1,373 @@
+"""`kdp stack up --secure`: who may connect to the local Kafka, and what each principal may do.
+
+The secure stack is the production security model on loopback, so that a missing ACL or a client that drops its
+credentials fails here first rather than in a deployment:
+
+- **Authentication.** Clients connect to one SASL_PLAINTEXT listener with SCRAM-SHA-512. The credentials are
+  created when the storage is formatted (`kafka-storage format --add-scram`), so they exist from the cluster's
+  first moment; an unauthenticated client or a wrong password is refused during the handshake.
+- **Authorization.** `StandardAuthorizer` with `allow.everyone.if.no.acl.found=false`: without an ACL, nothing
+  is allowed. `User:admin` and the nodes' own `User:broker` are super users; every other principal gets exactly
+  the ACLs of `PRINCIPALS`, created after start through the Admin API (idempotent, so every start re-applies
+  them).
+- **Node to node.** Brokers replicate and send transaction markers over the same SASL listener as `broker`
+  (SCRAM). The KRaft controller listener also requires SASL, with PLAIN and the same `broker` secret in the
+  nodes' JAAS configuration: SCRAM is not possible there (the controller must authenticate brokers before the
+  metadata holding SCRAM credentials is readable), and a PLAINTEXT controller listener would need
+  `User:ANONYMOUS` as a super user, which would let any local process administer the cluster through the
+  controller port (the Admin API can talk to controllers directly). No listener accepts anonymous connections.
+- **The registry** (Apicurio) reaches Kafka as `admin` through its `apicurio.kafka.common.*` client settings,
+  written to `<home>/registry/config/application.properties` (mode 0600), which Quarkus reads from the working
+  directory, so the password appears neither on a command line nor in a log.
+
+Secrets: generated at the first `up --secure` (`secrets.token_urlsafe`), kept in `<home>/credentials/` (mode
+0700; files 0600) as `KDP_*` variables ready to `source`, one file per principal; `<home>/credentials.env` is
+the admin's, the developer's default. Nothing here prints or logs a password; the node secret reaches the
+nodes through their `server.properties` (0600) and the storage tool through a Java argument file (0600, deleted
+after use), never through a command line that `ps` would show.
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AclBinding,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+    ResourceType,
+)
+
+from localstack.config import HOST
+from localstack.errors import StackError
+from localstack.kafka_node import KafkaNode
+from localstack.private_files import write_private
+from streaming import topics
+
+PROTOCOL = "SASL_PLAINTEXT"
+MECHANISM = "SCRAM-SHA-512"
+CONTROLLER_MECHANISM = "PLAIN"
+CLIENT_LISTENER = "SASL_PLAINTEXT"
+"""The listener's name: Kafka's convention of naming a listener after its protocol."""
+
+ADMIN = "admin"
+NODE = "broker"
+"""The nodes' own principal: inter-broker (SCRAM) and controller (PLAIN) connections. Not for clients."""
+SUPER_USERS = (ADMIN, NODE)
+
+CREDENTIALS_FOLDER = "credentials"
+DEFAULT_CREDENTIALS_FILE = "credentials.env"
+REGISTRY_SETTINGS = Path("config") / "application.properties"
+"""Relative to the registry's working directory: Quarkus reads `$PWD/config/application.properties`."""
+
+CALL_TIMEOUT = 30.0
+CLUSTER = "kafka-cluster"
+"""The name Kafka gives the one CLUSTER resource in ACLs."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Operations allowed to a principal on one resource, or on every resource whose name starts with `name`."""
+
+    resource: ResourceType
+    name: str
+    operations: tuple[AclOperation, ...]
+    pattern: ResourcePatternType = ResourcePatternType.LITERAL
+
+
+@dataclass(frozen=True)
+class Principal:
+    """A SCRAM user of the secure stack: its name, what it is for, and its ACLs (none for super users)."""
+
+    name: str
+    purpose: str
+    grants: tuple[Grant, ...] = ()
+
+
+_READ = (AclOperation.READ, AclOperation.DESCRIBE)
+_WRITE = (AclOperation.WRITE, AclOperation.DESCRIBE)
+_ADMINISTER_TOPIC = (
+    AclOperation.CREATE,
+    AclOperation.DESCRIBE,
+    AclOperation.DESCRIBE_CONFIGS,
+    AclOperation.ALTER_CONFIGS,
+    AclOperation.ALTER,
+    AclOperation.READ,
+    AclOperation.WRITE,
+)
+_PIPELINE_TOPICS = (topics.SOURCE_TOPIC, topics.OUTPUT_TOPIC, topics.DEAD_LETTER_TOPIC)
+
+PRINCIPALS: tuple[Principal, ...] = (
+    Principal(ADMIN, "people and the registry: super user (every operation, ACLs included)"),
+    Principal(
+        "generator",
+        "kdp generate: writes login events (idempotence needs no more than WRITE since Kafka 3.0)",
+        (Grant(ResourceType.TOPIC, topics.SOURCE_TOPIC, _WRITE),),
+    ),
+    Principal(
+        "converter",
+        "kdp stream: reads login events in its group, writes records and dead letters, in transactions",
+        (
+            Grant(ResourceType.TOPIC, topics.SOURCE_TOPIC, _READ),
+            Grant(ResourceType.TOPIC, topics.OUTPUT_TOPIC, _WRITE),
+            Grant(ResourceType.TOPIC, topics.DEAD_LETTER_TOPIC, _WRITE),
+            Grant(ResourceType.GROUP, topics.CONVERTER_GROUP, _READ),
+            Grant(ResourceType.TRANSACTIONAL_ID, topics.CONVERTER_GROUP, _WRITE, ResourcePatternType.PREFIXED),
+        ),
+    ),
+    Principal(
+        "dagster",
+        "Dagster: provisions and reads the pipeline's topics, converts ranges, reassigns partitions",
+        (
+            # ALTER on the cluster (reassignment, leader election) also allows creating ACLs: Kafka has no
+            # narrower permission for reassignment, so this principal is nearly as strong as admin.
+            Grant(
+                ResourceType.BROKER,  # confluent_kafka's name for the CLUSTER resource type
+                CLUSTER,
+                (AclOperation.DESCRIBE, AclOperation.ALTER, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS),
+            ),
+            *(Grant(ResourceType.TOPIC, name, _ADMINISTER_TOPIC) for name in _PIPELINE_TOPICS),
+            Grant(ResourceType.GROUP, topics.CONVERTER_GROUP, _READ),
+            Grant(ResourceType.GROUP, "kdp-insights-", _READ, ResourcePatternType.PREFIXED),
+            Grant(
+                ResourceType.TRANSACTIONAL_ID,
+                f"{topics.CONVERTER_GROUP}-dagster",
+                _WRITE,
+                ResourcePatternType.PREFIXED,
+            ),
+        ),
+    ),
+)
+CLIENT_NAMES = tuple(principal.name for principal in PRINCIPALS)
+
+
+@dataclass(frozen=True)
+class Credential:
+    """One SCRAM user's name and password; the password never shows in `repr`."""
+
+    username: str
+    password: str = field(repr=False)
+
+    def environment(self) -> dict[str, str]:
+        """The `KDP_*` security variables `streaming.settings` reads for this principal."""
+        return {
+            "KDP_SECURITY_PROTOCOL": PROTOCOL,
+            "KDP_SASL_MECHANISM": MECHANISM,
+            "KDP_SASL_USERNAME": self.username,
+            "KDP_SASL_PASSWORD": self.password,
+        }
+
+    def client_config(self) -> dict[str, str]:
+        """librdkafka's security settings for this principal (for the stack's own admin clients)."""
+        return {
+            "security.protocol": PROTOCOL,
+            "sasl.mechanism": MECHANISM,
+            "sasl.username": self.username,
+            "sasl.password": self.password,
+        }
+
+
+# ------------------------------------------------------------------------------------------- credentials
+
+
+def credentials_folder(home: Path) -> Path:
+    return home / CREDENTIALS_FOLDER
+
+
+def credentials_file(home: Path, principal: str | None = None) -> Path:
+    """`<home>/credentials/<principal>.env`, or the admin's `<home>/credentials.env` when no principal is named."""
+    if principal is None:
+        return home / DEFAULT_CREDENTIALS_FILE
+    return credentials_folder(home) / f"{principal}.env"
+
+
+def client_credential_files(home: Path) -> list[Path]:
+    """The files a person sources: the admin's default, then one per client principal."""
+    return [credentials_file(home), *(credentials_file(home, name) for name in CLIENT_NAMES)]
+
+
+def has_credentials(home: Path) -> bool:
+    """Whether this home belongs to a secure stack (credentials are made before its storage is formatted)."""
+    return credentials_file(home, NODE).exists()
+
+
+def ensure_credentials(home: Path) -> dict[str, Credential]:
+    """Every principal's credential (the nodes' own included), generating those not stored yet.
+
+    Stored passwords are kept: they are in the formatted cluster's metadata. The files are (re)written with
+    mode 0600 in a 0700 folder on every call, so their format and permissions stay right.
+    """
+    folder = credentials_folder(home)
+    folder.mkdir(parents=True, exist_ok=True)
+    folder.chmod(0o700)
+    found = {}
+    for name in (NODE, *CLIENT_NAMES):
+        stored = read_credential(home, name)
+        found[name] = stored or Credential(name, secrets.token_urlsafe(24))
+        write_private(credentials_file(home, name), _env_file(found[name], _purpose(name)))
+    write_private(credentials_file(home), _env_file(found[ADMIN], _purpose(ADMIN)))
+    return found
+
+
+def read_credential(home: Path, principal: str) -> Credential | None:
+    """The stored credential of `principal`, or None when there is none (or the file is damaged)."""
+    variables = read_env_file(credentials_file(home, principal))
+    username, password = variables.get("KDP_SASL_USERNAME"), variables.get("KDP_SASL_PASSWORD")
+    if username != principal or not password:
+        return None
+    return Credential(username, password)
+
+
+def principal_environment(home: Path, principal: str) -> dict[str, str]:
+    """What `source <home>/credentials/<principal>.env` sets; StackError when the stack has no such file."""
+    credential = read_credential(home, principal)
+    if credential is None:
+        raise StackError(
+            f"No credentials of {principal!r} under {credentials_folder(home)}: was the stack started with "
+            "`kdp stack up --secure`?"
+        )
+    return credential.environment()
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """The `export NAME=value` lines of a file written by `_env_file` (comments skipped); empty when absent."""
+    try:
+        lines = [line.strip() for line in path.read_text().splitlines()]
+    except OSError:
+        return {}
+    pairs = (line.removeprefix("export ").split("=", 1) for line in lines if "=" in line and not line.startswith("#"))
+    return {name.strip(): value.strip() for name, value in pairs}
+
+
+def forget_credentials(home: Path) -> None:
+    """Delete the stored credentials (with the cluster's data: they only open that cluster)."""
+    shutil.rmtree(credentials_folder(home), ignore_errors=True)
+    credentials_file(home).unlink(missing_ok=True)
+
+
+def _purpose(name: str) -> str:
+    if name == NODE:
+        return "the Kafka nodes themselves (inter-broker and controller connections); not for clients"
+    return next(principal.purpose for principal in PRINCIPALS if principal.name == name)
+
+
+def _env_file(credential: Credential, purpose: str) -> str:
+    lines = [
+        f"# Kafka credentials of the local stack's `{credential.username}` principal: {purpose}.",
+        "# Written by `kdp stack up --secure`. Keep private (mode 0600). Use: source <this file>",
+        *(f"export {name}={value}" for name, value in credential.environment().items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------- broker settings
+
+
+def broker_properties(node: KafkaNode, node_secret: Credential) -> dict[str, str]:
+    """The `server.properties` entries that make `node` secure, laid over its plain configuration.
+
+    Keys the plain configuration has too (listeners, protocol map, inter-broker listener) are replaced in place.
+    """
+    scram_login = (
+        "org.apache.kafka.common.security.scram.ScramLoginModule required "
+        f'username="{node_secret.username}" password="{node_secret.password}";'
+    )
+    # PLAIN's JAAS entry is both the client side (username/password) and the server's user list (user_<name>).
+    plain_login = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        f'username="{node_secret.username}" password="{node_secret.password}" '
+        f'user_{node_secret.username}="{node_secret.password}";'
+    )
+    client = CLIENT_LISTENER.lower()
+    return {
+        "listeners": f"{CLIENT_LISTENER}://{node.address},CONTROLLER://{HOST}:{node.controller_port}",
+        "advertised.listeners": f"{CLIENT_LISTENER}://{node.address}",
+        "listener.security.protocol.map": f"{CLIENT_LISTENER}:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "inter.broker.listener.name": CLIENT_LISTENER,
+        "sasl.mechanism.inter.broker.protocol": MECHANISM,
+        "sasl.mechanism.controller.protocol": CONTROLLER_MECHANISM,
+        f"listener.name.{client}.sasl.enabled.mechanisms": MECHANISM,
+        f"listener.name.{client}.{MECHANISM.lower()}.sasl.jaas.config": scram_login,
+        "listener.name.controller.sasl.enabled.mechanisms": CONTROLLER_MECHANISM,
+        f"listener.name.controller.{CONTROLLER_MECHANISM.lower()}.sasl.jaas.config": plain_login,
+        "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        "allow.everyone.if.no.acl.found": "false",
+        "super.users": ";".join(f"User:{name}" for name in SUPER_USERS),
+    }
+
+
+def scram_format_arguments(credentials: Iterable[Credential]) -> list[str]:
+    """`kafka-storage format` arguments that store these SCRAM credentials in the new cluster's metadata."""
+    arguments = []
+    for credential in credentials:
+        arguments += ["--add-scram", f"{MECHANISM}=[name={credential.username},password={credential.password}]"]
+    return arguments
+
+
+# -------------------------------------------------------------------------------------------------- ACLs
+
+
+def acl_bindings(principals: Iterable[Principal] = PRINCIPALS) -> list[AclBinding]:
+    """Every ALLOW binding the principals' grants describe, from any host."""
+    return [
+        AclBinding(
+            grant.resource,
+            grant.name,
+            grant.pattern,
+            f"User:{principal.name}",
+            "*",
+            operation,
+            AclPermissionType.ALLOW,
+        )
+        for principal in principals
+        for grant in principal.grants
+        for operation in grant.operations
+    ]
+
+
+def apply_acls(bootstrap: str, admin: Credential) -> int:
+    """Create every ACL of `PRINCIPALS` as `admin` (existing ones are left as they are); returns their number."""
+    client = AdminClient({"bootstrap.servers": bootstrap, **admin.client_config()})
+    bindings = acl_bindings()
+    failures = []
+    for binding, future in client.create_acls(bindings, request_timeout=CALL_TIMEOUT).items():
+        try:
+            future.result(timeout=CALL_TIMEOUT)
+        except KafkaException as error:
+            failures.append(f"{binding}: {error.args[0].str()}")
+    if failures:
+        raise StackError("Creating the secure stack's ACLs failed:\n" + "\n".join(failures))
+    return len(bindings)
+
+
+# ----------------------------------------------------------------------------------------------- registry
+
+
+def write_registry_settings(registry_folder: Path, admin: Credential | None) -> None:
+    """Give the registry its Kafka credentials (secure stack), or take them away (plain stack).
+
+    Apicurio passes every `apicurio.kafka.common.*` property to its Kafka producer, consumer and admin client.
+    Its own `apicurio.kafkasql.security.sasl.*` settings only build an OAuth login, hence these raw ones.
+    """
+    path = registry_folder / REGISTRY_SETTINGS
+    if admin is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    settings: Mapping[str, str] = {
+        "apicurio.kafka.common.security.protocol": PROTOCOL,
+        "apicurio.kafka.common.sasl.mechanism": MECHANISM,
+        "apicurio.kafka.common.sasl.jaas.config": (
+            "org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{admin.username}" password="{admin.password}";'
+        ),
+    }
+    header = "# Written by `kdp stack up --secure` (localstack/security.py) on every start: the registry's Kafka login."
+    write_private(path, "\n".join([header, *(f"{key}={value}" for key, value in settings.items())]) + "\n")

@@ -1,0 +1,402 @@
+"""`kdp stack up --secure` against real clients: who gets in, and what each principal may do.
+
+One secure stack (its own home and ports, with the registry, which must reach Kafka through SASL too) serves the
+module. The pipeline topics are created by the `dagster` principal, as the provisioning job would. Tests do not
+depend on each other's order: the end-to-end test accounts for every message of `user-login`, whoever wrote it,
+and the converter's own probes write only inside aborted transactions, which read_committed readers never see.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.serialization import MessageField, SerializationContext
+from kafka import TopicPartition as KafkaTopicPartition
+from kafka.admin import AlterConfigOp, ConfigResourceType, KafkaAdminClient
+from kafka.admin import ConfigResource as KafkaConfigResource
+
+from localstack import cli, security
+from localstack.config import StackConfig
+from localstack.ports import free_port_block
+from localstack.stack import LocalStack, StackInfo
+from orchestration.defs.conversion.offsets import active_members, read_offsets
+from orchestration.reassignment.executor import (
+    BROKER_RATE_KEYS,
+    Throttles,
+    current_throttles,
+    kafka_python_admin,
+    remove_throttles,
+)
+from streaming import topics
+from streaming.dead_letter import read_dead_letter_headers
+from streaming.events import EventFactory, IrregularityRates
+from streaming.generator import generate
+from streaming.kafka_clients import make_consumer
+from streaming.pipeline import open_converter
+from streaming.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+PIPELINE_TOPICS = (topics.SOURCE_TOPIC, topics.OUTPUT_TOPIC, topics.DEAD_LETTER_TOPIC)
+CALL_TIMEOUT = 30
+QUIET = {"log_level": 0, "error_cb": lambda _error: None}
+"""Refusals are what these tests provoke: keep librdkafka from printing each one on stderr."""
+
+
+@pytest.fixture(scope="module")
+def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    first = free_port_block(8)
+    config = StackConfig.from_env(
+        home=tmp_path_factory.mktemp("secure") / "kdp-home",
+        kafka_port=first,
+        controller_port=first + 3,
+        registry_port=first + 6,
+        registry_management_port=first + 7,
+    )
+    local = LocalStack(config)
+    try:
+        info = local.up(secure=True)
+        _create_pipeline_topics(_settings(info, "dagster"))
+        yield info
+    finally:
+        local.down(purge=True)
+
+
+def _settings(info: StackInfo, principal: str, **overrides: object) -> Settings:
+    """The pipeline's settings for `principal`, as after `source $KDP_HOME/credentials/<principal>.env`."""
+    assert info.home is not None
+    return Settings.from_env(
+        {**info.environment(), **security.principal_environment(info.home, principal)}, **overrides
+    )
+
+
+def _client(info: StackInfo, principal: str, **extra: Any) -> dict[str, Any]:
+    return {**_settings(info, principal).kafka_config(), **QUIET, **extra}
+
+
+def _create_pipeline_topics(settings: Settings) -> None:
+    """Create the topics and wait until every partition has a leader that answers for it."""
+    admin = AdminClient(settings.kafka_config())
+    futures = admin.create_topics([NewTopic(name, 3, 1) for name in PIPELINE_TOPICS], operation_timeout=CALL_TIMEOUT)
+    for future in futures.values():
+        future.result(timeout=CALL_TIMEOUT)
+    consumer = Consumer({**settings.kafka_config(), **QUIET, "group.id": f"unused-{uuid.uuid4()}"})
+    try:
+        for partition in (TopicPartition(name, index) for name in PIPELINE_TOPICS for index in range(3)):
+            for _ in range(100):
+                try:
+                    consumer.get_watermark_offsets(partition, timeout=CALL_TIMEOUT)
+                    break
+                except KafkaException:
+                    time.sleep(0.1)  # the new partition's leadership is still on its way to this broker
+    finally:
+        consumer.close()
+
+
+def _error_code(error: BaseException) -> int:
+    assert isinstance(error, KafkaException), error
+    code: int = error.args[0].code()
+    return code
+
+
+def _produce(config: dict[str, Any], topic: str, value: bytes) -> KafkaError | None:
+    """Produce one message and wait for its delivery report: None when the broker took it, else its error."""
+    reports: list[KafkaError | None] = []
+    producer = Producer(config)
+    producer.produce(topic, value, on_delivery=lambda error, _message: reports.append(error))
+    assert producer.flush(CALL_TIMEOUT) == 0
+    return reports[0]
+
+
+# ----------------------------------------------------------------------------------------- authentication
+
+
+def test_a_client_without_credentials_gets_no_metadata(secure_stack: StackInfo) -> None:
+    admin = AdminClient({"bootstrap.servers": secure_stack.bootstrap, **QUIET})
+
+    with pytest.raises(KafkaException) as refused:
+        admin.list_topics(timeout=5)
+
+    assert _error_code(refused.value) == KafkaError._TRANSPORT
+
+
+def test_a_wrong_password_is_refused_with_an_authentication_error(secure_stack: StackInfo) -> None:
+    errors: list[KafkaError] = []
+    settings = _settings(secure_stack, "admin", sasl_password="not-the-password")
+    producer = Producer({**settings.kafka_config(), "log_level": 0, "error_cb": errors.append})
+
+    for _ in range(100):
+        producer.poll(0.1)
+        if any(error.code() == KafkaError._AUTHENTICATION for error in errors):
+            break
+
+    assert any(error.code() == KafkaError._AUTHENTICATION for error in errors), errors
+    with pytest.raises(KafkaException):
+        producer.list_topics(timeout=2)
+
+
+# ------------------------------------------------------------------------------------------ authorization
+
+
+def test_the_generator_writes_login_events_but_nothing_else(secure_stack: StackInfo) -> None:
+    generator = _client(secure_stack, "generator", **{"enable.idempotence": True, "acks": "all"})
+
+    assert _produce(generator, topics.SOURCE_TOPIC, b'{"user_id": "probe"}') is None
+    refused = _produce(generator, topics.OUTPUT_TOPIC, b"not mine to write")
+
+    assert refused is not None and refused.code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_the_converter_reads_in_its_group_and_writes_its_outputs_in_transactions(secure_stack: StackInfo) -> None:
+    assert _produce(_client(secure_stack, "generator"), topics.SOURCE_TOPIC, b"for the converter") is None
+    consumer = make_consumer(_settings(secure_stack, "converter"), **QUIET)  # the converter's own consumer
+    consumer.subscribe([topics.SOURCE_TOPIC])
+    try:
+        message = None
+        for _ in range(60):
+            message = consumer.poll(1)
+            if message is not None:
+                break
+        assert message is not None and message.error() is None, message and message.error()
+    finally:
+        consumer.close()
+
+    producer = Producer(_client(secure_stack, "converter", **{"transactional.id": "kdp-converter-x"}))
+    producer.init_transactions(CALL_TIMEOUT)
+    producer.begin_transaction()
+    reports: list[KafkaError | None] = []
+    for topic in (topics.OUTPUT_TOPIC, topics.DEAD_LETTER_TOPIC):
+        producer.produce(topic, b"probe", on_delivery=lambda error, _message: reports.append(error))
+    assert producer.flush(CALL_TIMEOUT) == 0
+    producer.abort_transaction(CALL_TIMEOUT)  # written and acknowledged, never visible to read_committed readers
+
+    assert reports == [None, None]
+
+
+def test_the_converter_may_not_use_another_transactional_id(secure_stack: StackInfo) -> None:
+    producer = Producer(_client(secure_stack, "converter", **{"transactional.id": "someone-else"}))
+
+    with pytest.raises(KafkaException) as refused:
+        producer.init_transactions(CALL_TIMEOUT)
+
+    assert _error_code(refused.value) == KafkaError.TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+
+
+def test_the_converter_cannot_create_topics(secure_stack: StackInfo) -> None:
+    admin = AdminClient(_client(secure_stack, "converter"))
+    name = f"converter-made-{uuid.uuid4().hex[:8]}"
+
+    with pytest.raises(KafkaException) as refused:
+        admin.create_topics([NewTopic(name, 1, 1)])[name].result(timeout=CALL_TIMEOUT)
+
+    assert _error_code(refused.value) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_dagster_administers_the_pipeline_topics_and_no_others(secure_stack: StackInfo) -> None:
+    admin = AdminClient(_client(secure_stack, "dagster"))
+
+    assert set(PIPELINE_TOPICS) <= set(admin.list_topics(timeout=CALL_TIMEOUT).topics)
+    resource = ConfigResource(ConfigResource.Type.TOPIC, topics.SOURCE_TOPIC)
+    configs = admin.describe_configs([resource])[resource].result(timeout=CALL_TIMEOUT)
+    assert "retention.ms" in configs
+    cluster = admin.describe_cluster(request_timeout=CALL_TIMEOUT).result(timeout=CALL_TIMEOUT)
+    assert len(cluster.nodes) == secure_stack.brokers
+
+    name = f"dagster-made-{uuid.uuid4().hex[:8]}"
+    with pytest.raises(KafkaException) as refused:
+        admin.create_topics([NewTopic(name, 1, 1)])[name].result(timeout=CALL_TIMEOUT)
+    assert _error_code(refused.value) == KafkaError.TOPIC_AUTHORIZATION_FAILED
+
+
+def test_dagster_reads_the_converter_group_and_may_reassign_through_kafka_python(secure_stack: StackInfo) -> None:
+    """The control plane's own clients: the sensor's offset reads (confluent-kafka) and the reassignment
+    executor's admin (kafka-python), both configured from the same `KDP_*` settings."""
+    settings = _settings(secure_stack, "dagster")
+
+    offsets = read_offsets(settings, topics.SOURCE_TOPIC)
+    assert set(offsets.high) == {0, 1, 2}
+    assert active_members(settings) >= 0
+
+    admin = kafka_python_admin(settings)
+    try:
+        assert not admin.list_partition_reassignments()
+        throttle = Throttles(brokers={1: {BROKER_RATE_KEYS[0]: "1048576"}})
+        _set_throttles(admin, throttle)
+        assert _throttles_once_settled(admin, throttle) == throttle
+        remove_throttles(admin, throttle)
+        assert _throttles_once_settled(admin, Throttles()) == Throttles()
+        # Reassigning a partition to the replicas it has is accepted and changes nothing: ALTER on the cluster.
+        replicas = [1] if secure_stack.brokers == 1 else [1, 2, 3]
+        refused = admin.alter_partition_reassignments({KafkaTopicPartition(topics.SOURCE_TOPIC, 0): replicas})
+        assert all(error is None for error in refused.values()), refused
+    finally:
+        admin.close()
+
+
+def _throttles_once_settled(admin: KafkaAdminClient, expected: Throttles) -> Throttles:
+    """Broker 1's throttles once they equal `expected`, or as they are after a while (a dynamic broker config
+    reaches the broker through the metadata log, a moment after the controller accepted it)."""
+    for _ in range(50):
+        current = current_throttles(admin, [1], [])
+        if current == expected:
+            break
+        time.sleep(0.1)
+    return current
+
+
+def _set_throttles(admin: KafkaAdminClient, throttles: Throttles) -> None:
+    resources = [
+        KafkaConfigResource(ConfigResourceType.BROKER, str(broker), {k: (AlterConfigOp.SET, v) for k, v in c.items()})
+        for broker, c in throttles.brokers.items()
+    ]
+    results = admin.alter_configs(resources, raise_on_unknown=False, incremental=True)
+    assert all(outcome == "OK" for outcomes in results.values() for outcome in outcomes.values()), results
+
+
+def test_admin_creates_any_topic(secure_stack: StackInfo) -> None:
+    admin = AdminClient(_client(secure_stack, "admin"))
+    name = f"admin-made-{uuid.uuid4().hex[:8]}"
+
+    admin.create_topics([NewTopic(name, 1, 1)])[name].result(timeout=CALL_TIMEOUT)
+
+    assert name in admin.list_topics(timeout=CALL_TIMEOUT).topics
+
+
+# ------------------------------------------------------------------------------------------------ secrets
+
+
+def test_no_password_shows_in_output_logs_command_lines_or_settings(
+    secure_stack: StackInfo,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    home = secure_stack.home
+    assert home is not None
+    passwords = {
+        name: security.principal_environment(home, name)["KDP_SASL_PASSWORD"] for name in security.CLIENT_NAMES
+    }
+    node_secret = security.read_credential(home, security.NODE)
+    assert node_secret is not None
+    hidden = {*passwords.values(), node_secret.password}
+    for variable, value in _ports_of(secure_stack).items():
+        monkeypatch.setenv(variable, value)
+
+    assert cli.main(["up", "--secure"]) == 0  # already running: prints how to reach it
+    assert cli.main(["status"]) == 0
+    assert cli.main(["logs", "-n", "1000"]) == 0
+    printed = capsys.readouterr()
+    shown = printed.out + printed.err + caplog.text
+    assert str(security.credentials_file(home, "converter")) in shown  # paths are shown, contents never
+    logs = [path.read_text(errors="replace") for path in home.rglob("*.log")]
+    settings_reprs = [repr(_settings(secure_stack, name)) for name in security.CLIENT_NAMES]
+    command_lines = _command_lines()
+
+    for secret in hidden:
+        assert secret not in shown
+        assert not any(secret in text for text in logs)
+        assert not any(secret in text for text in settings_reprs)
+        assert not any(secret in line for line in command_lines)
+    for path in [security.credentials_file(home), *(security.credentials_file(home, n) for n in passwords)]:
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+def _ports_of(info: StackInfo) -> dict[str, str]:
+    """The environment under which `kdp stack` finds this test's stack."""
+    assert info.home is not None
+    record = LocalStack(StackConfig.from_env(home=info.home)).read_run()
+    assert record is not None
+    return {
+        "KDP_HOME": str(info.home),
+        "KDP_KAFKA_PORT": str(record.kafka_port),
+        "KDP_CONTROLLER_PORT": str(record.controller_port),
+        "KDP_REGISTRY_PORT": str(record.registry_port),
+        "KDP_REGISTRY_MGMT_PORT": str(record.registry_management_port),
+    }
+
+
+def _command_lines() -> list[str]:
+    """Every readable process command line on this machine (Linux's /proc), the stack's JVMs included."""
+    lines = []
+    for path in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            lines.append(path.read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return lines
+
+
+# ------------------------------------------------------------------------------------------- end to end
+
+
+def test_the_pipeline_runs_end_to_end_under_its_own_principals(secure_stack: StackInfo) -> None:
+    """The generator writes as `generator`, the real converter runs exactly-once as `converter`: every message
+    of `user-login` becomes exactly one record or one dead letter."""
+    factory = EventFactory(11, IrregularityRates.with_malformed(0.05))
+    generated = generate(_settings(secure_stack, "generator").kafka_config(), topics.SOURCE_TOPIC, factory, count=300)
+    assert generated.ok and generated.delivered == 300
+
+    settings = _settings(secure_stack, "converter", delivery="exactly-once")
+    converter = open_converter(settings, instance="e2e", poll_timeout=0.5)
+    converter.subscribe()
+    give_up = threading.Timer(300, (stop := threading.Event()).set)  # a failure to report, not a hang
+    give_up.start()
+    try:
+        summary = converter.run(stop, until_caught_up=True)
+    finally:
+        give_up.cancel()
+        converter.close()
+    assert not stop.is_set(), f"the converter never caught up: {summary}"
+
+    reader = _settings(secure_stack, "admin")
+    source = {(m.partition(), m.offset()) for m in _read_all(reader, topics.SOURCE_TOPIC)}
+    deserialize = AvroDeserializer(SchemaRegistryClient(reader.registry_config()))
+    context = SerializationContext(topics.OUTPUT_TOPIC, MessageField.VALUE)
+    records = [deserialize(m.value(), context) for m in _read_all(reader, topics.OUTPUT_TOPIC)]
+    positions = Counter((record["source_partition"], record["source_offset"]) for record in records)
+    for letter in _read_all(reader, topics.DEAD_LETTER_TOPIC):
+        headers = read_dead_letter_headers(letter.headers())
+        positions[int(headers["kdp.dlq.source.partition"]), int(headers["kdp.dlq.source.offset"])] += 1
+
+    assert len(source) >= 300
+    assert set(positions) == source
+    assert set(positions.values()) == {1}
+
+
+def _read_all(settings: Settings, topic: str) -> list[Message]:
+    """Every committed message of `topic` up to its current end (the end is the position, not a count:
+    transaction markers take offsets too)."""
+    consumer = Consumer(
+        {**settings.kafka_config(), "group.id": f"unused-{uuid.uuid4()}", "isolation.level": "read_committed"}
+    )
+    try:
+        partitions = consumer.list_topics(topic, timeout=CALL_TIMEOUT).topics[topic].partitions
+        ends = {}
+        for partition in partitions:
+            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=CALL_TIMEOUT)
+            if high > low:
+                ends[partition] = high
+        consumer.assign([TopicPartition(topic, partition, 0) for partition in ends])
+        messages: list[Message] = []
+        for _ in range(600):
+            if not ends:
+                break
+            messages += [m for m in consumer.consume(10_000, 0.1) if m.error() is None]
+            for position in consumer.position([TopicPartition(topic, partition) for partition in ends]):
+                if position.offset >= ends[position.partition]:
+                    del ends[position.partition]
+        assert not ends, f"{topic}: never reached the end of partitions {sorted(ends)}"
+        return messages
+    finally:
+        consumer.close()

@@ -1,0 +1,197 @@
+"""The secure stack's decisions that need no JVM: ACLs, node settings, credential files, refusals."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
+
+from localstack import cli, security, stack
+from localstack.config import StackConfig
+from localstack.errors import StackError
+from localstack.kafka_node import plan_nodes, server_properties
+from localstack.stack import LocalStack
+from streaming.settings import Settings
+
+
+def _grants(principal: str) -> set[tuple[ResourceType, str, ResourcePatternType, AclOperation]]:
+    return {
+        (binding.restype, binding.name, binding.resource_pattern_type, binding.operation)
+        for binding in security.acl_bindings()
+        if binding.principal == f"User:{principal}"
+    }
+
+
+def test_super_users_have_no_acls_and_every_binding_allows_from_any_host() -> None:
+    bindings = security.acl_bindings()
+
+    assert not _grants(security.ADMIN) and not _grants(security.NODE)
+    assert {(binding.host, binding.permission_type.name) for binding in bindings} == {("*", "ALLOW")}
+
+
+def test_the_generator_may_only_write_login_events() -> None:
+    literal = ResourcePatternType.LITERAL
+    assert _grants("generator") == {
+        (ResourceType.TOPIC, "user-login", literal, AclOperation.WRITE),
+        (ResourceType.TOPIC, "user-login", literal, AclOperation.DESCRIBE),
+    }
+
+
+def test_the_converter_reads_its_source_writes_its_outputs_and_owns_a_transactional_prefix() -> None:
+    grants = _grants("converter")
+    literal, prefixed = ResourcePatternType.LITERAL, ResourcePatternType.PREFIXED
+
+    assert (ResourceType.TOPIC, "user-login", literal, AclOperation.READ) in grants
+    assert (ResourceType.TOPIC, "processed-data", literal, AclOperation.WRITE) in grants
+    assert (ResourceType.TOPIC, "user-login.dlq", literal, AclOperation.WRITE) in grants
+    assert (ResourceType.GROUP, "kdp-converter", literal, AclOperation.READ) in grants
+    assert (ResourceType.TRANSACTIONAL_ID, "kdp-converter", prefixed, AclOperation.WRITE) in grants
+    assert not any(operation in (AclOperation.CREATE, AclOperation.ALTER) for *_, operation in grants)
+    assert not any(restype == ResourceType.BROKER for restype, *_ in grants)
+
+
+def test_dagster_may_reassign_and_provision_but_create_only_the_pipeline_topics() -> None:
+    grants = _grants("dagster")
+
+    assert (ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, AclOperation.ALTER) in grants
+    created = {name for restype, name, _pattern, operation in grants if operation == AclOperation.CREATE}
+    assert created == {"user-login", "processed-data", "user-login.dlq"}
+    assert (
+        ResourceType.TRANSACTIONAL_ID,
+        "kdp-converter-dagster",
+        ResourcePatternType.PREFIXED,
+        AclOperation.WRITE,
+    ) in grants
+
+
+def test_a_secure_node_listens_only_with_sasl_and_denies_what_no_acl_allows(tmp_path: Path) -> None:
+    [node] = plan_nodes(StackConfig.from_env({}, home=tmp_path), 1)
+    secret = security.Credential(security.NODE, "node-secret")
+
+    properties = server_properties(node, [node], security.broker_properties(node, secret))
+
+    assert properties["listeners"] == "SASL_PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9192"
+    assert properties["advertised.listeners"] == "SASL_PLAINTEXT://127.0.0.1:9092"
+    assert "PLAINTEXT:PLAINTEXT" not in properties["listener.security.protocol.map"]
+    assert properties["inter.broker.listener.name"] == "SASL_PLAINTEXT"
+    assert properties["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert properties["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert properties["allow.everyone.if.no.acl.found"] == "false"
+    assert properties["super.users"] == "User:admin;User:broker"
+    assert properties["controller.quorum.voters"] == "1@127.0.0.1:9192"  # the plain settings stay
+
+
+def test_credentials_are_private_stable_distinct_and_ready_to_source(tmp_path: Path) -> None:
+    first = security.ensure_credentials(tmp_path)
+    again = security.ensure_credentials(tmp_path)
+
+    assert again == first
+    assert len({credential.password for credential in first.values()}) == len(first)
+    assert security.credentials_folder(tmp_path).stat().st_mode & 0o777 == 0o700
+    files = [security.credentials_file(tmp_path), *security.credentials_folder(tmp_path).iterdir()]
+    assert {path.stat().st_mode & 0o777 for path in files} == {0o600}
+    sourced = subprocess.run(
+        ["bash", "-c", f'source "{security.credentials_file(tmp_path, "converter")}" && bash -c "env"'],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    assert "KDP_SASL_USERNAME=converter" in sourced
+    settings = Settings.from_env(security.principal_environment(tmp_path, "converter"))
+    assert settings.kafka_config()["sasl.password"] == first["converter"].password
+    assert first["converter"].password not in repr(first["converter"])
+    assert security.read_credential(tmp_path, security.ADMIN) == first[security.ADMIN]
+
+
+def test_a_principal_without_credentials_is_an_error_naming_the_flag(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="--secure"):
+        security.principal_environment(tmp_path, "converter")
+
+
+def test_format_arguments_carry_every_credential() -> None:
+    arguments = security.scram_format_arguments([security.Credential("admin", "a1"), security.Credential("x", "b2")])
+
+    assert arguments == [
+        "--add-scram",
+        "SCRAM-SHA-512=[name=admin,password=a1]",
+        "--add-scram",
+        "SCRAM-SHA-512=[name=x,password=b2]",
+    ]
+
+
+def test_the_registry_gets_its_kafka_login_privately_and_loses_it_on_a_plain_start(tmp_path: Path) -> None:
+    path = tmp_path / "config" / "application.properties"
+
+    security.write_registry_settings(tmp_path, security.Credential("admin", "s3cret"))
+    text = path.read_text()
+    assert "apicurio.kafka.common.security.protocol=SASL_PLAINTEXT" in text
+    assert 'username="admin" password="s3cret"' in text
+    assert path.stat().st_mode & 0o777 == 0o600
+
+    security.write_registry_settings(tmp_path, None)
+    assert not path.exists()
+
+
+def _formatted_home(home: Path) -> None:
+    data = home / "kafka" / "node-1" / "data"
+    data.mkdir(parents=True)
+    (data / "meta.properties").write_text("node.id=1\nversion=1\ncluster.id=c1\n")
+
+
+@pytest.fixture
+def no_java(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(_explicit: str | None = None) -> None:
+        raise AssertionError("a unit test reached the JVM")
+
+    monkeypatch.setattr(stack, "find_java", refuse)
+
+
+@pytest.mark.usefixtures("no_java")
+def test_a_plain_cluster_is_not_started_secure_nor_a_secure_one_plain(tmp_path: Path) -> None:
+    plain, secure = tmp_path / "plain", tmp_path / "secure"
+    _formatted_home(plain)
+    _formatted_home(secure)
+    security.ensure_credentials(secure)
+
+    with pytest.raises(StackError, match="formatted without --secure") as refused:
+        LocalStack(StackConfig.from_env({}, home=plain, cache=tmp_path / "cache")).up(secure=True)
+    assert "kdp stack down --purge" in str(refused.value)
+    with pytest.raises(StackError, match="formatted with --secure"):
+        LocalStack(StackConfig.from_env({}, home=secure, cache=tmp_path / "cache")).up()
+
+
+def test_purge_forgets_the_credentials_with_the_data(tmp_path: Path) -> None:
+    _formatted_home(tmp_path)
+    security.ensure_credentials(tmp_path)
+
+    LocalStack(StackConfig.from_env({}, home=tmp_path, cache=tmp_path / "cache")).down(purge=True)
+
+    assert not security.has_credentials(tmp_path)
+    assert not security.credentials_file(tmp_path).exists()
+
+
+def test_status_names_the_credential_files_without_their_contents(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _formatted_home(tmp_path)
+    credentials = security.ensure_credentials(tmp_path)
+    monkeypatch.setenv("KDP_HOME", str(tmp_path))
+
+    assert cli.main(["status"]) == 0
+
+    out = capsys.readouterr().out
+    assert "SASL/SCRAM-SHA-512" in out
+    assert str(security.credentials_file(tmp_path, "generator")) in out
+    assert not any(credential.password in out for credential in credentials.values())
+
+
+def test_cli_parses_secure() -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    cli.add_stack_actions(parser)
+
+    assert parser.parse_args(["up", "--secure"]).secure is True
+    assert parser.parse_args(["up"]).secure is False
