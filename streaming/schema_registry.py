@@ -115,7 +115,14 @@ def ensure_value_schema(
 
 
 def _ensure(client: SchemaRegistryClient, subject: str, schema: Schema, level: str) -> RegisteredValueSchema:
-    client.set_compatibility(subject_name=subject, level=level)  # also valid before the subject's first version
+    try:
+        client.set_compatibility(subject_name=subject, level=level)  # also valid before the subject's first version
+    except SchemaRegistryError as error:
+        # Apicurio answers 409 when a converter starting beside this one created the subject's rule first;
+        # setting it again is then an update, which succeeds.
+        if error.http_status_code != 409:
+            raise
+        client.set_compatibility(subject_name=subject, level=level)
     if _subject_exists(client, subject):
         problems = _incompatibilities(client, subject, schema)
         if problems:
