@@ -1,0 +1,1 @@
+"""The subjects our converter is compared with, each runnable as `python -m bench.baselines.<name>`."""

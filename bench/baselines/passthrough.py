@@ -1,0 +1,62 @@
+"""Baseline (c): pass-through, the Python ceiling: `python -m bench.baselines.passthrough --expect N`.
+
+The converter's skeleton with nothing inside: the same consumer and producer settings
+(`streaming.kafka_clients`), the same batches (`KDP_BATCH_SIZE`) and the same at-least-once completion
+(`streaming.delivery.AtLeastOnce`: flush, then a synchronous commit), but every message is produced to
+the output topic with its own bytes and key, untouched. What is left is the cost of moving messages
+through confluent-kafka from Python, so ours/pass-through is the share of that ceiling we keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from confluent_kafka import TopicPartition
+
+from bench.subject import Stopwatch, report
+from streaming.delivery import AtLeastOnce
+from streaming.kafka_clients import make_consumer, producer_config
+from streaming.settings import Settings
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--expect", type=int, required=True, help="messages in the backlog: stop after these")
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    consumer = make_consumer(settings)
+    delivery = AtLeastOnce(producer_config(settings))
+    produce, poll = delivery.producer.produce, delivery.producer.poll
+    output = settings.output_topic
+    consumer.subscribe([settings.source_topic])
+    stopwatch = Stopwatch()
+    consumed = bytes_in = 0
+    while consumed < args.expect:
+        messages = consumer.consume(settings.batch_size, 1.0)
+        if not messages:
+            continue
+        stopwatch.consumed()
+        after: dict[tuple[str, int], int] = {}
+        delivery.begin()
+        for message in messages:
+            if message.error() is not None:
+                continue
+            value = message.value()
+            bytes_in += len(value) if value is not None else 0
+            while True:
+                try:
+                    produce(output, value, message.key())
+                    break
+                except BufferError:
+                    poll(0.05)
+            after[(message.topic(), message.partition())] = message.offset() + 1
+            consumed += 1
+        delivery.complete(consumer, [TopicPartition(t, p, o) for (t, p), o in after.items()])
+        stopwatch.committed()
+    delivery.close()
+    consumer.close()
+    report("passthrough", stopwatch, consumed, bytes_in, processed=consumed, dead_lettered=0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""End-to-end latency at a fixed offered load: event produced -> processed record visible to readers.
+
+Three processes, as in production: the generator (`kdp generate --rate R --duration S`) writes to a fresh
+source topic; the converter (`kdp stream`, the real command, in its own group) converts; this process
+reads the output topic with `isolation.level=read_committed`, so a record counts only once readers can see
+it (for exactly-once, once its transaction has committed).
+
+Clocks, all this machine's wall clock in milliseconds:
+- *produced*: the source record's Kafka timestamp (CreateTime: set by the generator's producer when
+  `produce()` is called), read back from the source topic afterwards;
+- *visible*: when `poll()` handed the output record to this reader (one message per `poll()`, so no
+  batching of ours inflates it);
+- *processed_at*, a field of every output record: the converter's clock when it started the batch. It
+  splits the total in two: produced -> batch start (the generator's linger, the broker, and the converter
+  waiting to fill a batch) and batch start -> visible (convert, produce, flush and commit, fetch).
+
+Only processed records are timed (dead letters carry no `processed_at`); they are about 95 % of events.
+The converter is started and its group is stable before the first event is produced, so no start-up or
+backlog is measured.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import fastavro
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from bench import runner
+from bench.kafka_admin import create_topics, end_offsets, wait_for_stable_group
+from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.settings import Settings
+
+PERCENTILES = (50.0, 99.0, 99.9)
+IDLE_END_S = 3.0  # after the generator has finished, the output is complete once it is quiet this long
+
+
+def percentile(sorted_values: Sequence[float], p: float) -> float:
+    """Nearest-rank percentile (the smallest value with at least p % of the values at or below it)."""
+    if not sorted_values:
+        raise ValueError("no values")
+    rank = max(1, math.ceil(p / 100 * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def distribution(values: Sequence[float]) -> dict[str, float]:
+    """p50, p99, p99.9, mean and max of `values`, rounded to 0.1 ms."""
+    ordered = sorted(values)
+    summary = {f"p{p:g}": round(percentile(ordered, p), 1) for p in PERCENTILES}
+    summary["mean"] = round(sum(ordered) / len(ordered), 1)
+    summary["max"] = round(ordered[-1], 1)
+    return summary
+
+
+def _without_logical_types(schema: Any) -> Any:
+    """The schema with `logicalType` removed, so that timestamps decode as plain epoch milliseconds."""
+    if isinstance(schema, dict):
+        return {key: _without_logical_types(value) for key, value in schema.items() if key != "logicalType"}
+    if isinstance(schema, list):
+        return [_without_logical_types(item) for item in schema]
+    return schema
+
+
+def _source_timestamps(settings: Settings, topic: str) -> dict[tuple[int, int], int]:
+    """CreateTime of every message of `topic`, by (partition, offset)."""
+    ends = end_offsets(settings, topic)
+    consumer = Consumer({**settings.kafka_config(), "group.id": "bench-latency-source", "enable.auto.commit": False})
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p, (low, high) in ends.items() if high > low])
+    remaining = {p: high for p, (low, high) in ends.items() if high > low}
+    stamps: dict[tuple[int, int], int] = {}
+    try:
+        while remaining:
+            for message in consumer.consume(10_000, 1.0):
+                if message.error():
+                    continue
+                partition, offset = message.partition(), message.offset()
+                stamps[(partition, offset)] = message.timestamp()[1]
+                if offset + 1 >= remaining.get(partition, math.inf):
+                    del remaining[partition]
+    finally:
+        consumer.close()
+    return stamps
+
+
+def _read_output(
+    settings: Settings, topic: str, generator: subprocess.Popen[str], deadline: float
+) -> list[tuple[float, bytes]]:
+    """(visible time in ms, value) of every output record, until the generator is done and the output quiet."""
+    consumer = Consumer(
+        {
+            **settings.kafka_config(),
+            "group.id": "bench-latency-reader",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+            "fetch.wait.max.ms": 5,
+        }
+    )
+    partitions = consumer.list_topics(topic, timeout=30).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    received: list[tuple[float, bytes]] = []
+    append, poll, now = received.append, consumer.poll, time.time
+    last_seen = time.monotonic()
+    try:
+        while time.monotonic() < deadline:
+            message = poll(0.1)
+            if message is None:
+                if generator.poll() is not None and time.monotonic() - last_seen > IDLE_END_S:
+                    break
+                continue
+            if message.error():
+                continue
+            append((now() * 1000, message.value()))
+            last_seen = time.monotonic()
+    finally:
+        consumer.close()
+    return received
+
+
+def measure_latency(
+    settings: Settings,
+    run_id: str,
+    delivery: str,
+    rate: int,
+    seconds: float,
+    logs: Path,
+    partitions: int = 6,
+    seed: int = 11,
+) -> dict[str, Any]:
+    """Run generator, converter and reader for `seconds` at `rate` msg/s; latency distributions in ms."""
+    mode = "eos" if delivery == "exactly-once" else "alo"
+    source = f"{run_id}-latency-{mode}-src"
+    lane = runner.Lane.for_subject(run_id, f"latency-{mode}", source)
+    create_topics(settings, [source, *lane.topics], partitions)
+    environment = lane.environment(delivery)
+    converter_command = [
+        sys.executable,
+        "-m",
+        "streaming.cli",
+        "stream",
+        "--instance",
+        f"latency-{mode}",
+        "--log-every",
+        "5",
+    ]
+    converter = runner.start(converter_command, environment, logs / f"latency-{mode}-converter.log")
+    try:
+        wait_for_stable_group(settings, lane.group, members=1)
+        generator_command = [sys.executable, "-m", "streaming.cli", "generate", "--topic", source, "--rate", str(rate)]
+        generator_command += ["--duration", str(seconds), "--seed", str(seed), "--malformed-rate", "0.05"]
+        generator_command += ["--progress-every", "0"]
+        generator = runner.start(generator_command, environment, logs / f"latency-{mode}-generator.log")
+        received = _read_output(settings, lane.output, generator, deadline=time.monotonic() + seconds + 120)
+        generator_output, _ = generator.communicate(timeout=60)
+    finally:
+        converter.send_signal(signal.SIGTERM)
+        try:
+            converter.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            converter.kill()
+            converter.communicate()
+    generated = json.loads(generator_output.strip().splitlines()[-1]) if generator_output.strip() else {}
+    produced_at = _source_timestamps(settings, source)
+    schema = fastavro.parse_schema(_without_logical_types(json.loads(PROCESSED_SCHEMA.read_text())))
+    total, to_batch, batch_to_visible = [], [], []
+    for visible_ms, value in received:
+        record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)
+        source_ms = produced_at.get((record["source_partition"], record["source_offset"]))
+        if source_ms is None:
+            continue
+        total.append(visible_ms - source_ms)
+        to_batch.append(record["processed_at"] - source_ms)
+        batch_to_visible.append(visible_ms - record["processed_at"])
+    if not total:
+        raise RuntimeError(f"latency {delivery}: no processed record was read; see {logs}")
+    return {
+        "delivery": delivery,
+        "offered_msg_per_s": rate,
+        "seconds": seconds,
+        "produced": generated.get("produced"),
+        "achieved_msg_per_s": generated.get("rate_per_s"),
+        "timed_records": len(total),
+        "latency_ms": distribution(total),
+        "produced_to_batch_start_ms": distribution(to_batch),
+        "batch_start_to_visible_ms": distribution(batch_to_visible),
+        "topics": {"source": source, "output": lane.output},
+        "commands": {"converter": " ".join(converter_command[1:]), "generator": " ".join(generator_command[1:])},
+    }

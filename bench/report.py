@@ -1,0 +1,303 @@
+"""The results three ways: `results.json` (machine-readable), a printed table, and `bench/RESULTS.md`.
+
+All three are rendered from the one results dictionary that `bench.run` assembles, so they cannot
+disagree. A section that could not be measured holds `{"skipped": reason}` or `{"error": message}`
+and is shown as such rather than left out.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, RATIOS, SEED, STOCK
+
+SUBJECT_LABELS = {
+    OURS_ALO: "ours, at-least-once",
+    OURS_EOS: "ours, exactly-once",
+    SEED: "(a) seed design",
+    STOCK: "(b) stock AvroSerializer",
+    PASSTHROUGH: "(c) pass-through",
+}
+RATIO_LABELS = {
+    "ours_over_seed": "ours / seed design",
+    "ours_over_stock": "ours / stock AvroSerializer",
+    "ours_over_passthrough": "ours / pass-through",
+    "eos_over_alo": "exactly-once / at-least-once",
+}
+
+
+def write_json(results: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2) + "\n")
+
+
+def _number(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.{digits}f}"
+
+
+def _rows(headers: list[str], rows: list[list[str]], markdown: bool) -> list[str]:
+    if markdown:
+        lines = [
+            "| " + " | ".join(headers) + " |",
+            "|" + "|".join("---" if i == 0 else "---:" for i in range(len(headers))) + "|",
+        ]
+        return lines + ["| " + " | ".join(row) + " |" for row in rows]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(headers, *rows, strict=True)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    return [line(headers), line(["-" * w for w in widths])] + [line(row) for row in rows]
+
+
+def _problem(section: Any) -> str | None:
+    if isinstance(section, dict):
+        if "skipped" in section:
+            return f"skipped: {section['skipped']}"
+        if "error" in section:
+            return f"error: {section['error']}"
+    return None
+
+
+def throughput_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
+    headers = ["subject", "msg/s", "MB/s", "CPU µs/msg", "of it loop thread", "peak RSS MB", "seconds", "consumed"]
+    headers += ["output", "DLQ", "load"]
+    rows = []
+    for key, label in SUBJECT_LABELS.items():
+        s = results.get("throughput", {}).get(key)
+        if not s:
+            continue
+        if _problem(s):
+            rows.append([label, _problem(s) or "", *[""] * 9])
+            continue
+        rows.append([
+            label, _number(s["msg_per_s"]), _number(s["mb_per_s"], 1), _number(s["cpu_us_per_msg"], 2),
+            _number(s.get("thread_cpu_us_per_msg"), 2), _number(s["peak_rss_mb"], 0), _number(s["seconds"], 2),
+            _number(s["consumed"]), _number(s.get("processed")), _number(s.get("dead_lettered")),
+            _number(s.get("load_1m"), 1),
+        ])  # fmt: skip
+    perf = results.get("kafka_perf", {})
+    if _problem(perf):
+        rows.append(["(d) Kafka perf tools", _problem(perf) or "", *[""] * 9])
+    else:
+        for key, label in (
+            ("producer", "(d) Kafka ProducerPerformance"),
+            ("consumer", "(d) Kafka ConsumerPerformance"),
+        ):
+            if p := perf.get(key):
+                figures = [_number(p["msg_per_s"]), _number(p["mb_per_s"], 1), *["-"] * 4, _number(p["records"])]
+                rows.append([label, *figures, "-", "-", _number(perf.get("load_1m"), 1)])
+    return _rows(headers, rows, markdown)
+
+
+def ratio_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
+    rows = []
+    for key in RATIOS:
+        r = results.get("ratios", {}).get(key)
+        if r:
+            rows.append([RATIO_LABELS[key], _number(r["wall"], 2) + "x", _number(r["cpu"], 2) + "x"])
+    return _rows(["ratio", "by msg/s", "by CPU per message"], rows, markdown)
+
+
+def latency_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
+    rows = []
+    for mode, data in results.get("latency", {}).items():
+        if _problem(data):
+            rows.append([mode, _problem(data) or "", *[""] * 7])
+            continue
+        total, before, after = data["latency_ms"], data["produced_to_batch_start_ms"], data["batch_start_to_visible_ms"]
+        rows.append([
+            mode, _number(data["achieved_msg_per_s"]), _number(total["p50"], 1), _number(total["p99"], 1),
+            _number(total["p99.9"], 1), _number(total["max"], 1),
+            f"{before['p50']:.0f} / {before['p99']:.0f}", f"{after['p50']:.0f} / {after['p99']:.0f}",
+            _number(data.get("load_1m"), 1),
+        ])  # fmt: skip
+    headers = ["delivery", "msg/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]
+    headers += ["to batch p50/p99", "batch to visible p50/p99", "load"]
+    return _rows(headers, rows, markdown)
+
+
+def scaling_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
+    scaling = results.get("scaling", [])
+    if _problem(scaling):
+        return [_problem(scaling) or ""]
+    base = scaling[0]["msg_per_s"] if scaling and scaling[0].get("msg_per_s") else None
+    rows = [
+        [
+            str(s["processes"]),
+            _number(s["msg_per_s"]),
+            _number(s["msg_per_s"] / base, 2) + "x" if base else "-",
+            _number(s["cpu_us_per_msg"], 2),
+            _number(s["seconds"], 2),
+            " / ".join(_number(p["consumed"]) for p in s["per_process"]),
+            _number(s.get("load_1m"), 1),
+        ]  # fmt: skip
+        for s in scaling
+    ]
+    headers = ["processes", "msg/s", "vs 1", "CPU µs/msg", "seconds", "consumed per process", "load"]
+    return _rows(headers, rows, markdown)
+
+
+def target_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
+    rows = []
+    for t in results.get("targets", []):
+        verdict = "n/a" if t["met"] is None else ("met" if t["met"] else "MISSED")
+        rows.append([t["label"], t["target"], t["shown"], verdict, t["gap"]])
+    return _rows(["target", "wanted", "measured", "verdict", "gap"], rows, markdown)
+
+
+def profile_table(rows: list[dict[str, Any]], markdown: bool = True) -> list[str]:
+    return _rows(
+        ["function", "calls", "own s", "cumulative s", "own µs/msg", "cumulative µs/msg"],
+        [
+            [
+                f"`{r['function']}`" if markdown else r["function"],
+                _number(r["calls"]),
+                _number(r["self_s"], 3),
+                _number(r["cumulative_s"], 3),
+                _number(r["self_us_per_msg"], 2),
+                _number(r["cumulative_us_per_msg"], 2),
+            ]  # fmt: skip
+            for r in rows
+        ],
+        markdown,
+    )
+
+
+def print_table(results: dict[str, Any]) -> None:
+    backlog = results.get("backlog", {})
+    load = results.get("load_average", {})
+    print(
+        f"\nThroughput over {backlog.get('count', 0):,} events on {backlog.get('topic')} "
+        f"({backlog.get('partitions')} partitions); load average {load.get('start')} -> {load.get('end')}"
+    )
+    for title, lines in (
+        ("", throughput_table(results)),
+        ("Ratios", ratio_table(results)),
+        ("Latency (ms)", latency_table(results)),
+        ("Scaling (at-least-once, one group)", scaling_table(results)),
+        ("Targets", target_table(results)),
+    ):
+        if title:
+            print(f"\n{title}")
+        print("\n".join(lines))
+    for t in results.get("targets", []):
+        if t.get("limits"):
+            print(f"\n* {t['label']}: {t['limits']}")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    env, backlog, options = results["environment"], results.get("backlog", {}), results["options"]
+    load = results["load_average"]
+    out = [
+        "# Benchmark results",
+        "",
+        "Written by `make bench` (`python -m bench.run`); do not edit by hand. The machine is shared, so every "
+        "figure is one run's, and the CPU per message (all threads of a process over its measured interval) "
+        "is steadier than msg/s. Method: `bench/__init__.py` and the docstrings of `bench/*.py`.",
+        "",
+        "## Machine and run",
+        "",
+        f"- {env['nproc']} cores ({env['cpu_model']}), {env['memory_gib']} GiB, Linux {env['kernel']}",
+        f"- Python {env['python']}, librdkafka {env['librdkafka']}, "
+        + ", ".join(f"{name} {version}" for name, version in env["packages"].items())
+        + f"; Kafka {env['kafka_local_stack']} (local stack, one node) at {env['bootstrap']}",
+        f"- code {env['code_revision']}, run `{results['run_id']}` at {results['started_at']}, "
+        f"{results['duration_s']:.0f} s in all",
+        f"- load average (1, 5, 15 min): {load['start']} at start, {load['end']} at end; the broker and "
+        "other work share the cores",
+        f"- command: `{results['commands']['run']}`",
+        "",
+        "## Throughput",
+        "",
+        f"Backlog: {backlog.get('count', 0):,} generator events (seed {backlog.get('seed')}, malformed rate "
+        f"{backlog.get('malformed_rate')}, plus about 5% without device_type) on a fresh "
+        f"{backlog.get('partitions')}-partition topic; kinds: {backlog.get('by_kind')}. "
+        "Each subject is its own process, in its own consumer group, writing its own output topics; timed from the "
+        "first consume that returned messages to the end of the last commit. MB are 10^6 bytes of source payload. "
+        "CPU µs/msg counts every thread of the process over that interval; *of it loop thread* is the subject's "
+        "Python thread alone. *load*: the 1-minute load average when the step started (2 cores).",
+        "",
+        *throughput_table(results, markdown=True),
+        "",
+        "Commands (each with `KDP_SOURCE_TOPIC` = the backlog and its own `KDP_OUTPUT_TOPIC`, `KDP_DLQ_TOPIC`, "
+        "`KDP_GROUP_ID`; other settings at their defaults):",
+        "",
+        *[
+            f"- {SUBJECT_LABELS.get(k, k)}: `{v['command']}`"
+            for k, v in results.get("throughput", {}).items()
+            if "command" in v
+        ],
+        *[f"- {line}" for line in results.get("kafka_perf", {}).get("commands", [])],
+        "",
+        "## Ratios",
+        "",
+        *ratio_table(results, markdown=True),
+        "",
+        "## End-to-end latency",
+        "",
+        f"Offered load {options['latency_rate']:,} msg/s for {options['latency_seconds']:g} s per mode: `kdp generate` "
+        "-> source topic -> `kdp stream` -> output topic -> a `read_committed` reader in the harness. Latency = time "
+        "the reader got the record - the source record's CreateTime. Split at the record's `processed_at` (the "
+        "converter's clock at batch start): *to batch* = produced -> batch start, *batch to visible* = the rest.",
+        "",
+        *latency_table(results, markdown=True),
+        "",
+        "## Scaling",
+        "",
+        "1, 2, 3 converter processes started together in one group on the same backlog (6 partitions), "
+        "at-least-once; msg/s = all messages / (first consume of any process -> last commit of any).",
+        "",
+        *scaling_table(results, markdown=True),
+        "",
+        "## Memory",
+        "",
+        _memory_text(results),
+        "",
+        "## Targets",
+        "",
+        *target_table(results, markdown=True),
+        "",
+    ]
+    for t in results.get("targets", []):
+        if t.get("limits"):
+            out += [f"- **{t['label']}**: {t['limits']}", ""]
+    out += ["## CPU profile of the converter", "", _profile_text(results)]
+    errors = results.get("errors", {})
+    if errors:
+        out += ["", "## Sections that failed", ""] + [f"- {name}: {message}" for name, message in errors.items()]
+    return "\n".join(out).rstrip() + "\n"
+
+
+def _memory_text(results: dict[str, Any]) -> str:
+    memory = results.get("memory", {})
+    if _problem(memory) or not memory:
+        return _problem(memory) or "not measured"
+    parts = [f"{SUBJECT_LABELS[k]}: {v:,.0f} MB" for k, v in memory.get("peak_rss_mb", {}).items() if v is not None]
+    return f"Peak RSS over the whole backlog: {'; '.join(parts)}. Method: {memory.get('method')}."
+
+
+def _profile_text(results: dict[str, Any]) -> str:
+    profile = results.get("profile", {})
+    if _problem(profile) or not profile:
+        return _problem(profile) or "not measured"
+    lines = [
+        f"cProfile over {profile['messages']:,} messages at-least-once (`{profile.get('command', '')}`); "
+        f"{profile['profiled_seconds']:.2f} s of the converter thread's time was profiled. cProfile slows small "
+        "Python functions down: read the shares, not the absolute times. librdkafka's own threads are not in it.",
+        "",
+        "Top by cumulative time:",
+        "",
+        *profile_table(profile["by_cumulative"]),
+        "",
+        "Top by own (self) time:",
+        "",
+        *profile_table(profile["by_self"]),
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,132 @@
+"""The targets the converter is held to, the ratios they are stated in, and the verdicts (pure logic).
+
+Targets are fixed here and never lowered to fit a run: a missed target is reported with how far off it
+is (`Verdict.gap`), and `bench.analysis` says what limits it.
+
+Ratios compare subjects measured in the same run on the same backlog. Each is given two ways:
+- `wall`: msg/s of one over msg/s of the other (what the targets are stated in);
+- `cpu`: CPU per message of the other over ours (all threads of each process over its measured
+  interval), which moves much less than wall time when other work shares the cores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+#: Throughput subjects, by the key under which `results["throughput"]` holds them.
+OURS_ALO, OURS_EOS = "ours_alo", "ours_eos"
+SEED, STOCK, PASSTHROUGH = "seed_design", "stock_serializer", "passthrough"
+
+#: ratio name -> (numerator subject, denominator subject)
+RATIOS: dict[str, tuple[str, str]] = {
+    "ours_over_seed": (OURS_ALO, SEED),
+    "ours_over_stock": (OURS_ALO, STOCK),
+    "ours_over_passthrough": (OURS_ALO, PASSTHROUGH),
+    "eos_over_alo": (OURS_EOS, OURS_ALO),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    label: str
+    threshold: float
+    at_least: bool
+    """True: the value must be >= threshold; False: <= threshold."""
+    unit: str
+
+    def describe(self) -> str:
+        return f"{'>=' if self.at_least else '<='} {format_value(self.threshold, self.unit)}"
+
+
+TARGETS: tuple[Target, ...] = (
+    Target("alo_msg_per_s", "at-least-once throughput, one process", 100_000, True, "msg/s"),
+    Target("eos_over_alo", "exactly-once / at-least-once throughput", 0.60, True, "x"),
+    Target("ours_over_seed", "ours / seed design", 5.0, True, "x"),
+    Target("ours_over_stock", "ours / stock AvroSerializer", 2.0, True, "x"),
+    Target("ours_over_passthrough", "ours / pass-through", 0.50, True, "x"),
+    Target("latency_p99_ms_alo", "p99 end-to-end latency, at-least-once, at the offered load", 50, False, "ms"),
+    Target("peak_rss_mb", "peak RSS of the converter over the backlog", 300, False, "MB"),
+)
+
+
+def format_value(value: float, unit: str) -> str:
+    if unit == "x":
+        return f"{value:.2f}x"
+    if unit == "msg/s":
+        return f"{value:,.0f} msg/s"
+    return f"{value:,.1f} {unit}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    target: Target
+    value: float | None
+
+    @property
+    def met(self) -> bool | None:
+        if self.value is None:
+            return None
+        return self.value >= self.target.threshold if self.target.at_least else self.value <= self.target.threshold
+
+    @property
+    def gap(self) -> str:
+        """How far from the target: '' when met, else e.g. '17% short (needs 1.21x)' or '35% over'."""
+        if self.value is None:
+            return "not measured"
+        if self.met:
+            return ""
+        threshold, value = self.target.threshold, self.value
+        if self.target.at_least:
+            needs = f"needs {threshold / value:.2f}x" if value > 0 else "nothing measured"
+            return f"{(threshold - value) / threshold:.0%} short ({needs})"
+        return f"{(value - threshold) / threshold:.0%} over ({value / threshold:.2f}x the limit)"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.target.key,
+            "label": self.target.label,
+            "target": self.target.describe(),
+            "value": None if self.value is None else round(self.value, 3),
+            "shown": "-" if self.value is None else format_value(self.value, self.target.unit),
+            "met": self.met,
+            "gap": self.gap,
+        }
+
+
+def ratios(throughput: dict[str, dict[str, Any]]) -> dict[str, dict[str, float | None]]:
+    """Every ratio of `RATIOS` whose two subjects were measured, by wall msg/s and by CPU per message."""
+    out: dict[str, dict[str, float | None]] = {}
+    for name, (numerator, denominator) in RATIOS.items():
+        a, b = throughput.get(numerator), throughput.get(denominator)
+        if not a or not b:
+            continue
+        wall = a["msg_per_s"] / b["msg_per_s"] if b.get("msg_per_s") else None
+        cpu = b["cpu_us_per_msg"] / a["cpu_us_per_msg"] if a.get("cpu_us_per_msg") and b.get("cpu_us_per_msg") else None
+        out[name] = {
+            "wall": None if wall is None else round(wall, 3),
+            "cpu": None if cpu is None else round(cpu, 3),
+        }
+    return out
+
+
+def target_values(results: dict[str, Any]) -> dict[str, float | None]:
+    """The value each target is judged on, from the results (None where a section was not measured)."""
+    throughput = results.get("throughput", {})
+    ratio = results.get("ratios", {})
+    latency = results.get("latency", {}).get("at-least-once") or {}
+    peaks = [s["peak_rss_mb"] for key, s in throughput.items() if key in (OURS_ALO, OURS_EOS) and s.get("peak_rss_mb")]
+    values: dict[str, float | None] = {
+        "alo_msg_per_s": throughput.get(OURS_ALO, {}).get("msg_per_s"),
+        "latency_p99_ms_alo": latency.get("latency_ms", {}).get("p99"),
+        "peak_rss_mb": max(peaks) if peaks else None,
+    }
+    for name in RATIOS:
+        values[name] = ratio.get(name, {}).get("wall")
+    return values
+
+
+def verdicts(results: dict[str, Any]) -> list[Verdict]:
+    values = target_values(results)
+    return [Verdict(target, values.get(target.key)) for target in TARGETS]

@@ -1,0 +1,99 @@
+"""`make bench` end to end on a tiny backlog: every section is measured and written, nothing fails.
+
+Figures are not asserted (the machine is shared and the backlog tiny); what is asserted is that each
+subject accounted for the whole backlog and each section of the results exists and holds its data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+EVENTS = 5_000
+SECTIONS = (
+    "environment",
+    "load_average",
+    "backlog",
+    "throughput",
+    "kafka_perf",
+    "ratios",
+    "latency",
+    "scaling",
+    "memory",
+    "profile",
+    "targets",
+)
+
+
+@pytest.fixture(scope="module")
+def results(stack, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench")
+    command = [sys.executable, "-m", "bench.run", "--events", str(EVENTS), "--latency-seconds", "3"]
+    command += ["--latency-rate", "1000", "--profile-events", "2000", "--scaling", "1,2"]
+    command += ["--out-dir", str(out / "out"), "--results-md", str(out / "RESULTS.md")]
+    completed = subprocess.run(
+        command, cwd=REPOSITORY, env=dict(os.environ), capture_output=True, text=True, timeout=900, check=False
+    )
+    assert completed.returncode == 0, f"{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}"
+    data = json.loads((out / "out" / "results.json").read_text())
+    data["markdown"] = (out / "RESULTS.md").read_text()
+    return data
+
+
+def test_every_section_is_present_and_nothing_failed(results: dict) -> None:
+    assert [section for section in SECTIONS if section not in results] == []
+    assert results["errors"] == {}
+    assert results["backlog"]["count"] == EVENTS
+    for heading in ("## Throughput", "## Ratios", "## End-to-end latency", "## Scaling", "## Memory", "## Targets"):
+        assert heading in results["markdown"]
+
+
+def test_every_subject_read_the_whole_backlog(results: dict) -> None:
+    throughput = results["throughput"]
+    assert set(throughput) == {"ours_alo", "ours_eos", "seed_design", "stock_serializer", "passthrough"}
+    for name, subject in throughput.items():
+        assert subject["consumed"] == EVENTS, name
+        assert subject["peak_rss_mb"] > 0, name
+    for name in ("ours_alo", "ours_eos", "stock_serializer"):
+        assert throughput[name]["processed"] + throughput[name]["dead_lettered"] == EVENTS, name
+    assert 0 < throughput["ours_alo"]["dead_lettered"] < EVENTS * 0.2  # about 5 % malformed
+
+
+def test_kafka_perf_ratios_and_memory_are_filled_in(results: dict) -> None:
+    assert results["kafka_perf"]["producer"]["records"] == EVENTS
+    assert results["kafka_perf"]["consumer"]["records"] == EVENTS
+    assert set(results["ratios"]) == {"ours_over_seed", "ours_over_stock", "ours_over_passthrough", "eos_over_alo"}
+    assert all(ratio["wall"] > 0 for ratio in results["ratios"].values())
+    assert set(results["memory"]["peak_rss_mb"]) == {"ours_alo", "ours_eos"}
+
+
+def test_latency_was_timed_in_both_modes(results: dict) -> None:
+    for mode in ("at-least-once", "exactly-once"):
+        latency = results["latency"][mode]
+        assert latency["timed_records"] > 0, mode
+        assert latency["latency_ms"]["p50"] <= latency["latency_ms"]["p99"] <= latency["latency_ms"]["max"]
+
+
+def test_scaling_and_profile_cover_what_was_asked(results: dict) -> None:
+    assert [run["processes"] for run in results["scaling"]] == [1, 2]
+    for run in results["scaling"]:
+        assert run["consumed"] >= EVENTS  # at least once: every message, a redelivery at a rebalance allowed
+        assert len(run["per_process"]) == run["processes"]
+    assert results["profile"]["messages"] == 2000
+    assert results["profile"]["by_self"] and results["profile"]["by_cumulative"]
+
+
+def test_every_target_has_a_verdict_and_every_miss_an_explanation(results: dict) -> None:
+    assert len(results["targets"]) == 7
+    for target in results["targets"]:
+        assert target["met"] in (True, False), target["key"]
+        if target["met"] is False:
+            assert target["gap"] and target["limits"], target["key"]

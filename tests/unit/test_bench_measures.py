@@ -1,0 +1,48 @@
+"""The arithmetic of the latency and scaling measurements of `make bench`."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.latency import _without_logical_types, distribution, percentile
+from bench.scaling import aggregate
+from bench.subject import SubjectReport
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = list(range(1, 101))  # 1..100
+    assert percentile(values, 50) == 50
+    assert percentile(values, 99) == 99
+    assert percentile(values, 99.9) == 100
+    assert percentile([7.0], 99.9) == 7.0
+    with pytest.raises(ValueError):
+        percentile([], 50)
+
+
+def test_a_distribution_sorts_its_values_first() -> None:
+    summary = distribution([30.0, 10.0, 20.0, 40.0])
+    assert summary == {"p50": 20.0, "p99": 40.0, "p99.9": 40.0, "mean": 25.0, "max": 40.0}
+
+
+def test_timestamps_decode_as_plain_milliseconds() -> None:
+    schema = {
+        "type": "record",
+        "name": "R",
+        "fields": [{"name": "t", "type": {"type": "long", "logicalType": "timestamp-millis"}}],
+    }
+    assert _without_logical_types(schema)["fields"][0]["type"] == {"type": "long"}
+
+
+def _process(consumed: int, first: float | None, last: float | None, cpu: float = 1.0) -> SubjectReport:
+    return SubjectReport("converter", consumed, consumed * 200, first, last, cpu, cpu / 2, None)
+
+
+def test_scaling_spans_from_the_first_consume_of_any_process_to_the_last_commit_of_any() -> None:
+    together = aggregate([_process(600_000, 100.0, 106.0, cpu=6.0), _process(400_000, 101.0, 110.0, cpu=4.0)])
+    assert together == {"consumed": 1_000_000, "seconds": 10.0, "msg_per_s": 100_000.0, "cpu_us_per_msg": 10.0}
+
+
+def test_a_process_that_found_nothing_left_does_not_stretch_the_span() -> None:
+    together = aggregate([_process(1_000, 100.0, 101.0), _process(0, None, None, cpu=0.0)])
+    assert together["seconds"] == 1.0
+    assert together["msg_per_s"] == 1_000.0

@@ -1,0 +1,137 @@
+"""Rendering the results of `make bench` (table, Markdown) and explaining missed targets from the figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import analysis, report
+from bench.targets import TARGETS, Verdict, ratios, verdicts
+
+TARGET = {t.key: t for t in TARGETS}
+
+
+def _subject(msg_per_s: float, cpu: float, **extra: object) -> dict:
+    return {
+        "msg_per_s": msg_per_s,
+        "mb_per_s": msg_per_s * 211 / 1e6,
+        "cpu_us_per_msg": cpu,
+        "peak_rss_mb": 140.0,
+        "seconds": 1_000_000 / msg_per_s,
+        "consumed": 1_000_000,
+        "processed": 962_000,
+        "dead_lettered": 38_000,
+        "command": "python -m bench.something",
+        **extra,
+    }
+
+
+def _latency(before_p50: float, after_p50: float) -> dict:
+    def spread(p50: float) -> dict:
+        return {"p50": p50, "p99": p50 * 2, "p99.9": p50 * 3, "mean": p50, "max": p50 * 4}
+
+    return {
+        "offered_msg_per_s": 10_000,
+        "achieved_msg_per_s": 9_990.0,
+        "latency_ms": spread(before_p50 + after_p50),
+        "produced_to_batch_start_ms": spread(before_p50),
+        "batch_start_to_visible_ms": spread(after_p50),
+    }
+
+
+@pytest.fixture
+def results() -> dict:
+    throughput = {
+        "ours_alo": _subject(80_000, 10.0, thread_cpu_us_per_msg=8.0, details={"batch_size": 5000, "batches": 200}),
+        "ours_eos": _subject(70_000, 11.0, details={"batch_size": 5000, "batches": 200}),
+        "seed_design": _subject(90_000, 9.5),
+        "stock_serializer": _subject(50_000, 18.0),
+        "passthrough": _subject(160_000, 2.5),
+    }
+    row = {"function": "streaming/transform.py:122(transform)", "calls": 200_000, "self_s": 0.5, "cumulative_s": 2.0}
+    row |= {"self_us_per_msg": 2.5, "cumulative_us_per_msg": 10.0}
+    results = {
+        "run_id": "bench-test",
+        "started_at": "2026-01-01T00:00:00+00:00",
+        "duration_s": 300.0,
+        "options": {"latency_rate": 10_000, "latency_seconds": 30.0},
+        "commands": {"run": "python -m bench.run"},
+        "environment": {
+            "nproc": 2,
+            "cpu_model": "a CPU",
+            "memory_gib": 23.5,
+            "kernel": "6",
+            "python": "3.11.7",
+            "librdkafka": "2.16.0",
+            "packages": {"confluent-kafka": "2.16.1"},
+            "kafka_local_stack": "4.3.1",
+            "bootstrap": "localhost:9092",
+            "code_revision": "abc1234",
+        },
+        "load_average": {"start": [3.0, 2.0, 1.0], "end": [4.0, 3.0, 2.0]},
+        "backlog": {"count": 1_000_000, "topic": "bench-test-backlog", "partitions": 6, "seed": 7},
+        "throughput": throughput,
+        "kafka_perf": {"skipped": "--skip"},
+        "ratios": ratios(throughput),
+        "latency": {"at-least-once": _latency(270.0, 45.0), "exactly-once": {"error": "TimeoutError: no group"}},
+        "scaling": [
+            {
+                "processes": 1,
+                "msg_per_s": 80_000.0,
+                "cpu_us_per_msg": 10.0,
+                "seconds": 12.5,
+                "per_process": [{"consumed": 1}],
+            },
+        ],
+        "memory": {"method": "VmHWM", "peak_rss_mb": {"ours_alo": 140.0, "ours_eos": 141.0}},
+        "profile": {"messages": 200_000, "profiled_seconds": 5.0, "by_cumulative": [row], "by_self": [row]},
+        "errors": {"latency exactly-once": "TimeoutError: no group"},
+    }
+    results["targets"] = [{**v.as_dict(), "limits": analysis.explain(v, results)} for v in verdicts(results)]
+    return results
+
+
+def test_the_markdown_has_every_section_and_says_what_was_skipped_or_failed(results: dict) -> None:
+    text = report.markdown(results)
+    for heading in ("Machine and run", "Throughput", "Ratios", "End-to-end latency", "Scaling", "Memory", "Targets"):
+        assert f"## {heading}" in text
+    assert "## CPU profile of the converter" in text
+    assert "| (d) Kafka perf tools | skipped: --skip |" in text
+    assert "| exactly-once | error: TimeoutError: no group |" in text
+    assert "| at-least-once throughput, one process | >= 100,000 msg/s | 80,000 msg/s | MISSED | 20% short" in text
+    assert "`streaming/transform.py:122(transform)`" in text
+
+
+def test_the_printed_table_and_the_json_carry_the_same_figures(results: dict, tmp_path: Path, capsys) -> None:
+    report.print_table(results)
+    printed = capsys.readouterr().out
+    assert "ours, at-least-once" in printed and "80,000" in printed
+    report.write_json(results, tmp_path / "out" / "results.json")
+    assert json.loads((tmp_path / "out" / "results.json").read_text())["throughput"]["ours_alo"]["msg_per_s"] == 80_000
+
+
+def test_a_missed_throughput_is_explained_in_cpu_per_message_and_cores(results: dict) -> None:
+    text = analysis.explain(Verdict(TARGET["alo_msg_per_s"], 80_000), results)
+    assert "10.0 µs of CPU per message" in text
+    assert "8.0 µs of it in the converter's Python thread" in text
+    assert "tops out near 125,000 msg/s" in text  # 1 / 8 µs
+    assert "pass-through spends 2.5 µs" in text
+    assert "1.00 cores" in text  # 10 µs x 100,000 msg/s
+    assert "transform.py:122(transform) 10%" in text
+
+
+def test_a_missed_seed_ratio_is_bounded_by_the_pass_through_ceiling(results: dict) -> None:
+    text = analysis.explain(Verdict(TARGET["ours_over_seed"], 0.89), results)
+    assert "only 1.78x the seed" in text  # 160,000 / 90,000
+
+
+def test_a_latency_dominated_by_the_wait_before_the_batch_says_so(results: dict) -> None:
+    text = analysis.explain(Verdict(TARGET["latency_p99_ms_alo"], 630.0), results)
+    assert "Of a median 315 ms" in text
+    assert "5,000 messages take 500 ms to arrive at 10,000 msg/s" in text
+
+
+def test_a_met_target_needs_no_explanation(results: dict) -> None:
+    assert analysis.explain(Verdict(TARGET["peak_rss_mb"], 141.0), results) == ""
