@@ -1,0 +1,47 @@
+"""The stack the fault tests break: three brokers and a registry of their own, healed before every test.
+
+Started once per session beside the developer's stack (own home under pytest's temporary folder, free ports,
+the shared download cache), since the tests kill, freeze and stop its processes. Every topic is
+replicated three times with two in-sync replicas required, so one broker may be down without loss.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fault_cluster import FaultCluster
+
+from localstack.config import StackConfig
+from localstack.ports import free_port_block
+from localstack.stack import LocalStack
+
+BROKERS = 3
+
+
+@pytest.fixture(scope="session")
+def fault_cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
+    first = free_port_block(8)
+    config = StackConfig.from_env(
+        home=tmp_path_factory.mktemp("fault-cluster") / "kdp-home",
+        kafka_port=first,
+        controller_port=first + BROKERS,
+        registry_port=first + 2 * BROKERS,
+        registry_management_port=first + 2 * BROKERS + 1,
+    )
+    local = LocalStack(config)
+    cluster = None
+    try:
+        cluster = FaultCluster(local, local.up(brokers=BROKERS))
+        yield cluster
+    finally:
+        if cluster is not None:
+            cluster.thaw_brokers()  # a frozen JVM cannot act on the SIGTERM of `down`
+        local.down(purge=True)
+
+
+@pytest.fixture
+def cluster(fault_cluster_session: FaultCluster) -> FaultCluster:
+    """The fault cluster, whole again: whatever an earlier test killed, froze or stopped runs again."""
+    fault_cluster_session.heal()
+    return fault_cluster_session

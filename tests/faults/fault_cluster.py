@@ -1,0 +1,102 @@
+"""Faults a test inflicts on a local stack of its own: kill or freeze brokers, stop the registry, heal.
+
+Every fault goes through the stack's own pid files (`localstack.processes.running_pid` checks the marker on
+the command line), so only this stack's JVMs are ever signalled, never the developer's or another test's.
+Healing is `LocalStack.up`, which is idempotent and starts exactly what is not running: a killed broker
+comes back on its own data and ports, as it would after a crash on a real host.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from dataclasses import dataclass
+
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from localstack import kafka_node, processes
+from localstack.kafka_node import KafkaNode
+from localstack.registry import RegistryProcess
+from localstack.stack import LocalStack, StackInfo
+
+STOP_TIMEOUT = 60.0
+
+
+@dataclass
+class FaultCluster:
+    """A running stack (`info`) started by `local`, and the faults the tests inflict on it."""
+
+    local: LocalStack
+    info: StackInfo
+
+    @property
+    def nodes(self) -> list[KafkaNode]:
+        return kafka_node.plan_nodes(self.local.config, self.info.brokers)
+
+    @property
+    def registry(self) -> RegistryProcess:
+        return RegistryProcess.of(self.local.config)
+
+    def broker_pid(self, node_id: int) -> int | None:
+        node = self.nodes[node_id - 1]
+        return processes.running_pid(node.pid_file, node.marker)
+
+    def registry_pid(self) -> int | None:
+        return processes.running_pid(self.registry.pid_file, self.registry.marker)
+
+    def kill_broker(self, node_id: int) -> None:
+        """SIGKILL one broker's JVM (no clean shutdown: the others find out by timeouts) and wait until it is gone."""
+        pid = self.broker_pid(node_id)
+        assert pid is not None, f"broker {node_id} is not running"
+        os.kill(pid, signal.SIGKILL)
+        _wait_until(lambda: self.broker_pid(node_id) is None, f"broker {node_id} (pid {pid}) to die")
+
+    def freeze_brokers(self) -> None:
+        """SIGSTOP every broker: sockets stay open but nothing answers, like a host or network stall."""
+        for node in self.nodes:
+            pid = self.broker_pid(node.node_id)
+            assert pid is not None, f"broker {node.node_id} is not running"
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw_brokers(self) -> None:
+        """SIGCONT every broker that runs (a no-op for those not frozen)."""
+        for node in self.nodes:
+            pid = self.broker_pid(node.node_id)
+            if pid is not None:
+                os.kill(pid, signal.SIGCONT)
+
+    def stop_registry(self) -> None:
+        """Stop the registry (SIGTERM, as an operator or an orchestrator would)."""
+        stopped = processes.stop(self.registry.pid_file, self.registry.marker, STOP_TIMEOUT)
+        assert stopped is not None, "the registry was not running"
+
+    def heal(self) -> float:
+        """Thaw every broker and start whatever is not running; seconds until the whole stack is usable."""
+        began = time.monotonic()
+        self.thaw_brokers()
+        self.local.up(brokers=self.info.brokers, with_registry=self.info.registry_url is not None)
+        return time.monotonic() - began
+
+    def create_topics(self, names: list[str], partitions: int = 3) -> None:
+        """Topics as production has them: replication 3 (or the cluster size), two in-sync replicas required."""
+        replication = min(3, self.info.brokers)
+        create_topics(self.info.bootstrap, names, partitions, replication, min_insync=min(2, replication))
+
+
+def create_topics(bootstrap: str, names: list[str], partitions: int, replication: int, min_insync: int) -> None:
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    config = {"min.insync.replicas": str(min_insync)}
+    futures = admin.create_topics(
+        [NewTopic(name, partitions, replication, config=config) for name in names], operation_timeout=30
+    )
+    for future in futures.values():
+        future.result(timeout=60)
+
+
+def _wait_until(condition, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"gave up waiting for {what}")
+        time.sleep(0.1)

@@ -1,0 +1,83 @@
+"""Brokers failing under a running converter, on a three-broker cluster (replication 3, two in-sync replicas).
+
+* One broker, the converter group's coordinator, killed with SIGKILL and restarted on its data a little
+  later: the two others carry on (leaders move, acks=all still reaches two replicas), nothing is lost.
+* Every broker frozen with SIGSTOP for longer than the exactly-once transaction timeout, then resumed: the
+  converter neither crashes nor loses anything, and carries on where it stopped.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from confluent_kafka.admin import AdminClient
+from fault_cluster import FaultCluster
+from fault_ledger import account
+from fault_pipeline import LivePipeline, scenario_settings
+
+from streaming.settings import Settings
+
+pytestmark = pytest.mark.faults
+
+RATE = 3000
+BROKER_DOWN_S = 15.0
+FROZEN_S = 35.0
+"""Longer than the exactly-once producer's `transaction.timeout.ms` (30 s): the open transaction expires."""
+
+
+def _settings(cluster: FaultCluster, delivery: str, name: str) -> Settings:
+    settings = scenario_settings(cluster.info.bootstrap, cluster.info.registry_url or "", delivery, name)
+    cluster.create_topics([settings.source_topic, settings.output_topic, settings.dlq_topic])
+    return settings
+
+
+def _group_coordinator(settings: Settings) -> int:
+    admin = AdminClient(settings.kafka_config())
+    description = admin.describe_consumer_groups([settings.group_id])[settings.group_id].result(timeout=30)
+    return description.coordinator.id
+
+
+@pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
+def test_one_broker_killed_and_restarted_loses_nothing(cluster, tmp_path, delivery):
+    settings = _settings(cluster, delivery, "broker-kill")
+    with LivePipeline(settings, tmp_path / "converter.log", RATE) as live:
+        live.progress.wait_for_commit_beyond(0, timeout=120)
+        victim = _group_coordinator(settings)
+        committed_at_kill = live.progress.committed()
+        cluster.kill_broker(victim)
+        recovery = live.progress.wait_for_commit_beyond(committed_at_kill, timeout=180)
+        time.sleep(max(0.0, BROKER_DOWN_S - recovery))
+        restart = cluster.heal()
+        produced = live.finish()
+
+    ledger = account(settings)
+    print(ledger.line(f"broker {victim} (group coordinator) killed ({delivery})", recovery,
+                      broker_restart_s=round(restart, 1), converter_restarts=live.restarts))  # fmt: skip
+    assert produced.ok and ledger.messages_in == produced.delivered
+    assert ledger.lost == 0
+    if delivery == "exactly-once":
+        assert ledger.duplicates == 0
+
+
+@pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
+def test_all_brokers_frozen_then_resumed_the_converter_carries_on(cluster, tmp_path, delivery):
+    settings = _settings(cluster, delivery, "freeze")
+    with LivePipeline(settings, tmp_path / "converter.log", RATE) as live:
+        live.progress.wait_for_commit_beyond(0, timeout=120)
+        committed_before = live.progress.committed()
+        cluster.freeze_brokers()
+        try:
+            time.sleep(FROZEN_S)
+        finally:
+            cluster.thaw_brokers()
+        recovery = live.progress.wait_for_commit_beyond(committed_before, timeout=240)
+        produced = live.finish()
+
+    ledger = account(settings)
+    print(ledger.line(f"all brokers frozen {FROZEN_S:.0f} s ({delivery})", recovery, converter_restarts=live.restarts))
+    assert live.restarts == [], "the converter exited while the brokers were frozen"
+    assert produced.ok and ledger.messages_in == produced.delivered
+    assert ledger.lost == 0
+    if delivery == "exactly-once":
+        assert ledger.duplicates == 0
