@@ -252,13 +252,7 @@ def _place_replicas(
 
     net = FlowNetwork()
     source, sink = net.add_node(), net.add_node()
-    broker_node = {b: net.add_node() for b in targets}
-    fair_arc = {}
-    for b in targets:
-        if fair_share:
-            fair_arc[b] = net.add_arc(broker_node[b], sink, fair_share, 0)
-        for excess in range(1, balance_arcs + 1):
-            net.add_arc(broker_node[b], sink, 1, excess * balance)
+    broker_node, fair_arc = _brokers_to_sink(net, sink, targets, fair_share, balance_arcs, balance)
 
     placement_arcs: dict[Partition, dict[int, int]] = {}
     free_rack_arc: dict[tuple[Partition, str], int] = {}
@@ -309,13 +303,7 @@ def _order_replicas(
 
     net = FlowNetwork()
     source, sink = net.add_node(), net.add_node()
-    broker_node = {b: net.add_node() for b in targets}
-    fair_arc = {}
-    for b in targets:
-        if fair_share:
-            fair_arc[b] = net.add_arc(broker_node[b], sink, fair_share, 0)
-        for excess in range(1, excess_arcs + 1):
-            net.add_arc(broker_node[b], sink, 1, excess * balance)
+    broker_node, fair_arc = _brokers_to_sink(net, sink, targets, fair_share, excess_arcs, balance)
     leader_arcs: dict[Partition, dict[int, int]] = {}
     for tp in partitions:
         partition_node = net.add_node()
@@ -347,3 +335,18 @@ def _replica_counts(assignments: Iterable[Sequence[int]], targets: Sequence[int]
 def _leader_counts(assignments: Iterable[Sequence[int]], targets: Sequence[int]) -> dict[int, int]:
     counts = Counter(replicas[0] for replicas in assignments if replicas)
     return {b: counts[b] for b in sorted(set(targets) | set(counts))}
+
+
+def _brokers_to_sink(
+    net: FlowNetwork, sink: int, targets: Sequence[int], fair_share: int, excess_arcs: int, balance: int
+) -> tuple[dict[int, int], dict[int, int]]:
+    """A node per broker, draining to `sink`: `fair_share` units free, then one unit per arc at a cost
+    rising by `balance` each, so the cheapest flow fills brokers evenly. Returns (node, fair-share arc)."""
+    broker_node = {b: net.add_node() for b in targets}
+    fair_arc = {}
+    for b in targets:
+        if fair_share:
+            fair_arc[b] = net.add_arc(broker_node[b], sink, fair_share, 0)
+        for excess in range(1, excess_arcs + 1):
+            net.add_arc(broker_node[b], sink, 1, excess * balance)
+    return broker_node, fair_arc
