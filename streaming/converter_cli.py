@@ -21,7 +21,11 @@ def add_stream_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--delivery", choices=DELIVERY_MODES, help="default: $KDP_DELIVERY or at-least-once")
     parser.add_argument("--batch-size", type=int, help="messages per batch (default: $KDP_BATCH_SIZE or 5000)")
-    parser.add_argument("--instance", help="stable name of this instance (exactly-once transactional id suffix)")
+    parser.add_argument(
+        "--instance",
+        help="stable name of this instance: its exactly-once transactional id suffix and static group membership "
+        "(a restart takes its partitions back at once)",
+    )
     parser.add_argument("--max-messages", type=int, help="stop after this many messages")
     parser.add_argument("--until-caught-up", action="store_true", help="stop when no message is left to read")
     parser.add_argument("--log-every", type=float, default=10.0, help="seconds between progress lines")
@@ -42,7 +46,9 @@ def run_stream(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    converter = open_converter(settings, instance=args.instance, log_every=args.log_every)
+    converter = open_converter(
+        settings, instance=args.instance, static_member=args.instance is not None, log_every=args.log_every
+    )
     log.info(
         "converting %s -> %s (%s), dead letters -> %s",
         settings.source_topic,

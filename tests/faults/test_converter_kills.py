@@ -17,7 +17,7 @@ from fault_cluster import create_topics
 from fault_ledger import account
 from fault_pipeline import LivePipeline, scenario_settings
 
-pytestmark = pytest.mark.faults  # 5+ min (45 s rejoin per kill until static membership lands): make faults
+pytestmark = pytest.mark.integration
 
 KILLS = 3
 RATE = 4000
