@@ -44,6 +44,8 @@ precise path: same answer, a few microseconds more.
 from __future__ import annotations
 
 import re
+import threading
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -321,7 +323,7 @@ def _explain_unguarded(
         return Rejection(Reason.NOT_UTF8, f"invalid UTF-8 at byte {error.start}: {quote(data[error.start :])}")
 
     try:
-        fields = _decode_object_lazily(data)
+        fields = _decode_at_a_fixed_depth(_decode_object_lazily, data)
     except msgspec.ValidationError:  # valid so far, but the top-level value is not an object
         return _not_an_object(data)
     except msgspec.DecodeError as error:
@@ -336,7 +338,7 @@ def _explain_unguarded(
             values[name] = None
             continue
         try:
-            value = _decode_any(value_json)
+            value = _decode_at_a_fixed_depth(_decode_any, value_json)
         except msgspec.ValidationError:  # the only kind left: a number beyond what msgspec represents
             if name == "timestamp":
                 return Rejection(Reason.INVALID_TIMESTAMP, "timestamp is a number out of range")
@@ -354,9 +356,38 @@ def _explain_unguarded(
     )  # fmt: skip
 
 
+def _decode_at_a_fixed_depth(decode: Callable[[Any], Any], data: Any) -> Any:
+    """`decode(data)`, whose verdict on deep nesting does not depend on who calls.
+
+    msgspec stops at Python's recursion limit minus the caller's stack depth, so a RecursionError says
+    as much about the caller as about the message. It is decoded again on a new thread, whose stack is
+    always equally shallow: the nesting accepted is then a property of the bytes (and the recursion
+    limit) alone, and the usual message pays nothing for it.
+    """
+    try:
+        return decode(data)
+    except RecursionError:
+        pass
+    outcome: list[tuple[bool, Any]] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, decode(data)))
+        except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
+            outcome.append((False, error))
+
+    worker = threading.Thread(target=run, name="transform-decode")
+    worker.start()
+    worker.join()
+    decoded, value = outcome[0]
+    if decoded:
+        return value
+    raise value
+
+
 def _not_an_object(data: bytes) -> Rejection:
     try:
-        value = _decode_any(data)
+        value = _decode_at_a_fixed_depth(_decode_any, data)
     except msgspec.ValidationError:
         return Rejection(Reason.NOT_AN_OBJECT, "the JSON value is a number out of range, not an object")
     except msgspec.DecodeError as error:

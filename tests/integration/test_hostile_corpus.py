@@ -255,11 +255,6 @@ def _at_stack_depth(frames: int, call: Callable[[], object]) -> object:
     return call() if frames <= 0 else _at_stack_depth(frames - 1, call)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the decoder stops at Python's recursion limit, so deep nesting's verdict depends on the "
-    "caller's stack depth; fix: redo the decode on a fresh thread on RecursionError",
-)
 def test_the_verdict_on_nested_json_does_not_depend_on_the_callers_stack_depth():
     """`transform` is pure: the same bytes, the same verdict, wherever it is called from. A record in
     `kdp stream` (a shallow stack) must not be a dead letter in a Dagster op (a deep one)."""
