@@ -93,6 +93,7 @@ class Principal:
 
 _READ = (AclOperation.READ, AclOperation.DESCRIBE)
 _WRITE = (AclOperation.WRITE, AclOperation.DESCRIBE)
+_WRITE_WITHIN_LIMITS = (*_WRITE, AclOperation.DESCRIBE_CONFIGS)  # reads max.message.bytes to size its batches
 _ADMINISTER_TOPIC = (
     AclOperation.CREATE,
     AclOperation.DESCRIBE,
@@ -116,8 +117,8 @@ PRINCIPALS: tuple[Principal, ...] = (
         "kdp stream: reads login events in its group, writes records and dead letters, in transactions",
         (
             Grant(ResourceType.TOPIC, topics.SOURCE_TOPIC, _READ),
-            Grant(ResourceType.TOPIC, topics.OUTPUT_TOPIC, _WRITE),
-            Grant(ResourceType.TOPIC, topics.DEAD_LETTER_TOPIC, _WRITE),
+            Grant(ResourceType.TOPIC, topics.OUTPUT_TOPIC, _WRITE_WITHIN_LIMITS),
+            Grant(ResourceType.TOPIC, topics.DEAD_LETTER_TOPIC, _WRITE_WITHIN_LIMITS),
             Grant(ResourceType.GROUP, topics.CONVERTER_GROUP, _READ),
             Grant(ResourceType.TRANSACTIONAL_ID, topics.CONVERTER_GROUP, _WRITE, ResourcePatternType.PREFIXED),
         ),

@@ -35,8 +35,7 @@ from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException
 
 from streaming.avro_codegen import RecordEncodingError
 from streaming.dead_letter import dead_letter_headers
-from streaming.delivery import BatchFailed, Delivery
-from streaming.delivery import wait_for_deliveries as _wait_for_deliveries
+from streaming.delivery import BatchFailed, Delivery, wait_for_deliveries
 from streaming.encoding import WireFormatEncoder
 from streaming.offset_ranges import OffsetRange
 from streaming.records import Reason, Rejection
@@ -45,6 +44,23 @@ from streaming.settings import Settings
 from streaming.transform import transform
 
 log = logging.getLogger(__name__)
+
+
+REFUSED_FOR_GOOD = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,  # over the topic's max.message.bytes (or the client's message.max.bytes)
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_TIMESTAMP,
+    }
+)
+"""Delivery errors that are a verdict on the record itself: sending it again cannot succeed.
+
+Every other failure says nothing about the record: a timeout or a purge (an outage, or the abort of a
+transaction that another record failed) or a refusal of the client (authorization), so the batch is
+redone and the record is not dead-lettered for it. The producer's batches stay under the topics' size
+limit (`streaming.kafka_clients`), so a batch refused as too large holds that one record only.
+"""
 
 
 class UndeliverableMessage(RuntimeError):
@@ -112,6 +128,7 @@ class Converter:
         self._ends: dict[tuple[str, int], int] = {}  # range mode: partition -> end offset still to reach
         self._failed_in_a_row = 0
         self._careful = False  # the next batch reports each delivery (set after a failed batch)
+        self._awaiting_redo: set[tuple[str, int]] = set()  # partitions rewound, not yet redone
         self._refused: dict[tuple[str, int, int], str] = {}  # source -> the broker's refusal of its output
 
     # -- modes -------------------------------------------------------------------------------
@@ -203,6 +220,7 @@ class Converter:
     def _convert_batch(self, messages: list[Message]) -> None:
         """Convert and deliver one batch, or rewind it to its first offsets when it fails."""
         delivery = self.delivery
+        delivery.begin()  # first: it may replace the producer (see streaming.exactly_once)
         produce = delivery.producer.produce
         poll = delivery.producer.poll
         encode = self.encoder.encode
@@ -218,7 +236,6 @@ class Converter:
         failures: dict[tuple[str, int, int], KafkaError] = {}
         interrupted = False
 
-        delivery.begin()
         try:
             for message in messages:
                 error = message.error()
@@ -278,13 +295,14 @@ class Converter:
                 delivery.complete(self.consumer, [TopicPartition(t, p, o) for (t, p), o in after.items()])
         except BatchFailed as failure:
             delivery.abandon()
-            self._rewind(first, str(failure))
+            self._rewind(first, failure)
             return
         except BaseException:
             delivery.abandon()
             raise
         self._failed_in_a_row = 0
         self._careful = False
+        self._awaiting_redo.difference_update(after)
         if refused:
             self._refused = {src: why for src, why in refused.items() if (src[0], src[1]) not in after}
         self.summary.consumed += count
@@ -302,7 +320,7 @@ class Converter:
         """Produce one output with its own delivery report; False when the batch cannot go on.
 
         A message the client refuses for good before sending (e.g. over `message.max.bytes`) is
-        noted like one the broker refuses; a failed transaction or a retriable error ends the batch.
+        noted like one the broker refuses; any other refusal ends the batch.
         """
         producer = self.delivery.producer
         while True:
@@ -320,19 +338,22 @@ class Converter:
                 producer.poll(0.05)
             except KafkaException as error:
                 kafka_error = error.args[0]
-                if kafka_error.txn_requires_abort() or kafka_error.retriable():
-                    return False
+                if kafka_error.code() not in REFUSED_FOR_GOOD:
+                    return False  # a failed transaction, an outage, a fatal producer: not this record's fault
                 failures[source] = kafka_error
                 return True
 
     def _note_refusals(self, failures: dict[tuple[str, int, int], KafkaError], interrupted: bool) -> None:
-        """After a careful batch: remember outputs refused for good, and fail the batch if any was
-        (or if it was `interrupted`). Waits until every delivery of the batch is reported first.
+        """After a careful batch: remember outputs refused for good, and fail the batch if any output failed
+        (or if it was `interrupted`).
+
+        Waits until every delivery of the batch is reported, except in a transaction: there the first
+        failure dooms the batch, and the outputs still queued would only time out behind it.
         """
-        _wait_for_deliveries(self.delivery.producer)
+        wait_for_deliveries(self.delivery.producer, give_up=lambda: bool(failures) and self.delivery.atomic)
         if not failures and not interrupted:
             return
-        permanent = {src: error for src, error in failures.items() if not error.retriable()}
+        permanent = {src: error for src, error in failures.items() if error.code() in REFUSED_FOR_GOOD}
         for src, error in permanent.items():
             if src in self._refused:
                 raise UndeliverableMessage(
@@ -340,19 +361,27 @@ class Converter:
                     f"dead letter ({error.str()}); fix the topic configuration and restart"
                 )
             self._refused[src] = f"the broker refused the output: {error.str()}"
-        raise BatchFailed(f"{len(failures)} outputs failed ({len(permanent)} for good); interrupted: {interrupted}")
+        raise BatchFailed(
+            f"{len(failures)} outputs failed ({len(permanent)} for good); interrupted: {interrupted}",
+            learned=bool(permanent),
+        )
 
-    def _rewind(self, first: dict[tuple[str, int], int], reason: str) -> None:
+    def _rewind(self, first: dict[tuple[str, int], int], failure: BatchFailed) -> None:
+        """Seek back to the batch's first offsets for a careful redo; pause longer the more often in a row
+        a batch failed without anything learnt (an outage), not at all when it found refused outputs."""
         self.summary.redone_batches += 1
-        self._failed_in_a_row += 1
         self._careful = True
-        log.warning("batch failed (%s); redoing it from %s", reason, first)
+        self._awaiting_redo.update(first)
+        if not failure.learned:
+            self._failed_in_a_row += 1
+        log.warning("batch failed (%s); redoing it from %s", failure, first)
         for (topic, partition), offset in first.items():
             try:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
             except KafkaException as error:  # revoked meanwhile: its new owner resumes from the commit
                 log.info("not rewinding %s[%d]: %s", topic, partition, error)
-        time.sleep(min(0.5 * self._failed_in_a_row, 5.0))
+        if not failure.learned:
+            time.sleep(min(0.5 * self._failed_in_a_row, 5.0))
 
     def _finish_ranges_ended_by_markers(self) -> None:
         """Close ranges whose position passed their end without a message at `end - 1`.
@@ -363,6 +392,8 @@ class Converter:
         """
         done = []
         for (topic, partition), end in self._ends.items():
+            if (topic, partition) in self._awaiting_redo:
+                continue
             position = self.consumer.position([TopicPartition(topic, partition)])[0].offset
             if position >= end:
                 done.append(TopicPartition(topic, partition, end))
@@ -373,9 +404,10 @@ class Converter:
                 del self._ends[(tp.topic, tp.partition)]
 
     def _caught_up(self) -> bool:
-        """True when every assigned partition's position has reached its end offset."""
+        """True when every assigned partition's position has reached its end offset, and no failed batch
+        awaits its redo (a rewound partition's position says nothing until its messages come again)."""
         assignment = self.consumer.assignment()
-        if not assignment:
+        if not assignment or self._awaiting_redo.intersection((tp.topic, tp.partition) for tp in assignment):
             return False
         for tp in assignment:
             low, high = self.consumer.get_watermark_offsets(tp, timeout=10)

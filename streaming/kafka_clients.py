@@ -6,10 +6,20 @@ configure their clients identically.
 
 from __future__ import annotations
 
-from confluent_kafka import Consumer
+import logging
 
-from streaming.delivery import AtLeastOnce, Delivery, ExactlyOnce
+from confluent_kafka import Consumer, KafkaException
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from streaming.at_least_once import AtLeastOnce
+from streaming.delivery import Delivery
+from streaming.exactly_once import ExactlyOnce
 from streaming.settings import Settings
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH_BYTES = 1_000_000
+"""The producer's batch size when the topics allow it: large batches for throughput."""
 
 
 def consumer_config(settings: Settings) -> dict[str, object]:
@@ -27,11 +37,41 @@ def consumer_config(settings: Settings) -> dict[str, object]:
     }
 
 
-def producer_config(settings: Settings) -> dict[str, object]:
+def smallest_message_limit(settings: Settings) -> int | None:
+    """The smallest `max.message.bytes` of the output and dead-letter topics; None when it cannot be read.
+
+    The broker judges a producer's batch as a whole against that limit, and librdkafka never splits a
+    refused batch: records that each fit would all be refused together, so batches must not exceed it.
+    """
+    admin = AdminClient(settings.kafka_config())
+    topics = (settings.output_topic, settings.dlq_topic)
+    try:
+        futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics])
+        return min(int(f.result(timeout=30)["max.message.bytes"].value) for f in futures.values())
+    except (KafkaException, KeyError, ValueError) as error:
+        log.warning(
+            "cannot read max.message.bytes of %s (%s): producer batches of up to %d bytes",
+            topics,
+            error,
+            MAX_BATCH_BYTES,
+        )
+        return None
+
+
+def producer_config(settings: Settings, message_limit: int | None = None) -> dict[str, object]:
+    """The converter's producer settings.
+
+    `message_limit`: the smallest `max.message.bytes` of the topics written (`smallest_message_limit`).
+    Batches stay 10% under it (framing, and lz4 can grow incompressible data a little), so that a batch the
+    broker refuses can only hold one record too large on its own.
+    """
+    batch_bytes = MAX_BATCH_BYTES
+    if message_limit is not None:
+        batch_bytes = max(1, min(MAX_BATCH_BYTES, message_limit * 9 // 10))
     return {
         **settings.kafka_config(),
         "linger.ms": 5,
-        "batch.size": 1_000_000,
+        "batch.size": batch_bytes,
         "compression.type": "lz4",
         # Bounds the memory of unacknowledged output; a full queue is back-pressure (BufferError).
         "queue.buffering.max.messages": 200_000,
@@ -51,6 +91,7 @@ def make_delivery(settings: Settings, instance: str) -> Delivery:
     instance (so that a restart fences its crashed predecessor at once) and unique among the
     instances that run at the same time.
     """
+    config = producer_config(settings, smallest_message_limit(settings))
     if settings.delivery == "exactly-once":
-        return ExactlyOnce(producer_config(settings), f"{settings.transactional_id}-{instance}")
-    return AtLeastOnce(producer_config(settings))
+        return ExactlyOnce(config, f"{settings.transactional_id}-{instance}")
+    return AtLeastOnce(config)

@@ -2,7 +2,7 @@
 
 The converter's skeleton with nothing inside: the same consumer and producer settings
 (`streaming.kafka_clients`), the same batches (`KDP_BATCH_SIZE`) and the same at-least-once completion
-(`streaming.delivery.AtLeastOnce`: flush, then a synchronous commit), but every message is produced to
+(`streaming.at_least_once.AtLeastOnce`: flush, then a synchronous commit), but every message is produced to
 the output topic with its own bytes and key, untouched. What is left is the cost of moving messages
 through confluent-kafka from Python, so ours/pass-through is the share of that ceiling we keep.
 """
@@ -14,7 +14,7 @@ import argparse
 from confluent_kafka import TopicPartition
 
 from bench.subject import Stopwatch, report
-from streaming.delivery import AtLeastOnce
+from streaming.at_least_once import AtLeastOnce
 from streaming.kafka_clients import make_consumer, producer_config
 from streaming.settings import Settings
 

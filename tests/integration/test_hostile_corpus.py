@@ -164,17 +164,7 @@ def _random_text(rng: random.Random, length: int) -> str:
 @pytest.mark.integration
 @pytest.mark.parametrize(
     "batch_size",
-    [
-        1,
-        pytest.param(
-            200,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known bug: librdkafka fails a whole refused produce request, so records that fit "
-                "alone are dead-lettered too; fix: keep batch.size under the topics' max.message.bytes",
-            ),
-        ),
-    ],
+    [1, 200],
     ids=["one-message-batches", "200-message-batches"],
 )
 def test_a_record_too_large_for_the_output_topic_is_dead_lettered_and_only_that_record(stack, batch_size):

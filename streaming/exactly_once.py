@@ -1,0 +1,182 @@
+"""Exactly-once delivery: one Kafka transaction per batch, the consumed offsets committed inside it.
+
+The source offsets are sent in the transaction (`send_offsets_to_transaction`) with the consumer's
+group metadata, so output and offsets commit or abort together and a zombie from an older group
+generation is fenced (KIP-447). Readers of the output must use `isolation.level=read_committed`.
+
+A transactional producer can break for good while the process is healthy, and this strategy heals it
+in place instead of crashing the converter:
+
+* a *fatal* error (for example `INVALID_TXN_STATE` after the brokers were away longer than the
+  transaction timeout) leaves the producer unusable;
+* a transactional call can block for good when the group coordinator's broker dies (librdkafka 2.x,
+  confluentinc/librdkafka#5456 and #5511), whatever timeout it was given.
+
+Either way the producer is replaced by a new one with the same `transactional.id`. Its
+`init_transactions` fences the old one and aborts the old one's open transaction, and the batch fails
+with `BatchFailed`, so the converter redoes it from its first offsets: nothing is lost or repeated.
+A producer *fenced* by another one with its id is not replaced: this process is the zombie, and the
+error ends it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from streaming.delivery import BatchFailed, DeliveryFailures, wait_for_deliveries
+
+log = logging.getLogger(__name__)
+
+TRANSACTION_TIMEOUT_MS = 30_000
+"""A crashed process's open transaction holds back read_committed readers until it times out or a
+producer with the same id starts again: keep it short."""
+CALL_TIMEOUT_SECONDS = 10.0
+"""The timeout given to each transactional call; one that times out is retried (while the transaction lives)."""
+STUCK_AFTER_SECONDS = CALL_TIMEOUT_SECONDS + 10.0
+"""A call that has not returned this long after it started ignored its timeout: the producer is stuck."""
+
+
+class ProducerStuck(RuntimeError):
+    """A transactional call did not return within `STUCK_AFTER_SECONDS`, despite its timeout."""
+
+
+class ProducerBroken(Exception):
+    """The producer cannot go on (a fatal error, or stuck): it must be replaced."""
+
+
+class ExactlyOnce:
+    """One Kafka transaction per batch; see the module docstring for how a broken producer is replaced."""
+
+    atomic = True
+
+    def __init__(self, producer_config: dict[str, object], transactional_id: str) -> None:
+        self._failures = DeliveryFailures()
+        self._config = {
+            **producer_config,
+            **self._failures.producer_config(),
+            "transactional.id": transactional_id,
+            "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+        }
+        self.replaced_producers = 0
+        self.producer = self._start_producer()
+        self._in_transaction = False
+
+    def _start_producer(self) -> Producer:
+        """A new producer, its transactions initialised: any earlier producer of the id is fenced."""
+        producer = Producer(self._config)
+        self._retry(producer.init_transactions, "init_transactions")
+        return producer
+
+    def _replace_producer(self, why: str) -> None:
+        self.replaced_producers += 1
+        log.error("the transactional producer cannot go on (%s): replacing it, which aborts its transaction", why)
+        self._in_transaction = False
+        # The old producer is dropped, not closed: a stuck call may still hold it, and closing would
+        # wait for that call. Once fenced it can neither commit nor write anything visible.
+        self.producer = self._start_producer()
+
+    def _retry(self, call: Callable[[float], object], what: str) -> None:
+        """Run a transactional call within a deadline, retrying what Kafka says is retriable.
+
+        Raises `ProducerBroken` for a fatal error or a stuck call, `KafkaException` for the rest.
+        """
+        delay = 0.5
+        while True:
+            try:
+                _call_within_deadline(call, what)
+                return
+            except ProducerStuck as stuck:
+                raise ProducerBroken(str(stuck)) from stuck
+            except KafkaException as error:
+                kafka_error = error.args[0]
+                if kafka_error.fatal() and not _fenced(kafka_error):
+                    raise ProducerBroken(f"{what}: {kafka_error.str()}") from error
+                if not kafka_error.retriable():
+                    raise
+                log.warning("%s: %s; retrying in %.1fs", what, kafka_error.str(), delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    def begin(self) -> None:
+        self._failures.clear()
+        try:
+            self.producer.begin_transaction()
+        except KafkaException as error:
+            if not error.args[0].fatal() or _fenced(error.args[0]):
+                raise
+            self._replace_producer(f"begin_transaction: {error.args[0].str()}")
+            self.producer.begin_transaction()
+        self._in_transaction = True
+
+    def complete(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
+        # The first failed delivery dooms the transaction: fail the batch at once rather than in
+        # commit_transaction, which would first wait for the outputs queued behind it to time out.
+        wait_for_deliveries(self.producer, give_up=lambda: bool(self._failures.errors))
+        self._failures.raise_if_any()
+        producer = self.producer
+        try:
+            metadata = consumer.consumer_group_metadata()
+            self._retry(
+                lambda timeout: producer.send_offsets_to_transaction(offsets, metadata, timeout),
+                "send_offsets_to_transaction",
+            )
+            self._retry(producer.commit_transaction, "commit_transaction")
+            self._in_transaction = False
+        except ProducerBroken as broken:
+            self._replace_producer(str(broken))
+            raise BatchFailed(str(broken)) from broken
+        except KafkaException as error:
+            kafka_error = error.args[0]
+            if kafka_error.txn_requires_abort():
+                log.warning("transaction aborted (%s): redoing the batch", kafka_error.str())
+                self.abandon()
+                raise BatchFailed(kafka_error.str()) from error
+            raise
+
+    def abandon(self) -> None:
+        """Abort the open transaction, if any: none of the batch's output becomes visible."""
+        if not self._in_transaction:
+            return
+        self._in_transaction = False
+        try:
+            self._retry(self.producer.abort_transaction, "abort_transaction")
+        except ProducerBroken as broken:
+            self._replace_producer(str(broken))  # the new producer's start aborts the transaction
+
+    def close(self) -> None:
+        """Nothing is pending between batches: every batch ended in a commit or an abort."""
+
+
+def _fenced(error: KafkaError) -> bool:
+    """True when another producer took over this transactional id: this process is the zombie, and must
+    stop rather than fence the newer one in turn (they would take the id from each other for ever)."""
+    return error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
+
+
+def _call_within_deadline(call: Callable[[float], object], what: str) -> None:
+    """`call(CALL_TIMEOUT_SECONDS)` on a worker thread; `ProducerStuck` if it overruns by far.
+
+    librdkafka releases the GIL while it waits, so the caller can give up on a call that ignores its
+    timeout. The worker is a daemon thread: if it never returns, it does not keep the process alive.
+    """
+    outcome: list[BaseException | None] = []
+
+    def run() -> None:
+        try:
+            call(CALL_TIMEOUT_SECONDS)
+            outcome.append(None)
+        except BaseException as error:  # noqa: BLE001 - handed over to the caller's thread
+            outcome.append(error)
+
+    worker = threading.Thread(target=run, name=f"kdp-{what}", daemon=True)
+    worker.start()
+    worker.join(STUCK_AFTER_SECONDS)
+    if not outcome:
+        raise ProducerStuck(f"{what} did not return within {STUCK_AFTER_SECONDS:.0f} s")
+    if outcome[0] is not None:
+        raise outcome[0]

@@ -1,0 +1,35 @@
+"""The deadline around transactional calls (`streaming.exactly_once`): a call that ignores its timeout is
+declared stuck instead of blocking the converter for ever; any other outcome passes through unchanged."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from streaming import exactly_once
+from streaming.exactly_once import ProducerStuck, _call_within_deadline
+
+
+def test_a_call_that_returns_passes_its_timeout_through():
+    seen = []
+    _call_within_deadline(seen.append, "init_transactions")
+    assert seen == [exactly_once.CALL_TIMEOUT_SECONDS]
+
+
+def test_a_call_that_raises_raises_in_the_callers_thread():
+    def refuse(_timeout: float) -> None:
+        raise ValueError("refused")
+
+    with pytest.raises(ValueError, match="refused"):
+        _call_within_deadline(refuse, "commit_transaction")
+
+
+def test_a_call_that_ignores_its_timeout_is_declared_stuck(monkeypatch):
+    monkeypatch.setattr(exactly_once, "STUCK_AFTER_SECONDS", 0.2)
+    release = threading.Event()
+    try:
+        with pytest.raises(ProducerStuck, match="send_offsets_to_transaction did not return within"):
+            _call_within_deadline(lambda _timeout: release.wait(), "send_offsets_to_transaction")
+    finally:
+        release.set()
