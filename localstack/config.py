@@ -14,6 +14,7 @@ KRaft quorum; the registry serves its API on `registry_port` and health on `regi
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -28,9 +29,10 @@ ENV_KAFKA_PORT = "KDP_KAFKA_PORT"
 ENV_CONTROLLER_PORT = "KDP_CONTROLLER_PORT"
 ENV_REGISTRY_PORT = "KDP_REGISTRY_PORT"
 ENV_REGISTRY_MGMT_PORT = "KDP_REGISTRY_MGMT_PORT"
+ENV_HOST = "KDP_STACK_HOST"
 
 HOST = "127.0.0.1"
-"""Every process listens on loopback only: the stack is for this machine, never for the network."""
+"""Every process listens on loopback by default: the stack is for this machine, never for the network."""
 
 
 def default_home() -> Path:
@@ -63,6 +65,9 @@ class StackConfig:
     registry_management_port: int = 9000
     java: str | None = None
     """An explicit Java executable (`$KDP_JAVA`); None lets `localstack.java` choose."""
+    host: str = HOST
+    """The IPv4 address every process listens on and advertises (`$KDP_STACK_HOST`). Another address than
+    loopback is for tests that put clients in a network namespace (a real network partition)."""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> StackConfig:
@@ -80,6 +85,7 @@ class StackConfig:
             registry_port=_port(env, ENV_REGISTRY_PORT, cls.registry_port),
             registry_management_port=_port(env, ENV_REGISTRY_MGMT_PORT, cls.registry_management_port),
             java=env.get(ENV_JAVA) or None,
+            host=_host(env, ENV_HOST, cls.host),
         )
         given = {name: value for name, value in overrides.items() if value is not None}
         for name in ("home", "cache"):
@@ -89,7 +95,20 @@ class StackConfig:
 
     def bootstrap(self, brokers: int) -> str:
         """Every node's client address, comma-separated (clients need only one, but any one may be down)."""
-        return ",".join(f"{HOST}:{self.kafka_port + index}" for index in range(brokers))
+        return ",".join(f"{self.host}:{self.kafka_port + index}" for index in range(brokers))
+
+
+def _host(env: Mapping[str, str], name: str, default: str) -> str:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        address = ipaddress.IPv4Address(raw)
+    except ipaddress.AddressValueError:
+        raise StackError(f"{name}={raw!r} is not an IPv4 address (clients are told to connect to it).") from None
+    if address.is_unspecified:
+        raise StackError(f"{name}={raw!r}: the stack advertises this address to clients, so it must be a real one.")
+    return raw
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:

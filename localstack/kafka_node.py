@@ -51,6 +51,7 @@ class KafkaNode:
     port: int
     controller_port: int
     folder: Path
+    host: str = HOST
 
     @property
     def rack(self) -> str:
@@ -58,7 +59,7 @@ class KafkaNode:
 
     @property
     def address(self) -> str:
-        return f"{HOST}:{self.port}"
+        return f"{self.host}:{self.port}"
 
     @property
     def data_dir(self) -> Path:
@@ -103,6 +104,7 @@ def plan_nodes(config: StackConfig, brokers: int) -> list[KafkaNode]:
             port=config.kafka_port + index,
             controller_port=config.controller_port + index,
             folder=kafka_folder(config.home) / f"node-{index + 1}",
+            host=config.host,
         )
         for index in range(brokers)
     ]
@@ -162,13 +164,13 @@ def server_properties(
 
     `overrides` (the secure stack's listeners and authorizer, `localstack.security`) replace or extend it.
     """
-    voters = ",".join(f"{member.node_id}@{HOST}:{member.controller_port}" for member in cluster)
+    voters = ",".join(f"{member.node_id}@{member.host}:{member.controller_port}" for member in cluster)
     return {
         "process.roles": "broker,controller",
         "node.id": str(node.node_id),
         "controller.quorum.voters": voters,
-        "listeners": f"PLAINTEXT://{HOST}:{node.port},CONTROLLER://{HOST}:{node.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://{HOST}:{node.port}",
+        "listeners": f"PLAINTEXT://{node.address},CONTROLLER://{node.host}:{node.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://{node.address}",
         "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
         "inter.broker.listener.name": "PLAINTEXT",
         "controller.listener.names": "CONTROLLER",

@@ -30,9 +30,9 @@ def is_port_free(port: int, host: str = HOST) -> bool:
         return True
 
 
-def ensure_ports_free(wanted: Mapping[str, int]) -> None:
+def ensure_ports_free(wanted: Mapping[str, int], host: str = HOST) -> None:
     """Raise StackError listing every taken port; `wanted` maps a purpose (with its setting) to a port."""
-    taken = [f"  {port}: {purpose}" for purpose, port in wanted.items() if not is_port_free(port)]
+    taken = [f"  {port}: {purpose}" for purpose, port in wanted.items() if not is_port_free(port, host)]
     if taken:
         raise StackError(
             "These ports are already in use by another program:\n"

@@ -43,10 +43,11 @@ class RegistryProcess:
     folder: Path
     port: int
     management_port: int
+    host: str = HOST
 
     @classmethod
     def of(cls, config: StackConfig) -> RegistryProcess:
-        return cls(config.home / "registry", config.registry_port, config.registry_management_port)
+        return cls(config.home / "registry", config.registry_port, config.registry_management_port, config.host)
 
     @property
     def log_file(self) -> Path:
@@ -63,7 +64,7 @@ class RegistryProcess:
     @property
     def url(self) -> str:
         """The Confluent-compatible base URL (what `KDP_REGISTRY_URL` holds)."""
-        return f"http://{HOST}:{self.port}/apis/ccompat/v7"
+        return f"http://{self.host}:{self.port}/apis/ccompat/v7"
 
 
 def command(
@@ -71,7 +72,7 @@ def command(
 ) -> list[str]:
     """The registry's JVM command line.
 
-    - HTTP API and management (health) endpoints on loopback only.
+    - HTTP API and management (health) endpoints on the stack's host only (loopback by default).
     - `kafkasql` storage on the stack's Kafka; a consumer poll timeout of 1 s instead of the default cuts the
       start-up, which is mostly waiting on polls of the journal, from about 26 s to about 9 s.
     - Global compatibility BACKWARD from the first request on (checked after start by `ensure_compatibility`).
@@ -81,9 +82,9 @@ def command(
         *JVM_OPTIONS,
         *options,
         registry.marker,
-        f"-Dquarkus.http.host={HOST}",
+        f"-Dquarkus.http.host={registry.host}",
         f"-Dquarkus.http.port={registry.port}",
-        f"-Dquarkus.management.host={HOST}",
+        f"-Dquarkus.management.host={registry.host}",
         f"-Dquarkus.management.port={registry.management_port}",
         "-Dquarkus.console.color=false",
         "-Dapicurio.storage.kind=kafkasql",

@@ -45,7 +45,6 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
-from localstack.config import HOST
 from localstack.errors import StackError
 from localstack.kafka_node import KafkaNode
 from localstack.private_files import write_private
@@ -288,7 +287,7 @@ def broker_properties(node: KafkaNode, node_secret: Credential) -> dict[str, str
     )
     client = CLIENT_LISTENER.lower()
     return {
-        "listeners": f"{CLIENT_LISTENER}://{node.address},CONTROLLER://{HOST}:{node.controller_port}",
+        "listeners": f"{CLIENT_LISTENER}://{node.address},CONTROLLER://{node.host}:{node.controller_port}",
         "advertised.listeners": f"{CLIENT_LISTENER}://{node.address}",
         "listener.security.protocol.map": f"{CLIENT_LISTENER}:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
         "inter.broker.listener.name": CLIENT_LISTENER,

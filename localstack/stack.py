@@ -93,6 +93,7 @@ class RunRecord:
     java: str
     java_description: str
     secure: bool = False
+    host: str = HOST
 
     @classmethod
     def of(cls, config: StackConfig, info: StackInfo, java: JavaRuntime) -> RunRecord:
@@ -106,6 +107,7 @@ class RunRecord:
             java=java.executable,
             java_description=java.description,
             secure=info.secure,
+            host=config.host,
         )
 
 
@@ -207,7 +209,9 @@ class LocalStack:
         On any failure (or Ctrl-C) the processes launched here are stopped before the error propagates.
         """
         config = plan.config
-        ensure_ports_free(_ports_to_bind(plan.idle_nodes, plan.registry if plan.start_registry else None))
+        ensure_ports_free(
+            _ports_to_bind(plan.idle_nodes, plan.registry if plan.start_registry else None), plan.config.host
+        )
         java = find_java(config.java)
         self._prepare_home()
         credentials = security.ensure_credentials(config.home) if plan.info.secure else None
@@ -363,7 +367,7 @@ class LocalStack:
         components = []
         for index, folder in enumerate(kafka_node.existing_node_folders(config.home)):
             pid = processes.running_pid(folder / "kafka.pid", processes.marker_argument(folder))
-            address = f"{HOST}:{config.kafka_port + index}"
+            address = f"{config.host}:{config.kafka_port + index}"
             components.append(
                 ComponentStatus(f"kafka {KAFKA_VERSION} {folder.name}", pid, address, folder / "logs" / "server.log")
             )
@@ -440,6 +444,7 @@ class LocalStack:
             controller_port=record.controller_port,
             registry_port=record.registry_port,
             registry_management_port=record.registry_management_port,
+            host=record.host,
         )
 
     def _any_running(self) -> bool:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from fault_ledger import GroupProgress
@@ -80,12 +81,17 @@ class Traffic:
 
 
 class ConverterProcess:
-    """One `kdp stream` process; `instance` is its stable name (the exactly-once transactional id suffix)."""
+    """One `kdp stream` process; `instance` is its stable name (the exactly-once transactional id suffix).
 
-    def __init__(self, settings: Settings, instance: str, log_file: Path, *arguments: str) -> None:
+    `prefix` goes before the command, e.g. `ip netns exec <name>` to run it in a network namespace.
+    """
+
+    def __init__(
+        self, settings: Settings, instance: str, log_file: Path, *arguments: str, prefix: Sequence[str] = ()
+    ) -> None:
         self.log_file = log_file
         # -X faulthandler: a SIGABRT makes a stuck process print every thread's stack into its log.
-        command = [sys.executable, "-X", "faulthandler", "-m", "streaming.cli", "stream"]
+        command = [*prefix, sys.executable, "-X", "faulthandler", "-m", "streaming.cli", "stream"]
         command += ["--instance", instance, "--log-every", "1"]
         with log_file.open("ab") as log:
             log.write(f"--- {' '.join(command[1:] + list(arguments))}\n".encode())
@@ -128,15 +134,23 @@ class LivePipeline:
     traffic and the converter whatever happened.
     """
 
-    def __init__(self, settings: Settings, log_file: Path, rate: float, seed: int = 7, instance: str = "fault") -> None:
-        self.settings, self.log_file, self.instance = settings, log_file, instance
+    def __init__(
+        self,
+        settings: Settings,
+        log_file: Path,
+        rate: float,
+        seed: int = 7,
+        instance: str = "fault",
+        prefix: Sequence[str] = (),
+    ) -> None:
+        self.settings, self.log_file, self.instance, self.prefix = settings, log_file, instance, prefix
         self.progress = GroupProgress(settings)
         self.traffic = Traffic(settings, rate, seed)
         self.restarts: list[int] = []
         """Exit codes of the converter processes that ended on their own and were started again."""
         self._lock = threading.Lock()
         self._stopping = threading.Event()
-        self.converter = ConverterProcess(settings, instance, log_file)
+        self.converter = ConverterProcess(settings, instance, log_file, prefix=prefix)
         self._supervisor = threading.Thread(target=self._supervise, name="fault-supervisor", daemon=True)
         self._supervisor.start()
 
@@ -155,7 +169,7 @@ class LivePipeline:
             with self._lock:
                 if not self.converter.alive and not self._stopping.is_set():
                     self.restarts.append(self.converter.process.returncode)
-                    self.converter = ConverterProcess(self.settings, self.instance, self.log_file)
+                    self.converter = ConverterProcess(self.settings, self.instance, self.log_file, prefix=self.prefix)
 
     def restart_converter(self, kill: bool = True) -> int:
         """Kill (or stop) the converter and start it again under the same name; the group's commit at the stop."""
@@ -165,7 +179,7 @@ class LivePipeline:
             else:
                 self.converter.stop()
             committed = self.progress.committed()
-            self.converter = ConverterProcess(self.settings, self.instance, self.log_file)
+            self.converter = ConverterProcess(self.settings, self.instance, self.log_file, prefix=self.prefix)
         return committed
 
     def finish(self, timeout: float = 240.0) -> GenerateSummary:

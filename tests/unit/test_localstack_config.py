@@ -46,3 +46,15 @@ def test_defaults_without_environment() -> None:
 def test_a_bad_port_names_its_variable(value: str) -> None:
     with pytest.raises(StackError, match="KDP_REGISTRY_PORT"):
         StackConfig.from_env({"KDP_REGISTRY_PORT": value})
+
+
+def test_the_stack_host_is_what_clients_are_told_to_connect_to() -> None:
+    config = StackConfig.from_env({"KDP_STACK_HOST": "10.213.0.1"})
+
+    assert config.bootstrap(2) == "10.213.0.1:9092,10.213.0.1:9093"
+
+
+@pytest.mark.parametrize("value", ["localhost", "0.0.0.0", "10.0.0", "::1"])
+def test_a_stack_host_clients_cannot_connect_to_names_its_variable(value: str) -> None:
+    with pytest.raises(StackError, match="KDP_STACK_HOST"):
+        StackConfig.from_env({"KDP_STACK_HOST": value})
