@@ -146,8 +146,7 @@ def measure_latency(
         "-m",
         "streaming.cli",
         "stream",
-        "--instance",
-        f"latency-{mode}",
+        # No --instance: a static member does not leave its group when it stops, and the clean-up deletes it.
         "--log-every",
         "5",
     ]
