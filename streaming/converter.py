@@ -67,6 +67,10 @@ class UndeliverableMessage(RuntimeError):
     """Neither the output nor the dead letter of a message could be delivered: stop, don't skip."""
 
 
+class ConsumerBroken(Exception):
+    """The consumer reported a fatal error and can no longer fetch or commit anything."""
+
+
 class ConversionStalled(RuntimeError):
     """Batches kept failing; raised only for callers that bound the number of redos."""
 
@@ -115,9 +119,13 @@ class Converter:
         clock: Callable[[], float] = time.time,
         poll_timeout: float = 1.0,
         log_every: float = 10.0,
+        new_consumer: Callable[[], Consumer] | None = None,
     ) -> None:
+        """`new_consumer` builds a consumer like `consumer`, to replace one broken by a fatal error (see
+        `_replace_consumer`); without it such an error ends `run` with `ConsumerBroken`."""
         self.settings = settings
         self.consumer = consumer
+        self._new_consumer = new_consumer
         self.delivery = delivery
         self.encoder = encoder
         self.clock = clock
@@ -125,6 +133,7 @@ class Converter:
         self.log_every = log_every
         self.summary = ConverterSummary()
         self._range_mode = False  # set by assign_ranges: stop when the ranges are done
+        self._ranges: list[OffsetRange] = []  # range mode: the ranges asked for
         self._ends: dict[tuple[str, int], int] = {}  # range mode: partition -> end offset still to reach
         self._failed_in_a_row = 0
         self._careful = False  # the next batch reports each delivery (set after a failed batch)
@@ -149,7 +158,7 @@ class Converter:
         committed (an earlier attempt of the same run that died) resumes at the committed offset.
         Returns the ranges that remain to be read.
         """
-        ranges = list(ranges)
+        ranges = self._ranges = list(ranges)
         committed = self.consumer.committed([TopicPartition(r.topic, r.partition) for r in ranges], timeout=30)
         remaining = []
         for r, tp in zip(ranges, committed, strict=True):
@@ -190,19 +199,22 @@ class Converter:
                 budget = min(budget, max_messages - self.summary.consumed)
                 if budget <= 0:
                     break
-            # Wait for the first message only, then take what is already fetched without waiting:
-            # a backlog still gives full batches, a light load small ones at once (latency).
-            messages = self.consumer.consume(1, self.poll_timeout)
-            if messages and budget > 1:
-                messages += self.consumer.consume(budget - 1, 0)
-            if messages:
-                self._convert_batch(messages)
-                if max_failed_batches is not None and self._failed_in_a_row > max_failed_batches:
-                    raise ConversionStalled(f"{self._failed_in_a_row} batches in a row failed; see the log")
-            elif range_mode:
-                self._finish_ranges_ended_by_markers()
-            elif until_caught_up and self._caught_up():
-                break
+            try:
+                # Wait for the first message only, then take what is already fetched without waiting:
+                # a backlog still gives full batches, a light load small ones at once (latency).
+                messages = self.consumer.consume(1, self.poll_timeout)
+                if messages and budget > 1:
+                    messages += self.consumer.consume(budget - 1, 0)
+                if messages:
+                    self._convert_batch(messages)
+                    if max_failed_batches is not None and self._failed_in_a_row > max_failed_batches:
+                        raise ConversionStalled(f"{self._failed_in_a_row} batches in a row failed; see the log")
+                elif range_mode:
+                    self._finish_ranges_ended_by_markers()
+                elif until_caught_up and self._caught_up():
+                    break
+            except ConsumerBroken as broken:
+                self._replace_consumer(broken)
             if time.monotonic() >= next_log:
                 self._log_progress()
                 next_log = time.monotonic() + self.log_every
@@ -313,6 +325,28 @@ class Converter:
             if where in ends and offset >= ends[where]:
                 del ends[where]
                 self.consumer.pause([TopicPartition(*where)])
+
+    def _replace_consumer(self, broken: ConsumerBroken) -> None:
+        """Put a new consumer in the place of one a fatal error broke, in the same mode, or raise `broken`.
+
+        Seen after every broker of the cluster restarted: the group coordinator fenced the converter's static
+        membership (`group.instance.id`) against its own rejoin, and librdkafka treats that as fatal. The
+        consumer then fetches nothing, for ever, while the process looks healthy. The batch in hand was
+        abandoned (nothing of it committed), and the new consumer resumes from the group's committed offsets.
+        """
+        if self._new_consumer is None:
+            raise broken
+        log.error("the consumer cannot go on (%s): replacing it; it resumes at the group's commits", broken)
+        try:
+            self.consumer.close()
+        except (KafkaException, RuntimeError) as error:
+            log.info("closing the broken consumer: %s", error)
+        self.consumer = self._new_consumer()
+        self._awaiting_redo.clear()
+        if self._range_mode:
+            self.assign_ranges(self._ranges)
+        else:
+            self.subscribe()
 
     def _produce_carefully(
         self, out: tuple, source: tuple[str, int, int], failures: dict[tuple[str, int, int], KafkaError]
@@ -464,7 +498,10 @@ def _describe(partitions: list[TopicPartition]) -> str:
 
 
 def _raise_unless_transient(error: KafkaError) -> None:
-    """Consumer errors arrive as messages; the fatal ones end the loop, the rest are logged."""
-    if error.fatal():
-        raise KafkaException(error)
+    """Consumer errors arrive as messages; a fatal one raises `ConsumerBroken`, the rest are logged.
+
+    librdkafka reports a fatal error as an error event with code `_FATAL`, whose own `fatal()` is False.
+    """
+    if error.fatal() or error.code() == KafkaError._FATAL:
+        raise ConsumerBroken(error.str())
     log.warning("consumer: %s", error.str())

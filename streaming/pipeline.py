@@ -61,6 +61,12 @@ def open_converter(
     """
     encoder = encoder or register_output_schema(settings)
     identity = {"group.instance.id": instance} if static_member and instance else {}
-    consumer = make_consumer(settings, **identity)
     delivery = make_delivery(settings, instance or default_instance())
-    return Converter(settings, consumer, delivery, encoder, **converter_options)  # type: ignore[arg-type]
+    return Converter(
+        settings,
+        make_consumer(settings, **identity),
+        delivery,
+        encoder,
+        new_consumer=lambda: make_consumer(settings, **identity),
+        **converter_options,  # type: ignore[arg-type]
+    )

@@ -4,6 +4,7 @@
   later: the two others carry on (leaders move, acks=all still reaches two replicas), nothing is lost.
 * Every broker frozen with SIGSTOP for longer than the exactly-once transaction timeout, then resumed: the
   converter neither crashes nor loses anything, and carries on where it stopped.
+* Every broker killed (a power cut) and started again on its data 30 s later: the same.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ RATE = 3000
 BROKER_DOWN_S = 15.0
 FROZEN_S = 35.0
 """Longer than the exactly-once producer's `transaction.timeout.ms` (30 s): the open transaction expires."""
+ALL_DOWN_S = 30.0
 
 
 def _settings(cluster: FaultCluster, delivery: str, name: str) -> Settings:
@@ -77,6 +79,29 @@ def test_all_brokers_frozen_then_resumed_the_converter_carries_on(cluster, tmp_p
     ledger = account(settings)
     print(ledger.line(f"all brokers frozen {FROZEN_S:.0f} s ({delivery})", recovery, converter_restarts=live.restarts))
     assert live.restarts == [], "the converter exited while the brokers were frozen"
+    assert produced.ok and ledger.messages_in == produced.delivered
+    assert ledger.lost == 0
+    if delivery == "exactly-once":
+        assert ledger.duplicates == 0
+
+
+@pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
+def test_all_brokers_down_30_s_then_restarted_the_converter_carries_on(cluster, tmp_path, delivery):
+    settings = _settings(cluster, delivery, "all-down")
+    with LivePipeline(settings, tmp_path / "converter.log", RATE) as live:
+        live.progress.wait_for_commit_beyond(0, timeout=120)
+        committed_before = live.progress.committed()
+        for node in cluster.nodes:
+            cluster.kill_broker(node.node_id)
+        time.sleep(ALL_DOWN_S)
+        restart = cluster.heal()
+        recovery = live.progress.wait_for_commit_beyond(committed_before, timeout=240)
+        produced = live.finish()
+
+    ledger = account(settings)
+    print(ledger.line(f"all brokers down {ALL_DOWN_S:.0f} s, then restarted ({delivery})", recovery,
+                      broker_restart_s=round(restart, 1), converter_restarts=live.restarts))  # fmt: skip
+    assert live.restarts == [], "the converter exited while the brokers were down"
     assert produced.ok and ledger.messages_in == produced.delivered
     assert ledger.lost == 0
     if delivery == "exactly-once":
