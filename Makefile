@@ -34,8 +34,12 @@ test: install
 unit: install
 	$(BIN)/pytest tests/unit
 
+## make faults: the fault-injection tests (about 15 min; root for the network partition); the full log
+## goes to .kdp/faults.log, each scenario's figures are printed at the end
 faults: install
-	$(BIN)/pytest -m faults tests/faults
+	@mkdir -p .kdp
+	@$(BIN)/pytest -m faults tests/faults -s -p no:cacheprovider > .kdp/faults.log 2>&1; status=$$?; \
+		grep -ao '\[fault\].*' .kdp/faults.log; tail -n 1 .kdp/faults.log; exit $$status
 
 lint: install
 	$(BIN)/ruff check streaming orchestration localstack tests bench

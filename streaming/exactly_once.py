@@ -15,8 +15,10 @@ in place instead of crashing the converter:
 Either way the producer is replaced by a new one with the same `transactional.id`. Its
 `init_transactions` fences the old one and aborts the old one's open transaction, and the batch fails
 with `BatchFailed`, so the converter redoes it from its first offsets: nothing is lost or repeated.
-A producer *fenced* by another one with its id is not replaced: this process is the zombie, and the
-error ends it.
+A *fenced* producer is replaced too, once: the coordinator fences a producer whose transaction it timed
+out (the brokers were away longer than the transaction timeout), with no other process involved. Fenced
+again soon after, the process is a zombie beside another converter with the same transactional id, and
+`TransactionalIdTaken` ends it rather than take the id back and forth for ever.
 """
 
 from __future__ import annotations
@@ -45,8 +47,20 @@ class ProducerStuck(RuntimeError):
     """A transactional call did not return within `STUCK_AFTER_SECONDS`, despite its timeout."""
 
 
+FENCED_AGAIN_WINDOW_SECONDS = 120.0
+"""Fenced twice within this time: another live process uses the same transactional id."""
+
+
 class ProducerBroken(Exception):
     """The producer cannot go on (a fatal error, or stuck): it must be replaced."""
+
+    def __init__(self, reason: str, *, fenced: bool = False) -> None:
+        super().__init__(reason)
+        self.fenced = fenced
+
+
+class TransactionalIdTaken(RuntimeError):
+    """Another live converter keeps fencing this one: two instances share a transactional id."""
 
 
 class ExactlyOnce:
@@ -63,6 +77,7 @@ class ExactlyOnce:
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
         }
         self.replaced_producers = 0
+        self._last_fenced: float | None = None
         self.producer = self._start_producer()
         self._in_transaction = False
 
@@ -72,7 +87,16 @@ class ExactlyOnce:
         self._retry(producer.init_transactions, "init_transactions")
         return producer
 
-    def _replace_producer(self, why: str) -> None:
+    def _replace_producer(self, broken: ProducerBroken) -> None:
+        why = str(broken)
+        if broken.fenced:
+            now = time.monotonic()
+            if self._last_fenced is not None and now - self._last_fenced < FENCED_AGAIN_WINDOW_SECONDS:
+                raise TransactionalIdTaken(
+                    f"fenced twice within {FENCED_AGAIN_WINDOW_SECONDS:.0f} s ({why}): another converter uses "
+                    f"transactional id {self._config['transactional.id']}; give each a distinct --instance"
+                ) from broken
+            self._last_fenced = now
         self.replaced_producers += 1
         log.error("the transactional producer cannot go on (%s): replacing it, which aborts its transaction", why)
         self._in_transaction = False
@@ -94,8 +118,8 @@ class ExactlyOnce:
                 raise ProducerBroken(str(stuck)) from stuck
             except KafkaException as error:
                 kafka_error = error.args[0]
-                if kafka_error.fatal() and not _fenced(kafka_error):
-                    raise ProducerBroken(f"{what}: {kafka_error.str()}") from error
+                if kafka_error.fatal():
+                    raise ProducerBroken(f"{what}: {kafka_error.str()}", fenced=_fenced(kafka_error)) from error
                 if not kafka_error.retriable():
                     raise
                 log.warning("%s: %s; retrying in %.1fs", what, kafka_error.str(), delay)
@@ -107,9 +131,11 @@ class ExactlyOnce:
         try:
             self.producer.begin_transaction()
         except KafkaException as error:
-            if not error.args[0].fatal() or _fenced(error.args[0]):
+            kafka_error = error.args[0]
+            if not kafka_error.fatal():
                 raise
-            self._replace_producer(f"begin_transaction: {error.args[0].str()}")
+            broken = ProducerBroken(f"begin_transaction: {kafka_error.str()}", fenced=_fenced(kafka_error))
+            self._replace_producer(broken)
             self.producer.begin_transaction()
         self._in_transaction = True
 
@@ -128,7 +154,7 @@ class ExactlyOnce:
             self._retry(producer.commit_transaction, "commit_transaction")
             self._in_transaction = False
         except ProducerBroken as broken:
-            self._replace_producer(str(broken))
+            self._replace_producer(broken)
             raise BatchFailed(str(broken)) from broken
         except KafkaException as error:
             kafka_error = error.args[0]
@@ -146,15 +172,15 @@ class ExactlyOnce:
         try:
             self._retry(self.producer.abort_transaction, "abort_transaction")
         except ProducerBroken as broken:
-            self._replace_producer(str(broken))  # the new producer's start aborts the transaction
+            self._replace_producer(broken)  # the new producer's start aborts the transaction
 
     def close(self) -> None:
         """Nothing is pending between batches: every batch ended in a commit or an abort."""
 
 
 def _fenced(error: KafkaError) -> bool:
-    """True when another producer took over this transactional id: this process is the zombie, and must
-    stop rather than fence the newer one in turn (they would take the id from each other for ever)."""
+    """True when a newer epoch of this transactional id exists: another producer started with the id, or the
+    coordinator timed out this producer's transaction."""
     return error.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH)
 
 
