@@ -49,6 +49,12 @@ def stack() -> Iterator[StackInfo]:
         return
     local = LocalStack()
     info = local.running()
+    if info is not None and info.secure:
+        pytest.fail(
+            f"The stack under {local.config.home} runs with --secure; the integration tests need the plaintext "
+            "one (the secure tests start their own). Stop it with `kdp stack down`, or point KDP_HOME elsewhere.",
+            pytrace=False,
+        )
     ours_to_stop = info is None and not local.status().running
     if info is None:
         info = local.up()
