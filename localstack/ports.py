@@ -10,8 +10,9 @@ from __future__ import annotations
 import random
 import socket
 from collections.abc import Mapping
+from pathlib import Path
 
-from localstack.config import HOST
+from localstack.config import HOST, StackConfig
 from localstack.errors import StackError
 
 
@@ -54,3 +55,20 @@ def free_port_block(size: int, low: int = 20000, high: int = 32000, attempts: in
         if all(is_port_free(port) for port in range(first, first + size)):
             return first
     raise StackError(f"Found no {size} consecutive free ports between {low} and {high}.")
+
+
+def config_on_free_ports(home: Path, brokers: int = 3, env: Mapping[str, str] | None = None) -> StackConfig:
+    """A stack configuration under `home` on a block of free ports with room for `brokers` nodes.
+
+    For a stack beside the developer's (tests, experiments); `env` is read as by `StackConfig.from_env`
+    (the download cache, `KDP_STACK_HOST`), the ports chosen here win over it.
+    """
+    first = free_port_block(2 * brokers + 2)
+    return StackConfig.from_env(
+        env,
+        home=home,
+        kafka_port=first,
+        controller_port=first + brokers,
+        registry_port=first + 2 * brokers,
+        registry_management_port=first + 2 * brokers + 1,
+    )

@@ -22,8 +22,7 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from hypothesis import settings
 
-from localstack.config import StackConfig
-from localstack.ports import free_port_block
+from localstack.ports import config_on_free_ports
 from localstack.stack import LocalStack, StackInfo
 
 STACK_ENVIRONMENT = ("KDP_BOOTSTRAP", "KDP_REGISTRY_URL")
@@ -78,15 +77,7 @@ def isolated_stack(tmp_path: Path) -> Iterator[LocalStack]:
 
     For tests that start, stop or resize a stack. Whatever the test leaves running is stopped afterwards.
     """
-    first = free_port_block(8)
-    config = StackConfig.from_env(
-        home=tmp_path / "kdp-home",
-        kafka_port=first,
-        controller_port=first + 3,
-        registry_port=first + 6,
-        registry_management_port=first + 7,
-    )
-    local = LocalStack(config)
+    local = LocalStack(config_on_free_ports(tmp_path / "kdp-home"))
     try:
         yield local
     finally:

@@ -12,8 +12,7 @@ from collections.abc import Iterator
 import pytest
 from fault_cluster import FaultCluster
 
-from localstack.config import StackConfig
-from localstack.ports import free_port_block
+from localstack.ports import config_on_free_ports
 from localstack.stack import LocalStack
 
 BROKERS = 3
@@ -21,15 +20,7 @@ BROKERS = 3
 
 @pytest.fixture(scope="session")
 def fault_cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
-    first = free_port_block(8)
-    config = StackConfig.from_env(
-        home=tmp_path_factory.mktemp("fault-cluster") / "kdp-home",
-        kafka_port=first,
-        controller_port=first + BROKERS,
-        registry_port=first + 2 * BROKERS,
-        registry_management_port=first + 2 * BROKERS + 1,
-    )
-    local = LocalStack(config)
+    local = LocalStack(config_on_free_ports(tmp_path_factory.mktemp("fault-cluster") / "kdp-home", BROKERS))
     cluster = None
     try:
         cluster = FaultCluster(local, local.up(brokers=BROKERS))

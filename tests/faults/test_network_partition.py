@@ -10,6 +10,7 @@ losing anything, and without repeating anything in exactly-once mode.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 
@@ -19,8 +20,7 @@ from fault_ledger import account
 from fault_pipeline import LivePipeline, scenario_settings
 from network_namespace import NamespaceUnavailable, NetworkNamespace
 
-from localstack.config import StackConfig
-from localstack.ports import free_port_block
+from localstack.ports import config_on_free_ports
 from localstack.stack import LocalStack, StackInfo
 
 pytestmark = pytest.mark.faults
@@ -45,16 +45,8 @@ def namespace() -> Iterator[NetworkNamespace]:
 @pytest.fixture(scope="module")
 def partitionable_stack(namespace: NetworkNamespace, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
     """One broker and the registry, listening on the host's end of the namespace's link."""
-    first = free_port_block(4)
-    config = StackConfig.from_env(
-        {"KDP_STACK_HOST": namespace.host_address},
-        home=tmp_path_factory.mktemp("partition") / "kdp-home",
-        kafka_port=first,
-        controller_port=first + 1,
-        registry_port=first + 2,
-        registry_management_port=first + 3,
-    )
-    local = LocalStack(config)
+    home = tmp_path_factory.mktemp("partition") / "kdp-home"
+    local = LocalStack(config_on_free_ports(home, 1, {**os.environ, "KDP_STACK_HOST": namespace.host_address}))
     try:
         yield local.up(brokers=1)
     finally:

@@ -28,7 +28,7 @@ from kafka.admin import KafkaAdminClient
 from localstack.config import StackConfig
 from localstack.java import find_java
 from localstack.maven import kafka_libs
-from localstack.ports import free_port_block
+from localstack.ports import config_on_free_ports
 from localstack.stack import LocalStack, StackInfo
 from orchestration.reassignment.cluster_state import read_cluster_state
 from orchestration.reassignment.executor import (
@@ -52,14 +52,7 @@ PARTITIONS = 12
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[StackInfo, StackConfig]]:
-    first = free_port_block(8)
-    config = StackConfig.from_env(
-        home=tmp_path_factory.mktemp("kdp-reassignment"),
-        kafka_port=first,
-        controller_port=first + 3,
-        registry_port=first + 6,
-        registry_management_port=first + 7,
-    )
+    config = config_on_free_ports(tmp_path_factory.mktemp("kdp-reassignment"))
     local = LocalStack(config)
     try:
         yield local.up(brokers=len(BROKERS), with_registry=False), config
@@ -94,10 +87,7 @@ def create_topic(admin: AdminClient, bootstrap: str, name: str, layout: list[lis
 def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "reassignment-test-offsets"})
     try:
-        return {
-            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1]
-            for p in range(PARTITIONS)
-        }
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)[1] for p in range(PARTITIONS)}
     finally:
         consumer.close()
 
@@ -128,15 +118,11 @@ def kafka_generate(
     return parse_reassignment_json(proposal)
 
 
-def moves_between(
-    current: dict[Partition, tuple[int, ...]], proposed: dict[Partition, tuple[int, ...]]
-) -> int:
+def moves_between(current: dict[Partition, tuple[int, ...]], proposed: dict[Partition, tuple[int, ...]]) -> int:
     return sum(len(set(replicas) - set(current[tp])) for tp, replicas in proposed.items())
 
 
-def wait_for_leaders(
-    admin: AdminClient, topic: str, expected: dict[Partition, tuple[int, ...]]
-) -> dict[int, int]:
+def wait_for_leaders(admin: AdminClient, topic: str, expected: dict[Partition, tuple[int, ...]]) -> dict[int, int]:
     """Leader of each partition once they equal the planned first replicas (elections take a moment)."""
     deadline = time.monotonic() + 60
     while True:
@@ -188,9 +174,7 @@ def test_raising_the_replication_factor_from_one_to_three(cluster, admin, kafka_
 
     state = read_cluster_state(admin, [topic_name])
     plan = plan_reassignment(state.assignment, state.brokers, state.racks, replication_factor=3)
-    report(
-        "12 partitions RF 1 -> 3 on 1,2,3 (--generate cannot change RF)", plan.moves, plan.lower_bound, None
-    )
+    report("12 partitions RF 1 -> 3 on 1,2,3 (--generate cannot change RF)", plan.moves, plan.lower_bound, None)
     assert plan.moves == plan.lower_bound == 2 * PARTITIONS
     assert all(plan.proposed[tp][0] == state.assignment[tp][0] for tp in plan.proposed), "leaders stay"
 
@@ -265,9 +249,7 @@ def test_the_throttle_is_removed_when_the_executor_gives_up(cluster, admin, kafk
     assert current_throttles(kafka_admin, BROKERS, [topic_name]) == Throttles()
     # Unthrottled, the cluster finishes the job on its own.
     deadline = time.monotonic() + 120
-    while (
-        set(verify(kafka_admin, plan).values()) != {PartitionStatus.COMPLETE} and time.monotonic() < deadline
-    ):
+    while set(verify(kafka_admin, plan).values()) != {PartitionStatus.COMPLETE} and time.monotonic() < deadline:
         time.sleep(1)
     assert set(verify(kafka_admin, plan).values()) == {PartitionStatus.COMPLETE}
 

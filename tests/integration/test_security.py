@@ -28,7 +28,7 @@ from kafka.admin import ConfigResource as KafkaConfigResource
 
 from localstack import cli, security
 from localstack.config import StackConfig
-from localstack.ports import free_port_block
+from localstack.ports import config_on_free_ports
 from localstack.stack import LocalStack, StackInfo
 from orchestration.defs.conversion.offsets import active_members, read_offsets
 from orchestration.reassignment.executor import (
@@ -56,15 +56,7 @@ QUIET = {"log_level": 0, "error_cb": lambda _error: None}
 
 @pytest.fixture(scope="module")
 def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
-    first = free_port_block(8)
-    config = StackConfig.from_env(
-        home=tmp_path_factory.mktemp("secure") / "kdp-home",
-        kafka_port=first,
-        controller_port=first + 3,
-        registry_port=first + 6,
-        registry_management_port=first + 7,
-    )
-    local = LocalStack(config)
+    local = LocalStack(config_on_free_ports(tmp_path_factory.mktemp("secure") / "kdp-home"))
     try:
         info = local.up(secure=True)
         _create_pipeline_topics(_settings(info, "dagster"))
