@@ -61,9 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     generated = WireFormatEncoder(1, schema).encode
     with_fastavro = WireFormatEncoder(1, schema, mode="fastavro").encode
     parsed = fastavro.parse_schema(schema)
-    records = [
-        r for r in (transform(v, "user-login", 0, i, NOW_MS) for i, v in enumerate(values)) if type(r) is dict
-    ]
+    records = [r for r in (transform(v, "user-login", 0, i, NOW_MS) for i, v in enumerate(values)) if type(r) is dict]
 
     def transform_only() -> int:
         for offset, value in enumerate(values):

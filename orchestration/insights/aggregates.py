@@ -197,12 +197,8 @@ def events_per_minute(tally: WindowTally) -> list[MinuteCount]:
 def dead_letter_rate(tally: WindowTally) -> DeadLetterRate:
     dead = tally.dead_letter_total
     seen = dead + tally.records
-    by_reason = tuple(
-        Share(s.value, s.count, _fraction(s.count, seen)) for s in distribution(tally.dead_letters)
-    )
-    return DeadLetterRate(
-        dead_letters=dead, records=tally.records, rate=_fraction(dead, seen), by_reason=by_reason
-    )
+    by_reason = tuple(Share(s.value, s.count, _fraction(s.count, seen)) for s in distribution(tally.dead_letters))
+    return DeadLetterRate(dead_letters=dead, records=tally.records, rate=_fraction(dead, seen), by_reason=by_reason)
 
 
 def breakdown_totals(tally: WindowTally) -> dict[str, int]:

@@ -15,9 +15,7 @@ from pathlib import Path
 from orchestration.insights.aggregates import MinuteCount, Share
 
 
-def render_window_chart(
-    minutes: Sequence[MinuteCount], device_types: Sequence[Share], title: str, path: Path
-) -> Path:
+def render_window_chart(minutes: Sequence[MinuteCount], device_types: Sequence[Share], title: str, path: Path) -> Path:
     """Draw the chart of one window into `path` (folders created) and return `path`."""
     import matplotlib
 
@@ -38,9 +36,7 @@ def render_window_chart(
     devices.barh([s.value for s in shown][::-1], [s.count for s in shown][::-1], color="#e1812c")
     devices.set_xlabel("logins by device type")
     if not shown:
-        devices.text(
-            0.5, 0.5, "no records in this window", ha="center", va="center", transform=devices.transAxes
-        )
+        devices.text(0.5, 0.5, "no records in this window", ha="center", va="center", transform=devices.transAxes)
 
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, format="png")

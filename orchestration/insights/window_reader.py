@@ -185,14 +185,10 @@ def window_ranges(consumer: Consumer, topic: str, from_ms: int) -> list[OffsetRa
     """
     partitions = partitions_of(consumer, topic)
     ends = {
-        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=REQUEST_TIMEOUT_S)[1]
-        for p in partitions
+        p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=REQUEST_TIMEOUT_S)[1] for p in partitions
     }
     starts = _offsets_at(consumer, topic, partitions, max(0, from_ms))
-    return [
-        OffsetRange(topic, p, ends[p] if starts[p] < 0 else min(starts[p], ends[p]), ends[p])
-        for p in partitions
-    ]
+    return [OffsetRange(topic, p, ends[p] if starts[p] < 0 else min(starts[p], ends[p]), ends[p]) for p in partitions]
 
 
 def tail_ranges(consumer: Consumer, topic: str, last: int) -> list[OffsetRange]:
@@ -204,9 +200,7 @@ def tail_ranges(consumer: Consumer, topic: str, last: int) -> list[OffsetRange]:
     return ranges
 
 
-def _offsets_at(
-    consumer: Consumer, topic: str, partitions: Sequence[int], timestamp_ms: int
-) -> dict[int, int]:
+def _offsets_at(consumer: Consumer, topic: str, partitions: Sequence[int], timestamp_ms: int) -> dict[int, int]:
     asked = [TopicPartition(topic, p, timestamp_ms) for p in partitions]
     answers = consumer.offsets_for_times(asked, timeout=REQUEST_TIMEOUT_S)
     for answer in answers:
@@ -233,9 +227,7 @@ def scan(
     ends = {(r.topic, r.partition): r.end for r in ranges}
     pending = {(r.topic, r.partition) for r in ranges if r.end > r.start}
     if pending:
-        consumer.incremental_assign(
-            [TopicPartition(r.topic, r.partition, r.start) for r in ranges if r.end > r.start]
-        )
+        consumer.incremental_assign([TopicPartition(r.topic, r.partition, r.start) for r in ranges if r.end > r.start])
     positions: dict[tuple[str, int], int] = {}
     last_progress = time.monotonic()
     try:

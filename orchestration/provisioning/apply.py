@@ -36,9 +36,7 @@ from orchestration.provisioning.live_state import CALL_TIMEOUT, ProvisioningErro
 from orchestration.provisioning.plan import AddPartitions, AlterConfigs, CreateTopic, Plan, plan_topics
 
 
-def apply_plan(
-    admin: AdminClient, plan: Plan, *, validate_only: bool = False, timeout: float = CALL_TIMEOUT
-) -> None:
+def apply_plan(admin: AdminClient, plan: Plan, *, validate_only: bool = False, timeout: float = CALL_TIMEOUT) -> None:
     """Perform `plan.actions` (or only have them validated); raise on any failure, naming each."""
     if plan.errors:
         raise ProvisioningError(f"refusing to apply a plan with {len(plan.errors)} error(s)")
@@ -64,18 +62,13 @@ def apply_plan(
                 ResourceType.TOPIC,
                 a.topic,
                 incremental_configs=[
-                    ConfigEntry(c.key, c.desired, incremental_operation=AlterConfigOpType.SET)
-                    for c in a.changes
+                    ConfigEntry(c.key, c.desired, incremental_operation=AlterConfigOpType.SET) for c in a.changes
                 ],
             )
             for a in alterations
         ]
-        by_resource = admin.incremental_alter_configs(
-            resources, request_timeout=timeout, validate_only=validate_only
-        )
-        described = {
-            a.topic: "set " + ", ".join(f"{c.key}={c.desired}" for c in a.changes) for a in alterations
-        }
+        by_resource = admin.incremental_alter_configs(resources, request_timeout=timeout, validate_only=validate_only)
+        described = {a.topic: "set " + ", ".join(f"{c.key}={c.desired}" for c in a.changes) for a in alterations}
         futures = {resource.name: future for resource, future in by_resource.items()}
         failures += _failures(futures, described, timeout)
     if failures:

@@ -97,9 +97,7 @@ def parse_declarations(document: Any, names: Mapping[str, str]) -> list[TopicDec
     unknown_roles = set(document["topics"]) - set(names)
     if unknown_roles:
         raise DeclarationError(f"unknown roles {sorted(unknown_roles)}; known: {sorted(names)}")
-    return [
-        _declaration(role, names[role], body or {}, defaults) for role, body in document["topics"].items()
-    ]
+    return [_declaration(role, names[role], body or {}, defaults) for role, body in document["topics"].items()]
 
 
 def resolve(declaration: TopicDeclaration, broker_count: int) -> DesiredTopic:

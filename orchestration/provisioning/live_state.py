@@ -86,8 +86,7 @@ def _read_configs(admin: AdminClient, names: list[str], timeout: float) -> dict[
         except Exception as error:  # KafkaException, or TimeoutError from the future
             raise ProvisioningError(f"topic {resource.name!r}: cannot read its configs: {error}") from None
         configs[resource.name] = {
-            key: LiveConfig(entry.value, is_default=not _set_on_topic(entry))
-            for key, entry in entries.items()
+            key: LiveConfig(entry.value, is_default=not _set_on_topic(entry)) for key, entry in entries.items()
         }
     return configs
 

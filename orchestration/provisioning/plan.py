@@ -33,9 +33,7 @@ from orchestration.provisioning.declarations import (
 )
 from orchestration.provisioning.live_state import LiveState, LiveTopic
 
-REASSIGNMENT_HINT = (
-    "run the partition-reassignment job (orchestration/defs/reassignment), which moves replicas"
-)
+REASSIGNMENT_HINT = "run the partition-reassignment job (orchestration/defs/reassignment), which moves replicas"
 
 
 @dataclass(frozen=True)
@@ -109,9 +107,7 @@ def plan_topics(declarations: Iterable[TopicDeclaration], live: LiveState) -> Pl
         errors.extend(_impossible(topic, live.broker_count))
         current = live.topics.get(topic.name)
         if current is None:
-            actions.append(
-                CreateTopic(topic.name, topic.partitions, topic.replication_factor, dict(topic.configs))
-            )
+            actions.append(CreateTopic(topic.name, topic.partitions, topic.replication_factor, dict(topic.configs)))
             continue
         if topic.partitions > current.partitions:
             actions.append(AddPartitions(topic.name, current.partitions, topic.partitions))
@@ -211,8 +207,7 @@ def render_markdown(plan: Plan) -> str:
         "|---|---|---|---|",
     ]
     lines += [
-        _row(f"`{t.name}`", str(t.partitions), str(t.replication_factor), _configs(t.configs))
-        for t in plan.desired
+        _row(f"`{t.name}`", str(t.partitions), str(t.replication_factor), _configs(t.configs)) for t in plan.desired
     ]
     return "\n".join(lines)
 

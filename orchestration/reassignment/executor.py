@@ -143,9 +143,7 @@ def execute(
     if not changed:
         return ExecutionReport({}, Throttles(), {}, 0.0)
     _refuse_stale_or_busy(admin, plan)
-    throttles = (
-        throttle_configs(plan, throttle_bytes_per_second) if throttle_bytes_per_second else Throttles()
-    )
+    throttles = throttle_configs(plan, throttle_bytes_per_second) if throttle_bytes_per_second else Throttles()
     try:
         _alter_configs(admin, throttles, AlterConfigOp.SET)
         refused = {
@@ -194,8 +192,7 @@ def current_throttles(admin: KafkaAdminClient, brokers: Iterable[int], topics: I
     """The throttle keys currently set on `brokers` and `topics` (to check that none were left behind)."""
     resources = [ConfigResource(ConfigResourceType.BROKER, str(b), list(BROKER_RATE_KEYS)) for b in brokers]
     resources += [
-        ConfigResource(ConfigResourceType.TOPIC, t, [LEADER_REPLICAS_KEY, FOLLOWER_REPLICAS_KEY])
-        for t in topics
+        ConfigResource(ConfigResourceType.TOPIC, t, [LEADER_REPLICAS_KEY, FOLLOWER_REPLICAS_KEY]) for t in topics
     ]
     if not resources:
         return Throttles()
@@ -220,9 +217,7 @@ def current_throttles(admin: KafkaAdminClient, brokers: Iterable[int], topics: I
 def _refuse_stale_or_busy(admin: KafkaAdminClient, plan: Plan) -> None:
     changed = plan.changed
     actual = _replicas(admin, {topic for topic, _ in changed})
-    stale = {
-        tp: actual.get(tp) for tp in changed if actual.get(tp) not in (plan.current[tp], plan.proposed[tp])
-    }
+    stale = {tp: actual.get(tp) for tp in changed if actual.get(tp) not in (plan.current[tp], plan.proposed[tp])}
     if stale:
         raise StalePlanError(f"replicas changed since planning (partition: now): {stale}; plan again")
     busy = admin.list_partition_reassignments([TopicPartition(*tp) for tp in changed])
@@ -238,9 +233,7 @@ def _wait_until_complete(
         statuses = verify(admin, plan)
         if all(status is PartitionStatus.COMPLETE for status in statuses.values()):
             return statuses
-        failed = {
-            tp: s for tp, s in statuses.items() if s in (PartitionStatus.MISSING, PartitionStatus.NOT_APPLIED)
-        }
+        failed = {tp: s for tp, s in statuses.items() if s in (PartitionStatus.MISSING, PartitionStatus.NOT_APPLIED)}
         if failed:
             raise ReassignmentError(f"reassignment ended without the planned replicas: {failed}")
         if time.monotonic() >= deadline:
@@ -263,9 +256,7 @@ def _elect_new_leaders(admin: KafkaAdminClient, plan: Plan) -> dict[Partition, s
         for partition in result.partition_result:
             # 0 = elected, 84 = ELECTION_NOT_NEEDED (the preferred replica already leads)
             if partition.error_code not in (0, 84):
-                errors[result.topic, partition.partition_id] = partition.error_message or str(
-                    partition.error_code
-                )
+                errors[result.topic, partition.partition_id] = partition.error_message or str(partition.error_code)
     return errors
 
 
@@ -281,9 +272,7 @@ def _replicas(admin: KafkaAdminClient, topics: Iterable[str]) -> dict[Partition,
 
 def _alter_configs(admin: KafkaAdminClient, throttles: Throttles, op: AlterConfigOp) -> None:
     resources = [
-        ConfigResource(
-            ConfigResourceType.BROKER, str(b), {key: (op, value) for key, value in configs.items()}
-        )
+        ConfigResource(ConfigResourceType.BROKER, str(b), {key: (op, value) for key, value in configs.items()})
         for b, configs in throttles.brokers.items()
     ]
     resources += [

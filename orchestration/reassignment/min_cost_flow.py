@@ -111,9 +111,7 @@ class FlowNetwork:
                     heapq.heappush(queue, (candidate, head))
         return distance
 
-    def _augment_cheapest_paths(
-        self, source: int, sink: int, potential: list[int], limit: int
-    ) -> tuple[int, int]:
+    def _augment_cheapest_paths(self, source: int, sink: int, potential: list[int], limit: int) -> tuple[int, int]:
         """Augment up to `limit` units along arcs of zero reduced cost; return (units, cost)."""
         units_sent = cost = 0
         while units_sent < limit:
@@ -143,11 +141,7 @@ class FlowNetwork:
             for node in frontier:
                 for arc in self._adjacent[node]:
                     head = self._head[arc]
-                    if (
-                        level[head] is None
-                        and self._residual[arc] > 0
-                        and self._reduced_cost(arc, potential) == 0
-                    ):
+                    if level[head] is None and self._residual[arc] > 0 and self._reduced_cost(arc, potential) == 0:
                         level[head] = level[node] + 1  # type: ignore[operator]
                         following.append(head)
             frontier = following

@@ -21,9 +21,7 @@ PARTITIONS = 3
 def test_generated_events_arrive_once_keyed_by_user(stack: StackInfo, topic_name: str) -> None:
     create_topics(stack.bootstrap, [topic_name], partitions=PARTITIONS)
     factory = EventFactory(seed=2024, rates=IrregularityRates.with_malformed(0.1))
-    summary = generate(
-        {"bootstrap.servers": stack.bootstrap}, topic_name, factory, count=COUNT, progress_every_s=0
-    )
+    summary = generate({"bootstrap.servers": stack.bootstrap}, topic_name, factory, count=COUNT, progress_every_s=0)
 
     assert summary.ok, summary.errors
     assert (summary.produced, summary.delivered, summary.failed) == (COUNT, COUNT, 0)

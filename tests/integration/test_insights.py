@@ -94,9 +94,7 @@ class Writer:
         self.serialize = AvroSerializer(
             registry, SCHEMA_TEXT, conf={"auto.register.schemas": False, "use.latest.version": True}
         )
-        self.producer = Producer(
-            {"bootstrap.servers": stack.bootstrap, "transactional.id": f"test-{uuid.uuid4()}"}
-        )
+        self.producer = Producer({"bootstrap.servers": stack.bootstrap, "transactional.id": f"test-{uuid.uuid4()}"})
         self.producer.init_transactions(30)
         self.counter = 0
 
@@ -107,9 +105,7 @@ class Writer:
             self.counter += 1
             record = login(self.counter, event_ms, processed_ms)
             value = self.serialize(record, SerializationContext(self.topics.processed, MessageField.VALUE))
-            self.producer.produce(
-                self.topics.processed, value, key=str(record["user_id"]), timestamp=event_ms
-            )
+            self.producer.produce(self.topics.processed, value, key=str(record["user_id"]), timestamp=event_ms)
             if commit and self.topics.start_ms <= event_ms < self.topics.end_ms:
                 self.topics.expected_records.append(record)
         self._finish(commit)
@@ -125,13 +121,9 @@ class Writer:
         for reason, timestamp_ms in letters:
             rejection = Rejection(reason, "written by the test")
             headers: list[tuple[str, str | bytes | None]] = [
-                *dead_letter_headers(
-                    rejection, "user-login", 0, 0, timestamp_ms, failed_at_ms=timestamp_ms + 1000
-                )
+                *dead_letter_headers(rejection, "user-login", 0, 0, timestamp_ms, failed_at_ms=timestamp_ms + 1000)
             ]
-            self.producer.produce(
-                self.topics.dead_letters, b"{not json", timestamp=timestamp_ms, headers=headers
-            )
+            self.producer.produce(self.topics.dead_letters, b"{not json", timestamp=timestamp_ms, headers=headers)
             if self.topics.start_ms <= timestamp_ms < self.topics.end_ms:
                 self.topics.expected_reasons[reason] += 1
         self._finish(True)
@@ -152,9 +144,7 @@ def window_topics(
     _, start_ms, end_ms = hour_three_hours_ago()
     topics = Topics(f"{topic_name}-processed", f"{topic_name}-dlq", start_ms, end_ms)
     # Records stamped hours ago must not meet time-based retention on a broker with other defaults.
-    create_topics(
-        stack.bootstrap, [topics.processed, topics.dead_letters], partitions=3, **{"retention.ms": "-1"}
-    )
+    create_topics(stack.bootstrap, [topics.processed, topics.dead_letters], partitions=3, **{"retention.ms": "-1"})
     monkeypatch.setenv("KDP_OUTPUT_TOPIC", topics.processed)
     monkeypatch.setenv("KDP_DLQ_TOPIC", topics.dead_letters)
     monkeypatch.setenv(store.ENV_DB, str(tmp_path / "insights.duckdb"))
@@ -218,15 +208,11 @@ def checks_of(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvalu
     return {evaluation.check_name: evaluation for evaluation in result.get_asset_check_evaluations()}
 
 
-def test_hour_counts_equal_an_independent_count_and_checks_pass(
-    stack: StackInfo, window_topics: Topics
-) -> None:
+def test_hour_counts_equal_an_independent_count_and_checks_pass(stack: StackInfo, window_topics: Topics) -> None:
     topics = window_topics
     write_a_typical_hour(Writer(stack, topics), topics)
     expected = topics.expected_records
-    assert len(independent_count(stack, topics)) == len(
-        expected
-    )  # the test's own bookkeeping agrees with Kafka
+    assert len(independent_count(stack, topics)) == len(expected)  # the test's own bookkeeping agrees with Kafka
 
     partition_key, _, _ = hour_three_hours_ago()
     with dg.instance_for_test() as instance:
@@ -253,18 +239,14 @@ def test_hour_counts_equal_an_independent_count_and_checks_pass(
     uniques = metadata_of(result, "unique_users_devices")
     assert uniques["unique_users"] == len({r["user_id"] for r in expected})
     assert uniques["unique_devices"] == len({r["device_id"] for r in expected if r["device_id"]})
-    assert metadata_of(result, "dead_letter_rate")["dead_letter_rate"] == pytest.approx(
-        3 / (3 + len(expected))
-    )
+    assert metadata_of(result, "dead_letter_rate")["dead_letter_rate"] == pytest.approx(3 / (3 + len(expected)))
 
     database = Path(store.database_path("unused"))
     device_rows = store.fetch(
         database, "SELECT device_type, records FROM device_types WHERE partition_key = ?", [partition_key]
     )
     assert dict(device_rows) == Counter(str(r["device_type"]) for r in expected)
-    locale_rows = store.fetch(
-        database, "SELECT locale, records FROM locales WHERE partition_key = ?", [partition_key]
-    )
+    locale_rows = store.fetch(database, "SELECT locale, records FROM locales WHERE partition_key = ?", [partition_key])
     assert dict(locale_rows) == Counter(str(r["locale"]) for r in expected)
     version_rows = store.fetch(
         database, "SELECT app_version, logins FROM app_versions WHERE partition_key = ?", [partition_key]
@@ -289,9 +271,7 @@ def test_hour_counts_equal_an_independent_count_and_checks_pass(
     assert Path(str(window["chart_path"])).read_bytes()[:4] == b"\x89PNG"
 
     checks = checks_of(result)
-    assert checks["counts_consistent_with_offsets"].passed, checks[
-        "counts_consistent_with_offsets"
-    ].description
+    assert checks["counts_consistent_with_offsets"].passed, checks["counts_consistent_with_offsets"].description
     assert checks["dead_letter_rate_below_threshold"].passed
 
 

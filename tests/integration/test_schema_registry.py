@@ -95,9 +95,7 @@ def test_a_compatible_change_becomes_version_two_and_old_records_stay_readable(
     registry: SchemaRegistryClient, subject: str, topic_name: str
 ) -> None:
     v1 = ensure_value_schema(registry, subject, load_schema(V1))
-    old_payload = WireFormatEncoder(v1.schema_id, v1.schema_str).encode(
-        transform(EVENT, topic_name, 0, 1, NOW_MS)
-    )  # type: ignore[arg-type]
+    old_payload = WireFormatEncoder(v1.schema_id, v1.schema_str).encode(transform(EVENT, topic_name, 0, 1, NOW_MS))  # type: ignore[arg-type]
 
     v2 = ensure_value_schema(registry, subject, load_schema(V2_COMPATIBLE))
     v2_reader = AvroDeserializer(registry, schema_str=v2.schema_str)
@@ -137,9 +135,7 @@ def test_an_unreachable_registry_is_retried_with_back_off_until_the_deadline() -
         now[0] += seconds
 
     with pytest.raises(RegistryUnavailableError, match="did not answer"):
-        ensure_value_schema(
-            client, "never-value", load_schema(V1), deadline_s=20, sleep=sleep, clock=lambda: now[0]
-        )
+        ensure_value_schema(client, "never-value", load_schema(V1), deadline_s=20, sleep=sleep, clock=lambda: now[0])
 
     assert waits[:4] == [0.5, 1.0, 2.0, 4.0]
     assert sum(waits) == pytest.approx(20)

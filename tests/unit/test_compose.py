@@ -139,9 +139,7 @@ def depends_on_problems(compose: dict[str, Any]) -> list[str]:
         for target, spec in depends_on.items():
             condition = (spec or {}).get("condition")
             if condition not in CONDITIONS:
-                problems.append(
-                    f"{name} -> {target}: condition {condition!r} is not one of {sorted(CONDITIONS)}"
-                )
+                problems.append(f"{name} -> {target}: condition {condition!r} is not one of {sorted(CONDITIONS)}")
             elif target not in known:
                 problems.append(f"{name} -> {target}: no such service")
             elif condition == "service_healthy" and "healthcheck" not in known[target]:
@@ -206,8 +204,7 @@ def test_compose_file_passes(rule, compose):
         ),
         (
             depends_on_problems,
-            "services: {a: {depends_on: {b: {condition: service_completed_successfully}}},"
-            " b: {restart: always}}",
+            "services: {a: {depends_on: {b: {condition: service_completed_successfully}}}, b: {restart: always}}",
             "restarts",
         ),
     ],
@@ -226,9 +223,7 @@ def test_image_parts_reads_registry_ports_and_digests():
 
 # --- the shape the brief asks for ------------------------------------------------------------------------
 def kafka_nodes(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {
-        n: s for n, s in services(compose).items() if image_parts(s.get("image", ""))[0] == "apache/kafka"
-    }
+    return {n: s for n, s in services(compose).items() if image_parts(s.get("image", ""))[0] == "apache/kafka"}
 
 
 def test_three_kraft_nodes_without_zookeeper(compose):
@@ -243,9 +238,7 @@ def test_three_kraft_nodes_without_zookeeper(compose):
     for name, node in nodes.items():
         env = node["environment"]
         assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
-        voters = {
-            voter.split("@")[1].split(":")[0] for voter in env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
-        }
+        voters = {voter.split("@")[1].split(":")[0] for voter in env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")}
         assert voters == set(nodes)
         assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{node['hostname']}:9092"
         assert node["hostname"] == name
@@ -303,9 +296,7 @@ def test_provision_runs_once_after_the_cluster_and_before_the_pipeline(compose):
         "-j",
         "provision_topics",
     ]
-    waits_for = {
-        target for target, spec in provision["depends_on"].items() if spec["condition"] == "service_healthy"
-    }
+    waits_for = {target for target, spec in provision["depends_on"].items() if spec["condition"] == "service_healthy"}
     assert set(kafka_nodes(compose)) | {"schema-registry"} <= waits_for
     for name in ("generator", "converter"):
         assert all_services[name]["depends_on"]["provision"]["condition"] == "service_completed_successfully"

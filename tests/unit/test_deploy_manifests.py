@@ -76,9 +76,7 @@ def test_config_map_names_only_known_settings_that_parse(config_map):
     assert settings.source_topic == topics.SOURCE_TOPIC
 
 
-def test_deployment_takes_its_environment_from_the_config_map_and_an_optional_secret(
-    deployment, converter_manifests
-):
+def test_deployment_takes_its_environment_from_the_config_map_and_an_optional_secret(deployment, converter_manifests):
     container = converter_container(deployment)
     sources = container["envFrom"]
     config_map_name = only(converter_manifests, "ConfigMap")["metadata"]["name"]
@@ -229,9 +227,7 @@ def test_dagster_postgres_series_follows_the_dagster_release():
     """Dagster's libraries are versioned 0.(minor + 16).x beside dagster 1.minor.x and pin it exactly."""
     module = load_image_requirements()
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    dagster = next(
-        r for r in pyproject["project"]["dependencies"] if module.distribution_name(r) == "dagster"
-    )
+    dagster = next(r for r in pyproject["project"]["dependencies"] if module.distribution_name(r) == "dagster")
     minor = int(re.fullmatch(r"dagster==1\.(\d+)\.\*", dagster).group(1))
     assert f"dagster-postgres==0.{minor + 16}.*" in pyproject["project"]["optional-dependencies"][module.IMAGE_EXTRA]
     assert f"dagster-postgres==0.{minor + 16}.*" in module.image_requirements(pyproject)

@@ -58,8 +58,7 @@ def test_wire_format_is_magic_byte_schema_id_then_avro_body() -> None:
     assert encoded[:5] == b"\x00\x00\x00\x01\x02" == wire_header(258)
     assert encoded[5:] == fastavro_bytes(LOGIN_SCHEMA, record)
     assert (
-        fastavro.schemaless_reader(io.BytesIO(encoded[5:]), encoder.parsed_schema, None)["user_id"]
-        == record["user_id"]
+        fastavro.schemaless_reader(io.BytesIO(encoded[5:]), encoder.parsed_schema, None)["user_id"] == record["user_id"]
     )
 
 
@@ -126,9 +125,7 @@ def test_edge_cases_are_byte_identical_to_fastavro(changes: dict[str, Any]) -> N
         ({"user_id": "\ud800"}, "UnicodeEncodeError"),
     ],
 )
-def test_a_record_the_schema_cannot_hold_is_refused_naming_the_schema(
-    changes: dict[str, Any], cause: str
-) -> None:
+def test_a_record_the_schema_cannot_hold_is_refused_naming_the_schema(changes: dict[str, Any], cause: str) -> None:
     encoder = WireFormatEncoder(1, LOGIN_SCHEMA)
 
     with pytest.raises(RecordEncodingError, match="io.kdp.events.LoginEvent") as refused:
@@ -212,22 +209,16 @@ def test_the_generated_source_is_readable_and_derived_from_the_schema() -> None:
     for field in LOGIN_SCHEMA["fields"]:
         assert f"record[{field['name']!r}]" in source
     assert "io.kdp.events.LoginEvent" in source
-    assert constants["ENUM1"] == {
-        s: bytes([2 * i]) for i, s in enumerate(LOGIN_SCHEMA["fields"][6]["type"]["symbols"])
-    }
+    assert constants["ENUM1"] == {s: bytes([2 * i]) for i, s in enumerate(LOGIN_SCHEMA["fields"][6]["type"]["symbols"])}
 
 
 def test_a_v2_record_written_with_the_compatible_schema_is_read_by_v1_and_v2_readers() -> None:
     v2 = json.loads((SCHEMAS / "evolution" / "compatible-v2.avsc").read_text())
-    added = [
-        field for field in v2["fields"] if field["name"] not in {f["name"] for f in LOGIN_SCHEMA["fields"]}
-    ]
+    added = [field for field in v2["fields"] if field["name"] not in {f["name"] for f in LOGIN_SCHEMA["fields"]}]
     record = login_record(**{field["name"]: field["default"] for field in added})
 
     body = WireFormatEncoder(2, v2).encode(record)[5:]
-    as_v1 = fastavro.schemaless_reader(
-        io.BytesIO(body), fastavro.parse_schema(v2), fastavro.parse_schema(LOGIN_SCHEMA)
-    )
+    as_v1 = fastavro.schemaless_reader(io.BytesIO(body), fastavro.parse_schema(v2), fastavro.parse_schema(LOGIN_SCHEMA))
     v1_body = WireFormatEncoder(1, LOGIN_SCHEMA).encode(login_record())[5:]
     old_as_v2 = fastavro.schemaless_reader(
         io.BytesIO(v1_body), fastavro.parse_schema(LOGIN_SCHEMA), fastavro.parse_schema(v2)

@@ -24,9 +24,7 @@ BAND_EDGES = [0, 1, 2**13 - 1, 2**13, 2**14, 2**27 - 1, 2**27, 2**28, 2**41 - 1,
 
 
 def integers(low: int, high: int) -> st.SearchStrategy[int]:
-    edges = sorted(
-        {value for edge in BAND_EDGES for value in (edge, -edge, edge - 1) if low <= value <= high}
-    )
+    edges = sorted({value for edge in BAND_EDGES for value in (edge, -edge, edge - 1) if low <= value <= high})
     return st.integers(low, high) | st.sampled_from([low, high, *edges])
 
 

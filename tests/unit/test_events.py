@@ -101,17 +101,13 @@ def test_missing_device_type_is_the_only_difference(default_events: list[Generat
 
 
 def test_device_type_spellings_vary_like_the_original(default_events: list[GeneratedEvent]) -> None:
-    spellings = Counter(
-        json.loads(e.value)["device_type"] for e in of_kind(default_events, Irregularity.NONE)
-    )
+    spellings = Counter(json.loads(e.value)["device_type"] for e in of_kind(default_events, Irregularity.NONE))
     assert {"android", "Android", "ANDROID", "iOS", "IOS"} <= set(spellings)
     assert spellings.most_common(2)[0][0] in {"android", "iOS"}  # the usual spellings dominate
 
 
 def test_ips_include_private_and_multicast_addresses(default_events: list[GeneratedEvent]) -> None:
-    first_octets = {
-        int(json.loads(e.value)["ip"].split(".")[0]) for e in of_kind(default_events, Irregularity.NONE)
-    }
+    first_octets = {int(json.loads(e.value)["ip"].split(".")[0]) for e in of_kind(default_events, Irregularity.NONE)}
     assert 10 in first_octets and 127 in first_octets and first_octets & set(range(224, 240))
 
 

@@ -33,9 +33,7 @@ class FakeClock:
         return self.now
 
 
-def send_paced(
-    bucket: TokenBucket, clock: FakeClock, batches: int, batch: int, oversleep: float = 0.0
-) -> None:
+def send_paced(bucket: TokenBucket, clock: FakeClock, batches: int, batch: int, oversleep: float = 0.0) -> None:
     """Behave like the generator: reserve a batch, sleep what the bucket says (plus some), send."""
     for _ in range(batches):
         delay = bucket.reserve(batch)
@@ -121,9 +119,7 @@ def test_without_count_or_duration_the_run_is_unbounded() -> None:
         (["--malformed-rate", "abc"], "--malformed-rate"),
     ],
 )
-def test_bad_flags_are_refused_naming_the_flag(
-    argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bad_flags_are_refused_naming_the_flag(argv: list[str], flag: str, capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
         generate_parser().parse_args(["generate", *argv])
     assert exit_info.value.code == 2

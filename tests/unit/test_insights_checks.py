@@ -49,9 +49,7 @@ def consistent_scan(records: int = 6, dead_letters: int = 1) -> WindowScan:
             ),
         ],
         dead_letters=[
-            PartitionScan(
-                OffsetRange("user-login.dlq", 0, 4, 4 + dead_letters), dead_letters, dead_letters, 0
-            )
+            PartitionScan(OffsetRange("user-login.dlq", 0, 4, 4 + dead_letters), dead_letters, dead_letters, 0)
         ],
     )
 

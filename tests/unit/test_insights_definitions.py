@@ -19,9 +19,7 @@ def test_definitions_load_with_the_top_level_resource_keys() -> None:
 
 def test_insight_assets_depend_on_processed_data_and_carry_their_checks() -> None:
     graph = full_defs().resolve_asset_graph()
-    insights = {
-        key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).group_name == "insights"
-    }
+    insights = {key.to_user_string() for key in graph.get_all_asset_keys() if graph.get(key).group_name == "insights"}
     assert insights == {
         "login_window",
         "device_type_distribution",

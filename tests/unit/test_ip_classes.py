@@ -30,9 +30,7 @@ from streaming.ip_classes import (
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-ORGANISATION_PRIVATE = [
-    ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")
-]
+ORGANISATION_PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7")]
 CARRIER_GRADE_NAT = ipaddress.ip_network("100.64.0.0/10")
 
 #: Where we classify on purpose differently from Python 3.11's `ipaddress` (see the module docstring).

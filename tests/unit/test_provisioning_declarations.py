@@ -16,9 +16,7 @@ NAMES = {"source": "a", "output": "b", "dead_letter": "c"}
 
 
 def test_the_project_file_declares_the_three_topics_named_through_the_settings():
-    settings = Settings.from_env(
-        {"KDP_SOURCE_TOPIC": "t-in", "KDP_OUTPUT_TOPIC": "t-out", "KDP_DLQ_TOPIC": "t-dlq"}
-    )
+    settings = Settings.from_env({"KDP_SOURCE_TOPIC": "t-in", "KDP_OUTPUT_TOPIC": "t-out", "KDP_DLQ_TOPIC": "t-dlq"})
 
     declarations = {d.role: d for d in load_declarations(settings)}
 
@@ -48,9 +46,7 @@ def test_defaults_apply_to_every_topic_and_a_topic_overrides_them_key_by_key():
 
 def test_resolve_pins_a_declared_replication_factor_and_derives_min_insync_replicas_from_it():
     document = {
-        "topics": {
-            "source": {"partitions": 1, "replication_factor": 1, "configs": {"min.insync.replicas": "auto"}}
-        }
+        "topics": {"source": {"partitions": 1, "replication_factor": 1, "configs": {"min.insync.replicas": "auto"}}}
     }
     (declaration,) = parse_declarations(document, NAMES)
 

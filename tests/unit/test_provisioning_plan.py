@@ -17,9 +17,7 @@ from orchestration.provisioning.plan import (
 CONFIGS = {"retention.ms": "604800000", "cleanup.policy": "delete", "min.insync.replicas": "auto"}
 
 
-def declared(
-    name: str = "logins", partitions: int = 6, replication_factor: int | None = None
-) -> TopicDeclaration:
+def declared(name: str = "logins", partitions: int = 6, replication_factor: int | None = None) -> TopicDeclaration:
     return TopicDeclaration("source", name, partitions, replication_factor, CONFIGS)
 
 
@@ -108,9 +106,7 @@ def test_only_the_config_keys_that_differ_are_altered():
     }
     plan = plan_topics([declared()], cluster(live_topic(configs=configs)))
 
-    assert plan.actions == (
-        AlterConfigs("logins", (ConfigChange("retention.ms", "86400000", False, "604800000"),)),
-    )
+    assert plan.actions == (AlterConfigs("logins", (ConfigChange("retention.ms", "86400000", False, "604800000"),)),)
 
 
 def test_an_equal_value_inherited_from_a_broker_default_is_pinned_on_the_topic():
@@ -121,9 +117,7 @@ def test_an_equal_value_inherited_from_a_broker_default_is_pinned_on_the_topic()
     }
     plan = plan_topics([declared()], cluster(live_topic(configs=configs)))
 
-    assert plan.actions == (
-        AlterConfigs("logins", (ConfigChange("retention.ms", "604800000", True, "604800000"),)),
-    )
+    assert plan.actions == (AlterConfigs("logins", (ConfigChange("retention.ms", "604800000", True, "604800000"),)),)
 
 
 def test_overrides_the_declarations_do_not_mention_are_reported_not_changed():

@@ -48,16 +48,12 @@ def test_an_unchanged_plan_writes_an_empty_partition_list():
 
 
 def test_the_same_plan_always_gives_the_same_bytes():
-    assert reassignment_json({("b", 1): [3, 1], ("a", 0): [1]}) == reassignment_json(
-        {("a", 0): [1], ("b", 1): [3, 1]}
-    )
+    assert reassignment_json({("b", 1): [3, 1], ("a", 0): [1]}) == reassignment_json({("a", 0): [1], ("b", 1): [3, 1]})
 
 
 def test_kafkas_generate_output_is_read_too():
     # `--generate` prints its proposal on one line, with log_dirs.
-    proposal = (
-        '{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[2,3],"log_dirs":["any","any"]}]}'
-    )
+    proposal = '{"version":1,"partitions":[{"topic":"t","partition":0,"replicas":[2,3],"log_dirs":["any","any"]}]}'
     assert parse_reassignment_json(proposal) == {("t", 0): (2, 3)}
 
 

@@ -41,9 +41,7 @@ def clusters(draw, max_brokers: int = 6, max_partitions: int = 10):
     """Random current assignments (some replicas on brokers being removed), targets, racks, RF."""
     targets = draw(st.lists(st.integers(1, 8), min_size=1, max_size=max_brokers, unique=True))
     replication_factor = draw(st.none() | st.integers(1, len(targets)))
-    topics = draw(
-        st.lists(st.sampled_from(["orders", "clicks", "logins"]), min_size=1, max_size=3, unique=True)
-    )
+    topics = draw(st.lists(st.sampled_from(["orders", "clicks", "logins"]), min_size=1, max_size=3, unique=True))
     current = {}
     for topic in topics:
         partitions = draw(st.integers(1, max_partitions))
@@ -147,9 +145,7 @@ def test_removing_brokers_empties_them_balanced_within_the_bound(topics, old_bro
     """The bound is not always reachable here (see the next test), so the property is the bound itself."""
     brokers = list(range(1, old_brokers + 1))
     rf = min(rf, old_brokers - 1)
-    removed = data.draw(
-        st.lists(st.sampled_from(brokers), min_size=1, max_size=old_brokers - rf, unique=True)
-    )
+    removed = data.draw(st.lists(st.sampled_from(brokers), min_size=1, max_size=old_brokers - rf, unique=True))
     current = round_robin(topics, brokers, rf)
     kept = [b for b in brokers if b not in removed]
     plan = plan_reassignment(current, kept)
@@ -184,9 +180,7 @@ def test_raising_the_replication_factor_hits_the_lower_bound(topics, brokers, ne
     plan = plan_reassignment(current, targets, replication_factor=new_rf)
     assert plan.moves == plan.lower_bound
     new_copies = (new_rf - 1) * len(current)
-    if (
-        all_on_one_broker
-    ):  # spreading the existing replicas costs extra moves, unless one broker's share is all
+    if all_on_one_broker:  # spreading the existing replicas costs extra moves, unless one broker's share is all
         assert plan.moves >= new_copies
     else:
         assert plan.moves == new_copies
@@ -281,9 +275,7 @@ def best_possible(current, targets, racks, rf):
     st.integers(1, 3).flatmap(
         lambda rf: st.tuples(
             st.just(rf),
-            st.lists(
-                st.lists(st.integers(1, 5), min_size=rf, max_size=rf, unique=True), min_size=1, max_size=4
-            ),
+            st.lists(st.lists(st.integers(1, 5), min_size=rf, max_size=rf, unique=True), min_size=1, max_size=4),
             st.lists(st.integers(1, 5), min_size=max(rf, 2), max_size=4, unique=True),
         )
     ),
@@ -295,9 +287,7 @@ def test_tiny_clusters_get_the_best_assignment_there_is(rf_current_targets, with
     rf, replica_lists, targets = rf_current_targets
     current = {("t", p): replicas for p, replicas in enumerate(replica_lists)}
     racks = (
-        data.draw(st.fixed_dictionaries({b: st.sampled_from(RACK_NAMES[:2]) for b in targets}))
-        if with_racks
-        else None
+        data.draw(st.fixed_dictionaries({b: st.sampled_from(RACK_NAMES[:2]) for b in targets})) if with_racks else None
     )
     plan = plan_reassignment(current, targets, racks, rf)
     rack_score = sum(len({racks[b] for b in r}) for r in plan.proposed.values()) if racks else 0

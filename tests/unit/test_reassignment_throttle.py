@@ -22,12 +22,8 @@ def test_sources_get_the_leader_throttle_and_destinations_the_follower_throttle(
     for topic, configs in throttles.topics.items():
         leaders = configs[LEADER_REPLICAS_KEY].split(",")
         followers = configs[FOLLOWER_REPLICAS_KEY].split(",")
-        expected_leaders = [
-            f"{p}:{b}" for (t, p), _ in sorted(moving.items()) if t == topic for b in current[t, p]
-        ]
-        expected_followers = [
-            f"{p}:{b}" for (t, p), added in sorted(moving.items()) if t == topic for b in added
-        ]
+        expected_leaders = [f"{p}:{b}" for (t, p), _ in sorted(moving.items()) if t == topic for b in current[t, p]]
+        expected_followers = [f"{p}:{b}" for (t, p), added in sorted(moving.items()) if t == topic for b in added]
         assert leaders == expected_leaders
         assert followers == expected_followers
     assert set(throttles.topics) == {topic for topic, _ in moving}

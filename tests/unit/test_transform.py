@@ -180,16 +180,12 @@ def test_ip_is_canonical_with_version_and_class(ip: str, canonical: str, version
     assert (record["ip"], record["ip_version"], record["ip_class"]) == (canonical, version, ip_class)  # type: ignore[index]
 
 
-@pytest.mark.parametrize(
-    "ip", ["", "1.2.3", "01.2.3.4", "256.0.0.1", "fe80::1%eth0", "1.2.3.4\n", "localhost"]
-)
+@pytest.mark.parametrize("ip", ["", "1.2.3", "01.2.3.4", "256.0.0.1", "fe80::1%eth0", "1.2.3.4\n", "localhost"])
 def test_malformed_ip_is_refused(ip: str) -> None:
     assert reason(event(ip=ip)) == Reason.INVALID_IP
 
 
-@pytest.mark.parametrize(
-    ("locale", "written"), [("RI", "RI"), ("ri", "RI"), ("DC", "DC"), ("PR", "PR"), ("gu", "GU")]
-)
+@pytest.mark.parametrize(("locale", "written"), [("RI", "RI"), ("ri", "RI"), ("DC", "DC"), ("PR", "PR"), ("gu", "GU")])
 def test_locale_is_a_us_state_or_territory_written_upper_case(locale: str, written: str) -> None:
     assert run(event(locale=locale))["locale"] == written  # type: ignore[index]
 

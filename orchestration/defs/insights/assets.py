@@ -63,15 +63,11 @@ APP_VERSION_ADOPTION = _spec(
     "Logins per app version, and devices on each version at their latest login.",
     [LOGIN_WINDOW],
 )
-UNIQUE_USERS_DEVICES = _spec(
-    "unique_users_devices", "Distinct users and devices that logged in.", [LOGIN_WINDOW]
-)
+UNIQUE_USERS_DEVICES = _spec("unique_users_devices", "Distinct users and devices that logged in.", [LOGIN_WINDOW])
 EVENTS_PER_MINUTE = _spec(
     "events_per_minute", "Logins per minute of event time, quiet minutes included.", [LOGIN_WINDOW]
 )
-DEAD_LETTER_RATE = _spec(
-    "dead_letter_rate", "Dead letters of the hour, by reason, and their share.", [LOGIN_WINDOW]
-)
+DEAD_LETTER_RATE = _spec("dead_letter_rate", "Dead letters of the hour, by reason, and their share.", [LOGIN_WINDOW])
 
 
 class InsightsConfig(dg.Config):
@@ -105,9 +101,7 @@ def hourly_insights(
     window = context.partition_time_window
     start_ms, end_ms = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
     settings = pipeline_settings(kafka, registry)
-    scan = read_window(
-        settings, registry.client(), start_ms, end_ms, slack_ms=config.slack_minutes * MINUTE_MS
-    )
+    scan = read_window(settings, registry.client(), start_ms, end_ms, slack_ms=config.slack_minutes * MINUTE_MS)
     tally = scan.tally
     context.log.info(
         f"{context.partition_key}: {tally.records} records and {tally.dead_letter_total} dead letters, "
@@ -126,9 +120,7 @@ def hourly_insights(
     )
     chart_md = dg.MetadataValue.md(charts.markdown_image(chart, f"logins {context.partition_key}"))
 
-    yield dg.MaterializeResult(
-        asset_key=LOGIN_WINDOW.key, metadata=_login_window_metadata(scan, database, chart)
-    )
+    yield dg.MaterializeResult(asset_key=LOGIN_WINDOW.key, metadata=_login_window_metadata(scan, database, chart))
     yield dg.MaterializeResult(
         asset_key=DEVICE_TYPE_DISTRIBUTION.key,
         metadata={
@@ -152,10 +144,7 @@ def hourly_insights(
             "adoption": dg.MetadataValue.md(
                 _md_table(
                     ["app version", "logins", "share of logins", "devices", "share of devices"],
-                    [
-                        [v.app_version, v.logins, _pct(v.login_share), v.devices, _pct(v.device_share)]
-                        for v in adoption
-                    ],
+                    [[v.app_version, v.logins, _pct(v.login_share), v.devices, _pct(v.device_share)] for v in adoption],
                 )
             ),
         },
@@ -186,9 +175,7 @@ def hourly_insights(
         metadata={
             "dead_letters": dg.MetadataValue.int(rate.dead_letters),
             "dead_letter_rate": dg.MetadataValue.float(rate.rate),
-            "by_reason": dg.MetadataValue.md(
-                _shares_table("reason", rate.by_reason, share_label="share of messages")
-            ),
+            "by_reason": dg.MetadataValue.md(_shares_table("reason", rate.by_reason, share_label="share of messages")),
         },
     )
     yield counts_consistency(scan)

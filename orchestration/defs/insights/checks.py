@@ -63,9 +63,7 @@ def counts_consistency(scan: WindowScan) -> dg.AssetCheckResult:
         problems.append(f"partitions counted {counted_records} records, the window totals {tally.records}")
     counted_dead = sum(part.counted for part in scan.dead_letters)
     if counted_dead != tally.dead_letter_total:
-        problems.append(
-            f"partitions counted {counted_dead} dead letters, the window totals {tally.dead_letter_total}"
-        )
+        problems.append(f"partitions counted {counted_dead} dead letters, the window totals {tally.dead_letter_total}")
     totals = aggregates.breakdown_totals(tally)
     for breakdown, total in totals.items():
         if total != tally.records:
@@ -94,9 +92,7 @@ def dead_letter_rate_check(tally: WindowTally, max_rate: float) -> dg.AssetCheck
         check_name=DEAD_LETTER_RATE_BELOW_THRESHOLD.name,
         asset_key=DEAD_LETTER_RATE_BELOW_THRESHOLD.asset_key,
         passed=passed,
-        description=None
-        if passed
-        else f"dead-letter rate {rate.rate:.2%} exceeds {max_rate:.2%} ({reasons})",
+        description=None if passed else f"dead-letter rate {rate.rate:.2%} exceeds {max_rate:.2%} ({reasons})",
         metadata={
             "dead_letter_rate": dg.MetadataValue.float(rate.rate),
             "max_dead_letter_rate": dg.MetadataValue.float(float(max_rate)),
@@ -114,9 +110,7 @@ def freshness_result(newest_ms: int | None, now_ms: int, max_age_minutes: float)
     passed = age_minutes <= max_age_minutes
     return dg.AssetCheckResult(
         passed=passed,
-        description=None
-        if passed
-        else f"newest record is {age_minutes:.1f} min old (limit {max_age_minutes} min)",
+        description=None if passed else f"newest record is {age_minutes:.1f} min old (limit {max_age_minutes} min)",
         metadata={
             "newest_event_time": dg.MetadataValue.timestamp(newest_ms / 1000),
             "age_minutes": dg.MetadataValue.float(round(age_minutes, 2)),

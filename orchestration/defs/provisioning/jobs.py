@@ -65,9 +65,7 @@ class TopicPlan:
     plan: Plan
 
 
-@dg.op(
-    description="Read topics.yaml and the cluster; record the plan that makes the cluster match topics.yaml."
-)
+@dg.op(description="Read topics.yaml and the cluster; record the plan that makes the cluster match topics.yaml.")
 def plan_topic_changes(context: dg.OpExecutionContext, config: PlanConfig, kafka: KafkaResource) -> dg.Output:
     path = Path(config.declarations_file) if config.declarations_file else None
     declarations = tuple(load_declarations(kafka.settings(), path))
