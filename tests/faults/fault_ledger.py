@@ -158,13 +158,17 @@ class GroupProgress:
         )
         metadata = self.consumer.list_topics(self.topic, timeout=30).topics[self.topic]
         self.partitions = [TopicPartition(self.topic, p) for p in sorted(metadata.partitions)]
+        self.last_answer = "not asked yet"
+        """What the last `committed()` heard from the coordinator, for the message of a timeout."""
 
     def committed(self) -> int:
         """Committed offsets summed over partitions (a partition never committed counts 0); -1 when unknown."""
         try:
             found = self.consumer.committed(self.partitions, timeout=5)
-        except KafkaException:  # the brokers are down or the coordinator moves: not knowing is an answer here
+        except KafkaException as error:  # the brokers are down or the coordinator moves: not knowing is an answer
+            self.last_answer = f"error {error.args[0].str()}"
             return -1
+        self.last_answer = ", ".join(f"[{tp.partition}] {tp.offset}" for tp in found)
         return sum(max(tp.offset, 0) for tp in found)
 
     def end(self, timeout: float = 60.0) -> int:
@@ -183,7 +187,9 @@ class GroupProgress:
         began = time.monotonic()
         while self.committed() <= committed:
             if time.monotonic() - began > timeout:
-                raise TimeoutError(f"{self.topic}: no commit beyond {committed} within {timeout:.0f} s")
+                raise TimeoutError(
+                    f"{self.topic}: no commit beyond {committed} within {timeout:.0f} s (last: {self.last_answer})"
+                )
             time.sleep(0.1)
         return time.monotonic() - began
 
