@@ -25,6 +25,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.encoding import MAGIC_BYTE
+from streaming.generator import GenerateSummary
 from streaming.settings import Settings
 
 Position = tuple[int, int]
@@ -56,6 +57,14 @@ class Ledger:
             **extra,
         }
         return f"[fault] {scenario}: " + ", ".join(f"{name} {value}" for name, value in figures.items())
+
+    def assert_nothing_lost(self, produced: GenerateSummary, delivery: str) -> None:
+        """The bar of every fault test: all the traffic was delivered and is accounted for, none of it is lost,
+        and exactly-once repeated none of it."""
+        assert produced.ok and self.messages_in == produced.delivered
+        assert self.lost == 0
+        if delivery == "exactly-once":
+            assert self.duplicates == 0
 
 
 def account(settings: Settings) -> Ledger:

@@ -56,10 +56,7 @@ def test_one_broker_killed_and_restarted_loses_nothing(cluster, tmp_path, delive
     ledger = account(settings)
     print(ledger.line(f"broker {victim} (group coordinator) killed ({delivery})", recovery,
                       broker_restart_s=round(restart, 1), converter_restarts=live.restarts))  # fmt: skip
-    assert produced.ok and ledger.messages_in == produced.delivered
-    assert ledger.lost == 0
-    if delivery == "exactly-once":
-        assert ledger.duplicates == 0
+    ledger.assert_nothing_lost(produced, delivery)
 
 
 @pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
@@ -79,10 +76,7 @@ def test_all_brokers_frozen_then_resumed_the_converter_carries_on(cluster, tmp_p
     ledger = account(settings)
     print(ledger.line(f"all brokers frozen {FROZEN_S:.0f} s ({delivery})", recovery, converter_restarts=live.restarts))
     assert live.restarts == [], "the converter exited while the brokers were frozen"
-    assert produced.ok and ledger.messages_in == produced.delivered
-    assert ledger.lost == 0
-    if delivery == "exactly-once":
-        assert ledger.duplicates == 0
+    ledger.assert_nothing_lost(produced, delivery)
 
 
 @pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
@@ -102,7 +96,4 @@ def test_all_brokers_down_30_s_then_restarted_the_converter_carries_on(cluster, 
     print(ledger.line(f"all brokers down {ALL_DOWN_S:.0f} s, then restarted ({delivery})", recovery,
                       broker_restart_s=round(restart, 1), converter_restarts=live.restarts))  # fmt: skip
     assert live.restarts == [], "the converter exited while the brokers were down"
-    assert produced.ok and ledger.messages_in == produced.delivered
-    assert ledger.lost == 0
-    if delivery == "exactly-once":
-        assert ledger.duplicates == 0
+    ledger.assert_nothing_lost(produced, delivery)
