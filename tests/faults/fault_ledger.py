@@ -15,13 +15,13 @@ from __future__ import annotations
 import io
 import json
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass
 
 import fastavro
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from kafka_io import read_all
 
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.encoding import MAGIC_BYTE
@@ -113,41 +113,9 @@ class _RecordDecoder:
         return schema_id, fastavro.schemaless_reader(io.BytesIO(value[5:]), self.schemas[schema_id])  # type: ignore[return-value]
 
 
-def read_topic(bootstrap: str, topic: str, timeout: float = 120.0) -> list[tuple[int, int, bytes, list]]:
-    """(partition, offset, value, headers) of every committed message of `topic` up to its current end.
-
-    The end is reached when the position passes each partition's high watermark: on a transactional topic the
-    last offsets may be commit markers, which are never delivered.
-    """
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"fault-ledger-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    try:
-        partitions = sorted(consumer.list_topics(topic, timeout=30).topics[topic].partitions)
-        ends = {}
-        for p in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=30)
-            if high > low:
-                ends[p] = high
-        consumer.assign([TopicPartition(topic, p, 0) for p in ends])
-        found = []
-        deadline = time.monotonic() + timeout
-        while ends:
-            assert time.monotonic() < deadline, f"{topic}: did not reach the end of partitions {sorted(ends)}"
-            for m in consumer.consume(10_000, 0.5):
-                if m.error() is None:
-                    found.append((m.partition(), m.offset(), m.value(), m.headers() or []))
-            for tp in consumer.position([TopicPartition(topic, p) for p in ends]):
-                if tp.offset >= ends[tp.partition]:
-                    del ends[tp.partition]
-        return found
-    finally:
-        consumer.close()
+def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, bytes, list]]:
+    """(partition, offset, value, headers) of every committed message of `topic` up to its current end."""
+    return [(m.partition(), m.offset(), m.value(), m.headers() or []) for m in read_all(bootstrap, topic, timeout=120)]
 
 
 class GroupProgress:

@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,23 +24,6 @@ from streaming.generator import GenerateSummary, generate
 from streaming.settings import ENV_NAMES, Settings
 
 MALFORMED_SHARE = 0.05
-
-
-def scenario_settings(bootstrap: str, registry_url: str, delivery: str, name: str, **overrides: object) -> Settings:
-    """Settings naming topics, group and transactional id that belong to this scenario alone."""
-    run = f"{name}-{uuid.uuid4().hex[:6]}"
-    return Settings.from_env(
-        {},
-        bootstrap=bootstrap,
-        registry_url=registry_url,
-        source_topic=f"fault-{run}",
-        output_topic=f"fault-{run}-processed",
-        dlq_topic=f"fault-{run}.dlq",
-        group_id=f"fault-{run}",
-        transactional_id=f"fault-{run}",
-        delivery=delivery,
-        **overrides,
-    )
 
 
 def environment(settings: Settings) -> dict[str, str]:

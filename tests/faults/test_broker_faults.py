@@ -15,7 +15,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from fault_cluster import FaultCluster
 from fault_ledger import account
-from fault_pipeline import LivePipeline, scenario_settings
+from fault_pipeline import LivePipeline
+from scenario_settings import scenario_settings
 
 from streaming.settings import Settings
 

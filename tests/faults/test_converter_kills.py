@@ -15,7 +15,8 @@ import time
 import pytest
 from fault_cluster import create_topics
 from fault_ledger import account
-from fault_pipeline import LivePipeline, scenario_settings
+from fault_pipeline import LivePipeline
+from scenario_settings import scenario_settings
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 from fault_ledger import GroupProgress, account
-from fault_pipeline import environment, scenario_settings
+from fault_pipeline import environment
+from scenario_settings import scenario_settings
 
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate

@@ -17,8 +17,9 @@ from collections.abc import Iterator
 import pytest
 from fault_cluster import create_topics
 from fault_ledger import account
-from fault_pipeline import LivePipeline, scenario_settings
+from fault_pipeline import LivePipeline
 from network_namespace import NamespaceUnavailable, NetworkNamespace
+from scenario_settings import scenario_settings
 
 from localstack.ports import config_on_free_ports
 from localstack.stack import LocalStack, StackInfo

@@ -11,7 +11,8 @@ import time
 
 import pytest
 from fault_ledger import account
-from fault_pipeline import LivePipeline, scenario_settings
+from fault_pipeline import LivePipeline
+from scenario_settings import scenario_settings
 
 pytestmark = pytest.mark.faults
 

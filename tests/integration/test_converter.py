@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections import Counter
 
 import pytest
@@ -15,6 +14,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
+from scenario_settings import scenario_settings
 
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.events import EventFactory, IrregularityRates
@@ -29,19 +29,7 @@ EVENTS = 50_000
 
 
 def _settings(stack, delivery: str, **overrides) -> Settings:
-    run = uuid.uuid4().hex[:8]
-    return Settings.from_env(
-        {},
-        bootstrap=stack.bootstrap,
-        registry_url=stack.registry_url,
-        source_topic=f"login-{run}",
-        output_topic=f"processed-{run}",
-        dlq_topic=f"login-{run}.dlq",
-        group_id=f"converter-{run}",
-        transactional_id=f"converter-{run}",
-        delivery=delivery,
-        **overrides,
-    )
+    return scenario_settings(stack.bootstrap, stack.registry_url, delivery, "converter", **overrides)
 
 
 def _fill_source(settings: Settings, count: int, seed: int = 7) -> dict[tuple[int, int], bytes]:

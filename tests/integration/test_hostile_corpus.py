@@ -24,6 +24,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from corpus.hostile_logins import USER_ID, HostileMessage, base_event, expected_record, hostile_corpus
 from kafka_io import create_topics, read_all
+from scenario_settings import scenario_settings
 
 from streaming.converter import ConverterSummary
 from streaming.dead_letter import read_dead_letter_headers
@@ -38,19 +39,7 @@ MAX_REDONE_BATCHES = 5
 
 
 def _settings(stack, delivery: str, **overrides) -> Settings:
-    run = uuid.uuid4().hex[:8]
-    return Settings.from_env(
-        {},
-        bootstrap=stack.bootstrap,
-        registry_url=stack.registry_url,
-        source_topic=f"hostile-{run}",
-        output_topic=f"hostile-{run}-processed",
-        dlq_topic=f"hostile-{run}.dlq",
-        group_id=f"hostile-{run}",
-        transactional_id=f"hostile-{run}",
-        delivery=delivery,
-        **overrides,
-    )
+    return scenario_settings(stack.bootstrap, stack.registry_url, delivery, "hostile", **overrides)
 
 
 def _produce(settings: Settings, messages: list[tuple[bytes | None, bytes | None]]) -> list[int]:

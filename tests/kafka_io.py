@@ -1,7 +1,8 @@
-"""Small helpers the integration tests share: create topics, read a topic back completely."""
+"""Small helpers the integration and fault tests share: create topics, read a topic back completely."""
 
 from __future__ import annotations
 
+import time
 import uuid
 
 from confluent_kafka import Consumer, Message, TopicPartition
@@ -42,8 +43,6 @@ def read_all(bootstrap: str, topic: str, isolation: str = "read_committed", time
                 ends[p] = high
         consumer.assign([TopicPartition(topic, p, 0) for p in ends])
         messages: list[Message] = []
-        import time
-
         deadline = time.monotonic() + timeout
         while ends and time.monotonic() < deadline:
             for message in consumer.consume(10_000, 0.5):
