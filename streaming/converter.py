@@ -240,6 +240,7 @@ class Converter:
         output, dlq = self.settings.output_topic, self.settings.dlq_topic
         ends = self._ends
         now_ms = int(self.clock() * 1000)
+        oldest_ms = self.settings.oldest_event_ms(now_ms)
         first: dict[tuple[str, int], int] = {}
         after: dict[tuple[str, int], int] = {}
         nbytes = 0
@@ -273,7 +274,7 @@ class Converter:
                 if refused and (topic, partition, offset) in refused:
                     result = Rejection(Reason.REJECTED_BY_BROKER, refused[topic, partition, offset])
                 else:
-                    result = transform(value, topic, partition, offset, now_ms)
+                    result = transform(value, topic, partition, offset, now_ms, oldest_ms=oldest_ms)
                 if type(result) is dict:
                     try:
                         # The output's timestamp is the event time, so that readers can find an
