@@ -37,7 +37,6 @@ from streaming.router import BatchRouter, RoutedBatch
 from streaming.running_insights import RunningInsights
 from streaming.settings import Settings
 from streaming.sources import ConsumerBroken, ConsumerSource, GroupSource, NewConsumer, RangeSource
-from streaming.transform import MIN_EVENT_TIME_MS
 
 __all__ = ["ConsumerBroken", "ConversionStalled", "Converter", "ConverterSummary", "UndeliverableMessage"]
 
@@ -199,7 +198,8 @@ class Converter:
         """Route and deliver one batch, or rewind it to its first offsets when it fails."""
         started = time.monotonic()
         now_ms = int(self.clock() * 1000)  # one clock reading per batch: every output's timestamp
-        batch = self.router.route(messages, now_ms, MIN_EVENT_TIME_MS, self._refusals.pending)
+        oldest_ms = self.settings.oldest_event_ms(now_ms)
+        batch = self.router.route(messages, now_ms, oldest_ms, self._refusals.pending)
         careful, delivery, source = self._careful, self.delivery, self.source
         assert source is not None
         delivery.begin()
