@@ -9,9 +9,11 @@ from streaming.avro_codegen import RecordEncodingError
 from streaming.conversion import Converted, reference_converter
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.encoding import WireFormatEncoder
+from streaming.events import EventFactory, IrregularityRates
 from streaming.pipeline import PROCESSED_SCHEMA
 from streaming.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_TIMESTAMP, Reason, Rejection
 from streaming.router import BatchRouter, Output
+from streaming.transform import transform
 
 ENCODER = WireFormatEncoder(SCHEMA_ID, PROCESSED_SCHEMA.read_text())
 CONVERT = reference_converter(ENCODER)
@@ -105,3 +107,18 @@ def test_the_reference_conversion_gives_the_encoders_bytes():
     assert isinstance(result, Converted)
     assert result.key == user_id(1).encode() and (result.device_type, result.locale) == ("android", "RI")
     assert decode(result.value)["user_id"] == user_id(1)
+
+
+def test_on_generated_traffic_the_outputs_are_what_the_transform_and_encoder_give_byte_for_byte():
+    """The router adds nothing to a record's bytes: the processed values are `encode(transform(...))` and the
+    dead letters the source bytes, for generated traffic with every kind of irregularity."""
+    rates = IrregularityRates(missing_field=0.02, timestamp_as_string=0.02, wrong_type=0.02, not_json=0.02, empty=0.02)
+    events = EventFactory(seed=7, rates=rates, users=200).batch(2000, now=NOW_MS / 1000)
+    messages = [FakeMessage("logins", 0, i, Record(key, value, NOW_MS)) for i, (key, value, _kind) in enumerate(events)]
+    outputs = router().route(messages, NOW_MS, 0).outputs
+    expected = []
+    for i, (key, value, _kind) in enumerate(events):
+        record = transform(value, "logins", 0, i, NOW_MS, oldest_ms=0)
+        expected.append((ENCODER.encode(record), record["user_id"].encode()) if type(record) is dict else (value, key))
+    assert [(o.value, o.key) for o in outputs] == expected
+    assert 0 < sum(o.topic == "logins.dlq" for o in outputs) < len(outputs)
