@@ -44,6 +44,8 @@ class Reason(StrEnum):
     INVALID_DEVICE_TYPE = "invalid_device_type"
     #: `timestamp` is not epoch seconds or milliseconds between 2000-01-01 and 55 minutes after processing.
     INVALID_TIMESTAMP = "invalid_timestamp"
+    #: `timestamp` is valid but older than the acceptance window (`KDP_MAX_EVENT_AGE`) allows.
+    EVENT_TOO_OLD = "event_too_old"
     #: `ip` is not an IPv4 dotted quad or an IPv6 address (leading zeros, zone ids, junk are refused).
     INVALID_IP = "invalid_ip"
     #: `locale` is not a US state, DC or inhabited territory code.
