@@ -94,8 +94,9 @@ def current_ranges(
     if from_time_ms is not None and last is not None:
         raise ValueError("give from_time_ms or last, not both")
     ranges = []
-    starts = {} if from_time_ms is None else _offsets_at(consumer, topic, max(0, from_time_ms))
-    for p in partitions_of(consumer, topic):
+    partitions = partitions_of(consumer, topic)
+    starts = {} if from_time_ms is None else _offsets_at(consumer, topic, partitions, max(0, from_time_ms))
+    for p in partitions:
         low, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=REQUEST_TIMEOUT_S)
         if from_time_ms is not None:
             start = high if starts[p] < 0 else min(max(starts[p], low), high)
@@ -107,8 +108,8 @@ def current_ranges(
     return ranges
 
 
-def _offsets_at(consumer: Consumer, topic: str, timestamp_ms: int) -> dict[int, int]:
-    asked = [TopicPartition(topic, p, timestamp_ms) for p in partitions_of(consumer, topic)]
+def _offsets_at(consumer: Consumer, topic: str, partitions: Sequence[int], timestamp_ms: int) -> dict[int, int]:
+    asked = [TopicPartition(topic, p, timestamp_ms) for p in partitions]
     answers = consumer.offsets_for_times(asked, timeout=REQUEST_TIMEOUT_S)
     for answer in answers:
         if answer.error is not None:

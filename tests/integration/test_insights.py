@@ -26,15 +26,19 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
+from scenario_settings import scenario_settings
 
 from localstack.stack import StackInfo
 from orchestration.defs.insights import defs as insights_defs
 from orchestration.defs.insights.assets import HOURLY, PROCESSED_DATA, hourly_insights
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
 from orchestration.insights import store
+from orchestration.insights.aggregates import epoch_ms
 from orchestration.insights.placement import HOUR_MS
 from orchestration.insights.window_reader import read_window
 from streaming.dead_letter import dead_letter_headers
+from streaming.encoding import WireFormatDecoder
+from streaming.pipeline import open_converter
 from streaming.records import Rejection
 from streaming.settings import Settings
 from streaming.topics import value_subject
@@ -43,6 +47,13 @@ pytestmark = pytest.mark.integration
 
 SCHEMA_TEXT = (Path(__file__).resolve().parents[2] / "schemas" / "processed-data-value.avsc").read_text()
 MINUTE_MS = 60_000
+LOGIN_EVENT = {
+    "app_version": "2.3.0",
+    "device_type": "android",
+    "ip": "199.172.111.135",
+    "locale": "RI",
+    "device_id": "5f0c1f4e-7c54-4a2e-9a0e-2b1f3c4d5e6f",
+}
 SLACK_MS = 10 * MINUTE_MS  # the insights' default slack
 YEAR_2001 = 978_307_200_000  # 2001-01-01 00:00 UTC
 DEVICE_TYPES = ("ios", "android", "unknown")
@@ -410,6 +421,50 @@ def test_a_very_old_event_is_counted_as_late_in_the_hour_it_arrived_in(stack: St
         settings, SchemaRegistryClient({"url": stack.registry_url}), YEAR_2001, YEAR_2001 + HOUR_MS
     )
     assert (its_own_hour.tally.records, its_own_hour.tally.late_records, its_own_hour.scanned) == (0, 0, 0)
+
+
+def test_the_converters_very_old_event_is_counted_late_in_the_hour_it_was_processed_in(stack: StackInfo) -> None:
+    """End to end with the real converter on LogAppendTime topics, as provisioned: an event from 2001 and one
+    from now are converted; the 2001 one is a late record of the hour it was processed in, the other counts in
+    its own hour, and the 2001 hour itself reads nothing."""
+    settings = scenario_settings(stack.bootstrap, str(stack.registry_url), "exactly-once", "insights-late")
+    append_time = {"message.timestamp.type": "LogAppendTime", "retention.ms": "-1"}
+    create_topics(stack.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 3, **append_time)
+    now_s = int(datetime.now(UTC).timestamp())
+    producer = Producer({"bootstrap.servers": stack.bootstrap})
+    for seconds in (YEAR_2001 // 1000, now_s):
+        event = {**LOGIN_EVENT, "user_id": str(uuid.uuid4()), "timestamp": seconds}
+        producer.produce(settings.source_topic, json.dumps(event).encode())
+    assert producer.flush(30) == 0
+    converter = open_converter(settings)
+    converter.subscribe()
+    try:
+        summary = converter.run(until_caught_up=True)
+    finally:
+        converter.close()
+    assert (summary.processed, summary.dead_lettered) == (2, 0)
+
+    registry = SchemaRegistryClient(settings.registry_config())
+    decoder, stock = WireFormatDecoder(registry), AvroDeserializer(registry)
+    records = [decoder.decode(m.value()) for m in read_all(settings, settings.output_topic)]
+    context = SerializationContext(settings.output_topic, MessageField.VALUE)
+    # The contract's decoder reads what confluent-kafka's own deserializer reads.
+    assert records == [stock(m.value(), context) for m in read_all(settings, settings.output_topic)]
+    by_event = {epoch_ms(r["event_time"]): epoch_ms(r["processed_at"]) for r in records}
+    assert set(by_event) == {YEAR_2001, now_s * 1000}
+
+    def hour_of(ms: int) -> tuple[int, int]:
+        return ms - ms % HOUR_MS, ms - ms % HOUR_MS + HOUR_MS
+
+    arrival = read_window(settings, registry, *hour_of(by_event[YEAR_2001]))
+    assert arrival.tally.late_records == 1
+    assert arrival.tally.oldest_late_event_ms == YEAR_2001
+    assert arrival.tally.max_late_delay_ms == by_event[YEAR_2001] - YEAR_2001
+    own_hour = read_window(settings, registry, *hour_of(now_s * 1000))  # the same hour, unless one just began
+    assert own_hour.tally.records == 1
+    assert own_hour.tally.newest_event_ms == now_s * 1000
+    year_2001 = read_window(settings, registry, *hour_of(YEAR_2001))
+    assert (year_2001.tally.records, year_2001.tally.late_records, year_2001.scanned) == (0, 0, 0)
 
 
 def test_schema_text_is_the_projects_contract() -> None:
