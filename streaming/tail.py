@@ -1,8 +1,9 @@
 """`kdp tail <topic>`: read a topic through the schema registry and print what it holds.
 
-Avro records in Confluent wire format are decoded with confluent-kafka's own AvroDeserializer
-(the schema fetched by the id each record carries), so this is also what any governed reader
-sees. Dead letters print their reason headers and the original bytes. Reads read_committed.
+Avro records are decoded with the wire-format contract (`streaming.encoding.WireFormatDecoder`: the writer
+schema fetched by the id each record carries), so this is what any governed reader sees. Dead letters print
+their `kdp.dlq.*` headers (`streaming.dead_letter`) and the original bytes; anything else prints as text.
+Reads read_committed, up to each partition's end as it is when the command starts (`streaming.topic_reader`).
 """
 
 from __future__ import annotations
@@ -10,16 +11,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import uuid
+from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from confluent_kafka.schema_registry.avro import AvroDeserializer
-from confluent_kafka.serialization import MessageField, SerializationContext
 
 from streaming.dead_letter import read_dead_letter_headers
+from streaming.encoding import UndecodableRecord, WireFormatDecoder
 from streaming.settings import Settings
+from streaming.topic_reader import BEYOND, TopicReadError, current_ranges, read_ranges, reader_consumer
 
 
 def add_tail_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -27,54 +28,44 @@ def add_tail_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("topic", help="e.g. processed-data, user-login.dlq, user-login")
     parser.add_argument("-n", "--max", type=int, default=10, help="records to print (default 10)")
     parser.add_argument("--from-beginning", action="store_true", help="start at the oldest offsets")
-    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait for records")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait when the broker sends nothing")
     parser.set_defaults(handler=run_tail)
 
 
-def describe(value: bytes | None, headers: Any, decode: Any) -> dict[str, Any]:
+def describe(value: bytes | None, headers: Any, decode: Callable[[bytes | None], dict[str, Any]]) -> dict[str, Any]:
     """One message as a printable dict: the decoded record, or a dead letter, or raw text."""
     dead_letter = read_dead_letter_headers(headers)
     if dead_letter:
         return {"dead_letter": dead_letter, "original": None if value is None else value.decode("utf-8", "replace")}
     if value and value[:1] == b"\x00" and len(value) > 5:
-        return decode(value)
+        try:
+            return decode(value)
+        except UndecodableRecord as error:
+            return {"undecodable": str(error), "raw": value.decode("utf-8", "replace")}
     return {"raw": None if value is None else value.decode("utf-8", "replace")}
 
 
 def run_tail(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    deserializer = AvroDeserializer(SchemaRegistryClient(settings.registry_config()))
-    consumer = Consumer(
-        {
-            **settings.kafka_config(),
-            "group.id": f"kdp-tail-{uuid.uuid4()}",
-            "enable.auto.commit": False,
-            "isolation.level": "read_committed",
-        }
-    )
-    metadata = consumer.list_topics(args.topic, timeout=10).topics.get(args.topic)
-    if metadata is None or metadata.error is not None:
-        print(f"kdp tail: topic {args.topic!r} not found", file=sys.stderr)
-        return 1
-    partitions = []
-    for p in metadata.partitions:
-        low, high = consumer.get_watermark_offsets(TopicPartition(args.topic, p), timeout=10)
-        start = low if args.from_beginning else max(low, high - args.max)
-        partitions.append(TopicPartition(args.topic, p, start))
-    consumer.assign(partitions)
-    context = SerializationContext(args.topic, MessageField.VALUE)
+    decoder = WireFormatDecoder(SchemaRegistryClient(settings.registry_config()))
     printed = 0
+
+    def show(message: Message) -> str:
+        nonlocal printed
+        if printed >= args.max:
+            return BEYOND
+        record = describe(message.value(), message.headers(), decoder.decode)
+        print(f"{message.partition()}:{message.offset()}", json.dumps(record, default=str, ensure_ascii=False))
+        printed += 1
+        return "printed"
+
+    consumer = reader_consumer(settings, "tail")
     try:
-        while printed < args.max:
-            message = consumer.poll(args.timeout)
-            if message is None:
-                break
-            if message.error():
-                continue
-            record = describe(message.value(), message.headers(), lambda v: deserializer(v, context))
-            where = f"{message.partition()}:{message.offset()}"
-            print(where, json.dumps(record, default=str, ensure_ascii=False))
-            printed += 1
+        ranges = current_ranges(consumer, args.topic, last=None if args.from_beginning else args.max)
+        read_ranges(consumer, ranges, show, idle_timeout_s=args.timeout)
+    except TopicReadError as error:
+        print(f"kdp tail: {error}", file=sys.stderr)
+        return 1
     finally:
         consumer.close()
     return 0

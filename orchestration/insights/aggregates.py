@@ -42,8 +42,10 @@ def epoch_ms(value: int | datetime) -> int:
 class WindowTally:
     """Running counts of the records and dead letters of the window `[start_ms, end_ms)`.
 
-    Callers add only records whose event time is inside the window (`contains`) and dead letters whose
-    message timestamp is; the tally does not filter, so what it counts is exactly what it was given.
+    Callers add the records the window counts on time (event time inside it, see `placement`), the late
+    records that arrived in it (`add_late`), and the dead letters that failed in it; the tally does not
+    filter, so what it counts is exactly what it was given. Late records are kept apart from the window's
+    insights, which are by event time: only how many, the oldest event time and the largest delay.
     """
 
     start_ms: int
@@ -60,6 +62,11 @@ class WindowTally:
     newest_event_ms: int | None = None
     dead_letters: Counter[str] = field(default_factory=Counter)
     """Reason code -> dead letters."""
+    late_records: int = 0
+    """Records processed in this window whose own event-time window had closed (its end + slack) before."""
+    oldest_late_event_ms: int | None = None
+    max_late_delay_ms: int | None = None
+    """The largest processing time - event time among the late records."""
 
     def __post_init__(self) -> None:
         if self.end_ms <= self.start_ms:
@@ -86,6 +93,15 @@ class WindowTally:
         self.minutes[(event_ms - self.start_ms) // MINUTE_MS] += 1
         if self.newest_event_ms is None or event_ms > self.newest_event_ms:
             self.newest_event_ms = event_ms
+
+    def add_late(self, event_ms: int, processed_ms: int) -> None:
+        """Count one late record: processed in this window, its event-time window already closed."""
+        self.late_records += 1
+        if self.oldest_late_event_ms is None or event_ms < self.oldest_late_event_ms:
+            self.oldest_late_event_ms = event_ms
+        delay = processed_ms - event_ms
+        if self.max_late_delay_ms is None or delay > self.max_late_delay_ms:
+            self.max_late_delay_ms = delay
 
     def add_dead_letter(self, reason: str | None) -> None:
         self.dead_letters[reason or NONE_LABEL] += 1

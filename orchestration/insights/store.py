@@ -9,7 +9,9 @@ of every table and inserts the new ones in one transaction, so a re-run (or a ba
 a failed write leaves the previous numbers intact. DuckDB allows one writing process per file; two runs that
 write at the same moment (a backfill) wait for the lock for a while instead of failing at once.
 
-All timestamps are UTC, stored as naive `TIMESTAMP`s.
+All timestamps are UTC, stored as naive `TIMESTAMP`s. `late_events` holds, per hour, the records that
+arrived in it after their own event hour had closed (see `insights.placement`): a table of its own, so that a
+database written before it existed gains it without a migration.
 """
 
 from __future__ import annotations
@@ -45,6 +47,8 @@ CREATE TABLE IF NOT EXISTS events_per_minute (
     partition_key VARCHAR, minute TIMESTAMP, records BIGINT);
 CREATE TABLE IF NOT EXISTS dead_letter_reasons (
     partition_key VARCHAR, reason VARCHAR, dead_letters BIGINT, rate DOUBLE);
+CREATE TABLE IF NOT EXISTS late_events (
+    partition_key VARCHAR, late_records BIGINT, oldest_event TIMESTAMP, max_delay_ms BIGINT);
 CREATE TABLE IF NOT EXISTS offsets_read (
     partition_key VARCHAR, topic VARCHAR, kafka_partition INTEGER, start_offset BIGINT, end_offset BIGINT,
     scanned BIGINT, counted BIGINT, undecodable BIGINT);
@@ -56,6 +60,7 @@ TABLES = (
     "app_versions",
     "events_per_minute",
     "dead_letter_reasons",
+    "late_events",
     "offsets_read",
 )
 
@@ -130,6 +135,14 @@ def save_window(
             (partition_key, utc(m.minute_start_ms), m.count) for m in aggregates.events_per_minute(tally)
         ],
         "dead_letter_reasons": [(partition_key, s.value, s.count, s.share) for s in rate.by_reason],
+        "late_events": [
+            (
+                partition_key,
+                tally.late_records,
+                None if tally.oldest_late_event_ms is None else utc(tally.oldest_late_event_ms),
+                tally.max_late_delay_ms,
+            )
+        ],
         "offsets_read": [
             (
                 partition_key,

@@ -12,19 +12,16 @@ rebalance): progress and catch-up are observed the same way in both delivery mod
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from collections import Counter
 from dataclasses import dataclass
 
-import fastavro
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from kafka_io import read_all
 
 from streaming.dead_letter import read_dead_letter_headers
-from streaming.encoding import MAGIC_BYTE
+from streaming.encoding import WireFormatDecoder, read_wire_header
 from streaming.generator import GenerateSummary
 from streaming.settings import Settings
 
@@ -73,10 +70,10 @@ def account(settings: Settings) -> Ledger:
     outputs: Counter[Position] = Counter()
     with_record: set[Position] = set()
     schema_ids: set[int] = set()
-    decode = _RecordDecoder(SchemaRegistryClient(settings.registry_config()))
+    decoder = WireFormatDecoder(SchemaRegistryClient(settings.registry_config()))
     for _partition, _offset, value, _headers in read_topic(settings.bootstrap, settings.output_topic):
-        schema_id, record = decode(value)
-        schema_ids.add(schema_id)
+        record = decoder.decode(value)  # raises on anything that is not a record of a registered schema
+        schema_ids.add(read_wire_header(value)[0])
         assert record["source_topic"] == settings.source_topic, record
         where = (record["source_partition"], record["source_offset"])
         outputs[where] += 1
@@ -95,22 +92,6 @@ def account(settings: Settings) -> Ledger:
         lost=len(source - set(outputs)),
         schema_ids=frozenset(schema_ids),
     )
-
-
-class _RecordDecoder:
-    """Confluent wire format -> (schema id, record), with each schema fetched from the registry by its id."""
-
-    def __init__(self, registry: SchemaRegistryClient) -> None:
-        self.registry = registry
-        self.schemas: dict[int, object] = {}
-
-    def __call__(self, value: bytes) -> tuple[int, dict]:
-        assert value[0] == MAGIC_BYTE, f"not in Confluent wire format: {value[:8]!r}"
-        schema_id = int.from_bytes(value[1:5], "big")
-        if schema_id not in self.schemas:
-            served = self.registry.get_schema(schema_id)  # raises when the registry does not serve the id
-            self.schemas[schema_id] = fastavro.parse_schema(json.loads(served.schema_str))
-        return schema_id, fastavro.schemaless_reader(io.BytesIO(value[5:]), self.schemas[schema_id])  # type: ignore[return-value]
 
 
 def read_topic(bootstrap: str, topic: str) -> list[tuple[int, int, bytes, list]]:

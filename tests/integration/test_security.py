@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
@@ -25,6 +25,7 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import AlterConfigOp, ConfigResourceType, KafkaAdminClient
 from kafka.admin import ConfigResource as KafkaConfigResource
+from kafka_io import read_all
 
 from localstack import cli, security
 from localstack.config import StackConfig
@@ -352,43 +353,15 @@ def test_the_pipeline_runs_end_to_end_under_its_own_principals(secure_stack: Sta
     assert not stop.is_set(), f"the converter never caught up: {summary}"
 
     reader = _settings(secure_stack, "admin")
-    source = {(m.partition(), m.offset()) for m in _read_all(reader, topics.SOURCE_TOPIC)}
+    source = {(m.partition(), m.offset()) for m in read_all(reader, topics.SOURCE_TOPIC)}
     deserialize = AvroDeserializer(SchemaRegistryClient(reader.registry_config()))
     context = SerializationContext(topics.OUTPUT_TOPIC, MessageField.VALUE)
-    records = [deserialize(m.value(), context) for m in _read_all(reader, topics.OUTPUT_TOPIC)]
+    records = [deserialize(m.value(), context) for m in read_all(reader, topics.OUTPUT_TOPIC)]
     positions = Counter((record["source_partition"], record["source_offset"]) for record in records)
-    for letter in _read_all(reader, topics.DEAD_LETTER_TOPIC):
+    for letter in read_all(reader, topics.DEAD_LETTER_TOPIC):
         headers = read_dead_letter_headers(letter.headers())
         positions[int(headers["kdp.dlq.source.partition"]), int(headers["kdp.dlq.source.offset"])] += 1
 
     assert len(source) >= 300
     assert set(positions) == source
     assert set(positions.values()) == {1}
-
-
-def _read_all(settings: Settings, topic: str) -> list[Message]:
-    """Every committed message of `topic` up to its current end (the end is the position, not a count:
-    transaction markers take offsets too)."""
-    consumer = Consumer(
-        {**settings.kafka_config(), "group.id": f"unused-{uuid.uuid4()}", "isolation.level": "read_committed"}
-    )
-    try:
-        partitions = consumer.list_topics(topic, timeout=CALL_TIMEOUT).topics[topic].partitions
-        ends = {}
-        for partition in partitions:
-            low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=CALL_TIMEOUT)
-            if high > low:
-                ends[partition] = high
-        consumer.assign([TopicPartition(topic, partition, 0) for partition in ends])
-        messages: list[Message] = []
-        for _ in range(600):
-            if not ends:
-                break
-            messages += [m for m in consumer.consume(10_000, 0.1) if m.error() is None]
-            for position in consumer.position([TopicPartition(topic, partition) for partition in ends]):
-                if position.offset >= ends[position.partition]:
-                    del ends[position.partition]
-        assert not ends, f"{topic}: never reached the end of partitions {sorted(ends)}"
-        return messages
-    finally:
-        consumer.close()

@@ -120,3 +120,14 @@ def test_an_empty_window_has_zero_rates_not_division_errors() -> None:
 def test_every_breakdown_sums_to_the_record_count(tally: WindowTally) -> None:
     assert set(aggregates.breakdown_totals(tally).values()) == {5}
     assert tally.newest_event_ms == HOUR_END - 1
+
+
+def test_late_records_keep_the_count_the_oldest_event_and_the_largest_delay() -> None:
+    tally = WindowTally(0, 3_600_000)
+    tally.add_late(event_ms=-5_000, processed_ms=1_000)
+    tally.add_late(event_ms=-10_000, processed_ms=2_000)
+    tally.add_late(event_ms=-1_000, processed_ms=20_000)
+    assert tally.late_records == 3
+    assert tally.oldest_late_event_ms == -10_000
+    assert tally.max_late_delay_ms == 21_000
+    assert tally.records == 0  # late records stay out of the hour's insights

@@ -110,3 +110,25 @@ def test_freshness_passes_when_recent_and_fails_when_stale_or_empty() -> None:
     stale = freshness_result(now - 16 * MINUTE_MS, now, max_age_minutes=15)
     assert not stale.passed and "16.0 min old" in (stale.description or "")
     assert not freshness_result(None, now, max_age_minutes=15).passed
+
+
+def test_late_records_are_shown_and_must_agree_with_the_partitions() -> None:
+    scan = consistent_scan()
+    scan.tally.add_late(978_307_200_000, START + 1000)  # an event of 2001, processed in this hour
+    scan.records[0] = dataclasses.replace(scan.records[0], late=1)
+    result = counts_consistency(scan)
+    assert result.passed, result.description
+    assert result.metadata["late_records"].value == 1
+
+    scan.records[0] = dataclasses.replace(scan.records[0], late=0)
+    result = counts_consistency(scan)
+    assert not result.passed
+    assert "partitions counted 0 late records, the window totals 1" in (result.description or "")
+
+
+def test_a_partition_counting_more_than_it_delivered_fails() -> None:
+    scan = consistent_scan()
+    scan.records[1] = dataclasses.replace(scan.records[1], late=1)  # counted + late > scanned
+    result = counts_consistency(scan)
+    assert not result.passed
+    assert "processed-data/1" in (result.description or "") and "late of" in (result.description or "")

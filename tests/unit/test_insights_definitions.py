@@ -6,6 +6,7 @@ import dagster as dg
 
 from orchestration.defs.insights import defs
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.insights.placement import DEFAULT_SLACK_MS, LOG_ORDER_MARGIN_MS, MINUTE_MS
 
 
 def full_defs() -> dg.Definitions:
@@ -42,8 +43,10 @@ def test_insight_assets_depend_on_processed_data_and_carry_their_checks() -> Non
 def test_schedule_runs_by_default_and_requests_the_previous_hour() -> None:
     schedule = full_defs().resolve_schedule_def("insights_hourly_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
-    assert schedule.cron_schedule == "15 * * * *"
-    tick = datetime(2026, 11, 25, 9, 15, tzinfo=UTC)
+    assert schedule.cron_schedule == "20 * * * *"
+    # The hour's log (slack, then the log-order margin) is complete before the run reads it.
+    assert DEFAULT_SLACK_MS + LOG_ORDER_MARGIN_MS < 20 * MINUTE_MS
+    tick = datetime(2026, 11, 25, 9, 20, tzinfo=UTC)
     with dg.instance_for_test() as instance:
         context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
         requests = schedule.evaluate_tick(context).run_requests

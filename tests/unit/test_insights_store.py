@@ -85,3 +85,22 @@ def test_chart_is_a_png_and_embeds_as_a_data_uri(tmp_path: Path) -> None:
     assert path.name == "2026-11-25-0800.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert charts.markdown_image(path, "alt").startswith("![alt](data:image/png;base64,iVBORw0KGgo")
+
+
+def test_late_events_are_stored_per_hour_and_replaced_on_a_rerun(tmp_path: Path) -> None:
+    database = tmp_path / "insights.duckdb"
+    year_2001 = 978_307_200_000  # 2001-01-01 00:00 UTC
+    first = scan_of(HOUR, ["ios"])
+    first.tally.add_late(year_2001, HOUR + 5 * MINUTE_MS)
+    first.tally.add_late(year_2001 + 1000, HOUR + 6 * MINUTE_MS)
+    store.save_window(database, "2026-11-25-08:00", first, HOUR)
+    store.save_window(database, "2026-11-25-09:00", scan_of(HOUR + 60 * MINUTE_MS, ["ios"]), HOUR)
+    rows = store.fetch(database, "SELECT partition_key, late_records, oldest_event, max_delay_ms FROM late_events")
+    assert sorted(rows) == [
+        ("2026-11-25-08:00", 2, store.utc(year_2001), HOUR + 6 * MINUTE_MS - year_2001 - 1000),
+        ("2026-11-25-09:00", 0, None, None),
+    ]
+    store.save_window(database, "2026-11-25-08:00", scan_of(HOUR, ["ios"]), HOUR)  # the re-run finds none
+    assert store.fetch(database, "SELECT late_records FROM late_events WHERE partition_key = '2026-11-25-08:00'") == [
+        (0,)
+    ]

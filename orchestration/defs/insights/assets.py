@@ -12,6 +12,13 @@ the price is that they are always materialized together (`can_subset=False`). Ro
 (`insights.store`), replaced per partition, so a re-run or a backfill of an hour is idempotent. The two
 checks that judge the read itself run here, on the read's own evidence (see `checks`).
 
+The hour is one of event time: its records are those whose `event_time` is in it and that were processed
+before the hour's end plus the slack. A record processed later than that (late, or very old: the partitions
+start in 2026, events may date back to 2000) is counted once, visibly, as a *late record* of the hour it was
+processed in: `login_window` shows how many, the oldest event time among them and the largest delay. Dead
+letters are counted by the hour they failed in. The reasoning, and which part of the log an hour reads, are
+in `orchestration.insights.placement`.
+
 No `from __future__ import annotations` here: Dagster reads the config and resource parameter types of
 the decorated functions at import time, and string annotations make it refuse them.
 """
@@ -32,7 +39,8 @@ from orchestration.defs.insights.checks import (
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
 from orchestration.insights import aggregates, charts, store
 from orchestration.insights.aggregates import MINUTE_MS
-from orchestration.insights.window_reader import DEFAULT_SLACK_MS, WindowScan, read_window
+from orchestration.insights.placement import DEFAULT_SLACK_MS
+from orchestration.insights.window_reader import WindowScan, read_window
 
 GROUP = "insights"
 HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-11-01-00:00", timezone="UTC")
@@ -40,7 +48,8 @@ HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-11-01-00:00", timezone="
 PROCESSED_DATA = dg.AssetSpec(
     "processed_data",
     description="Avro login records (Confluent wire format) on the Kafka topic `processed-data` "
-    "(KDP_OUTPUT_TOPIC), Kafka timestamp = event_time. Written by the converter from `user_login`.",
+    "(KDP_OUTPUT_TOPIC), Kafka timestamp = processing time (event time is the record's `event_time`). "
+    "Written by the converter from `user_login`.",
     deps=["user_login"],  # declared by the conversion area; named by key so the areas stay independent
     group_name="streams",
     kinds={"kafka"},
@@ -53,7 +62,8 @@ def _spec(name: str, description: str, deps: Sequence[dg.AssetSpec | str]) -> dg
 
 LOGIN_WINDOW = _spec(
     "login_window",
-    "Totals of the hour's logins and dead letters, and the offsets read per partition to count them.",
+    "Totals of the hour's logins (by event time) and dead letters (by failure time), the late records that "
+    "arrived in the hour (events whose own hour had closed), and the offsets read per partition to count them.",
     [PROCESSED_DATA],
 )
 DEVICE_TYPE_DISTRIBUTION = _spec("device_type_distribution", "Logins per device type.", [LOGIN_WINDOW])
@@ -72,8 +82,10 @@ DEAD_LETTER_RATE = _spec("dead_letter_rate", "Dead letters of the hour, by reaso
 
 class InsightsConfig(dg.Config):
     slack_minutes: int = DEFAULT_SLACK_MS // MINUTE_MS
-    """How late (in log order) a record may arrive and still be counted in its hour. Keep the schedule's
-    minute after this, so that the end of the slack is already in the log when the hour is read."""
+    """How long after its hour's end a record may be processed and still be counted in its hour; later, it is
+    a late record of the hour it was processed in. Keep it the same for every hour (a change between runs can
+    count a record twice or not at all), and keep the schedule's minute after it plus the log-order margin
+    (5 min), so that that part of the log exists when the hour is read."""
     max_dead_letter_rate: float = DEFAULT_MAX_DEAD_LETTER_RATE
     top_locales: int = 10
 
@@ -104,8 +116,8 @@ def hourly_insights(
     scan = read_window(settings, registry.client(), start_ms, end_ms, slack_ms=config.slack_minutes * MINUTE_MS)
     tally = scan.tally
     context.log.info(
-        f"{context.partition_key}: {tally.records} records and {tally.dead_letter_total} dead letters, "
-        f"{scan.scanned} records read from {settings.output_topic}"
+        f"{context.partition_key}: {tally.records} records, {tally.late_records} late records and "
+        f"{tally.dead_letter_total} dead letters, {scan.scanned} records read from {settings.output_topic}"
     )
 
     database = store.database_path(context.instance.storage_directory())
@@ -185,7 +197,7 @@ def hourly_insights(
 def _login_window_metadata(scan: WindowScan, database: Path, chart: Path) -> dict[str, dg.MetadataValue]:
     tally = scan.tally
     offsets = _md_table(
-        ["topic", "partition", "offsets read", "messages", "in window", "undecodable"],
+        ["topic", "partition", "offsets read", "messages", "in window", "late", "undecodable"],
         [
             [
                 p.offsets.topic,
@@ -193,6 +205,7 @@ def _login_window_metadata(scan: WindowScan, database: Path, chart: Path) -> dic
                 f"[{p.offsets.start}, {p.offsets.end})",
                 p.scanned,
                 p.counted,
+                p.late,
                 p.undecodable,
             ]
             for p in [*scan.records, *scan.dead_letters]
@@ -201,6 +214,7 @@ def _login_window_metadata(scan: WindowScan, database: Path, chart: Path) -> dic
     metadata: dict[str, dg.MetadataValue] = {
         "records": dg.MetadataValue.int(tally.records),
         "dead_letters": dg.MetadataValue.int(tally.dead_letter_total),
+        "late_records": dg.MetadataValue.int(tally.late_records),
         "records_scanned": dg.MetadataValue.int(scan.scanned),
         "undecodable": dg.MetadataValue.int(scan.undecodable),
         "offsets": dg.MetadataValue.md(offsets),
@@ -209,6 +223,9 @@ def _login_window_metadata(scan: WindowScan, database: Path, chart: Path) -> dic
     }
     if tally.newest_event_ms is not None:
         metadata["newest_event_time"] = dg.MetadataValue.timestamp(tally.newest_event_ms / 1000)
+    if tally.oldest_late_event_ms is not None and tally.max_late_delay_ms is not None:
+        metadata["oldest_late_event_time"] = dg.MetadataValue.timestamp(tally.oldest_late_event_ms / 1000)
+        metadata["max_late_delay_hours"] = dg.MetadataValue.float(round(tally.max_late_delay_ms / 3_600_000, 2))
     return metadata
 
 

@@ -1,12 +1,14 @@
 """The asset checks of the insights: what must hold for an hour's numbers to be trusted.
 
 - `counts_consistent_with_offsets` (on `login_window`): no partition delivered more messages than the
-  offsets it read, no record failed to decode, each partition's counted records add up to the window's
-  total, and every breakdown (device type, locale, version, minute) sums to that same total.
+  offsets it read nor counted more than it delivered, no record failed to decode, each partition's counted
+  records (on time and late) add up to the window's totals, and every breakdown (device type, locale,
+  version, minute) sums to the on-time total. Its metadata shows the late records beside them.
 - `dead_letter_rate_below_threshold` (on `dead_letter_rate`): dead letters / all messages of the hour stays
   at or under a configured rate (10 % by default).
-- `newest_record_is_recent` (on the external `processed_data`): the newest record on the topic is not older
-  than a configured age, i.e. the converter is producing.
+- `newest_record_is_recent` (on the external `processed_data`): the newest record on the topic was
+  delivered (its Kafka timestamp: processing or append time) at most a configured age ago, i.e. the
+  converter is producing.
 
 The first two are evaluated by the insights asset on the window it has just read (`check_specs`), because
 that read is the evidence; recomputing it in a separate step would mean reading the hour twice. The
@@ -54,13 +56,16 @@ def counts_consistency(scan: WindowScan) -> dg.AssetCheckResult:
                 f"{where}: {part.scanned} messages delivered from {part.span} offsets "
                 f"[{part.offsets.start}, {part.offsets.end})"
             )
-        if part.counted > part.scanned:
-            problems.append(f"{where}: {part.counted} counted of {part.scanned} delivered")
+        if part.counted + part.late > part.scanned:
+            problems.append(f"{where}: {part.counted} counted and {part.late} late of {part.scanned} delivered")
     if scan.undecodable:
         problems.append(f"{scan.undecodable} records could not be decoded")
     counted_records = sum(part.counted for part in scan.records)
     if counted_records != tally.records:
         problems.append(f"partitions counted {counted_records} records, the window totals {tally.records}")
+    counted_late = sum(part.late for part in scan.records)
+    if counted_late != tally.late_records:
+        problems.append(f"partitions counted {counted_late} late records, the window totals {tally.late_records}")
     counted_dead = sum(part.counted for part in scan.dead_letters)
     if counted_dead != tally.dead_letter_total:
         problems.append(f"partitions counted {counted_dead} dead letters, the window totals {tally.dead_letter_total}")
@@ -75,6 +80,7 @@ def counts_consistency(scan: WindowScan) -> dg.AssetCheckResult:
         description="; ".join(problems) or None,
         metadata={
             "records": dg.MetadataValue.int(tally.records),
+            "late_records": dg.MetadataValue.int(tally.late_records),
             "scanned": dg.MetadataValue.int(scan.scanned),
             "offsets_read": dg.MetadataValue.int(sum(part.span for part in scan.records)),
             "undecodable": dg.MetadataValue.int(scan.undecodable),
@@ -112,7 +118,7 @@ def freshness_result(newest_ms: int | None, now_ms: int, max_age_minutes: float)
         passed=passed,
         description=None if passed else f"newest record is {age_minutes:.1f} min old (limit {max_age_minutes} min)",
         metadata={
-            "newest_event_time": dg.MetadataValue.timestamp(newest_ms / 1000),
+            "newest_record_time": dg.MetadataValue.timestamp(newest_ms / 1000),
             "age_minutes": dg.MetadataValue.float(round(age_minutes, 2)),
             "max_age_minutes": dg.MetadataValue.float(float(max_age_minutes)),
         },
@@ -121,13 +127,13 @@ def freshness_result(newest_ms: int | None, now_ms: int, max_age_minutes: float)
 
 class FreshnessConfig(dg.Config):
     max_age_minutes: float = DEFAULT_MAX_AGE_MINUTES
-    """The newest record may be this old; event times are the clock, so allow for a quiet source."""
+    """The newest record may have been delivered this long ago; allow for a quiet source."""
 
 
 @dg.asset_check(
     asset="processed_data",
     name="newest_record_is_recent",
-    description="The newest record on processed-data (by event time) is at most max_age_minutes old.",
+    description="The newest record on processed-data was delivered at most max_age_minutes ago.",
 )
 def processed_data_freshness(config: FreshnessConfig, kafka: KafkaResource) -> dg.AssetCheckResult:
     settings = kafka.settings()
