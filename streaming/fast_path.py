@@ -180,7 +180,7 @@ def fused_source(encoder: WireFormatEncoder) -> tuple[str, dict[str, Any]]:
             continue
         memo = f"MEMO{len(memos) + 1}"
         memos[memo] = {}
-        fresh = 'b"".join((' + ", ".join(field_parts) + "))"
+        fresh = 'b"".join((' + ", ".join(field_parts) + ",))"
         lookup, name = (key, key) if key.isidentifier() else (f"(k{len(memos)} := {key})", f"k{len(memos)}")
         parts.append(f"{memo}.get({lookup}) or remember({memo}, {name}, {fresh})")
     indent = " " * 28

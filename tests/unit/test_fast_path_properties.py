@@ -171,7 +171,14 @@ def _spied_fused_converter(encoder: WireFormatEncoder) -> tuple[Any, list[bytes 
     return names["convert"], handed_over
 
 
-def test_the_usual_message_never_reaches_the_reference_once_its_values_are_known() -> None:
+@pytest.mark.parametrize("memo_keys", ["as configured", "none", "every field alone"])
+def test_the_usual_message_never_reaches_the_reference_once_its_values_are_known(
+    memo_keys: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if memo_keys == "none":
+        monkeypatch.setattr(fast_path, "MEMO_KEYS", {})
+    elif memo_keys == "every field alone":  # runs of one part (an int, an enum) and of two (a string)
+        monkeypatch.setattr(fast_path, "MEMO_KEYS", {local: local for local in fast_path.FIELD_LOCALS.values()})
     convert, handed_over = _spied_fused_converter(ENCODER)
     factory = EventFactory(3, IrregularityRates.with_malformed(0.0))
     values = [event.value for event in factory.batch(2_000, NOW_MS / 1000)]
