@@ -1,9 +1,10 @@
-"""The converter's per-record function (`streaming.converted.Convert`): the transform and the encoder fused.
+"""The converter's per-record function (`streaming.conversion.Convert`): the transform and the encoder fused.
 
 Two implementations give one answer:
 
-- `reference_converter(encoder)`: `streaming.transform.transform`, then `encoder.encode`; a record the
-  schema cannot hold becomes `Rejection(Reason.ENCODING_FAILED)`. It is the definition.
+- `streaming.conversion.reference_converter(encoder)`: `streaming.transform.transform`, then
+  `encoder.encode`; a record the schema cannot hold becomes `Rejection(Reason.ENCODING_FAILED)`. It is
+  the definition.
 - `fused_converter(encoder)`: one function generated at start from the encoder's (registered) schema. It
   decodes the JSON, checks the fields and writes the Avro body in straight-line code, with no processed
   `dict` in between and no call per field, for the usual message only: ASCII, every field of its JSON
@@ -27,15 +28,13 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
 from typing import Any
 
 from streaming import transform as _transform
 from streaming.avro_codegen import HELPERS, RecordParts, UnsupportedSchemaError, record_parts
-from streaming.converted import Convert, Converted
-from streaming.encoding import RecordEncodingError, WireFormatEncoder, wire_header
+from streaming.conversion import Convert, Converted, reference_converter
+from streaming.encoding import WireFormatEncoder, wire_header
 from streaming.ip_classes import classify
-from streaming.records import Reason, Rejection
 
 log = logging.getLogger(__name__)
 
@@ -87,10 +86,7 @@ def convert(value, topic, partition, offset, now_ms, oldest_ms):
     # generated from record {schema_name!r} by streaming/fast_path.py
     try:
         if type(value) is bytes and len(value) <= MAX_MESSAGE_BYTES and value.isascii():
-            try:
-                e = decode_event(value)
-            except Exception:  # transform's own fast decode would fail alike: straight to its precise path
-                return by_explanation(value, topic, partition, offset, now_ms, oldest_ms)
+            e = decode_event(value)
             user_id = e.user_id
             device_id = e.device_id
             locale = e.locale
@@ -133,29 +129,6 @@ def convert(value, topic, partition, offset, now_ms, oldest_ms):
         pass  # anything unusual, including a value the schema cannot hold: the reference decides
     return reference(value, topic, partition, offset, now_ms, oldest_ms)
 """
-
-
-def reference_converter(encoder: WireFormatEncoder) -> Convert:
-    """The definition of `Convert`: `transform`, then `encoder.encode`."""
-    return _transform_then_encode(_transform.transform, encoder)
-
-
-def _transform_then_encode(transform: Callable[..., dict[str, Any] | Rejection], encoder: WireFormatEncoder) -> Convert:
-    encode = encoder.encode
-
-    def convert_by_reference(
-        value: bytes | None, topic: str, partition: int, offset: int, now_ms: int, oldest_ms: int
-    ) -> Converted | Rejection:
-        result = transform(value, topic, partition, offset, now_ms, oldest_ms=oldest_ms)
-        if isinstance(result, Rejection):
-            return result
-        try:
-            body = encode(result)
-        except RecordEncodingError as error:  # the schema cannot hold it: a dead letter
-            return Rejection(Reason.ENCODING_FAILED, str(error))
-        return Converted(body, result["user_id"].encode(), result["device_type"], result["locale"])
-
-    return convert_by_reference
 
 
 def fused_source(encoder: WireFormatEncoder) -> tuple[str, dict[str, Any]]:
@@ -207,8 +180,6 @@ def fused_source(encoder: WireFormatEncoder) -> tuple[str, dict[str, Any]]:
         "Converted": Converted,
         "new_tuple": tuple.__new__,
         "reference": reference_converter(encoder),
-        # What `transform` does when its typed decode fails; the same decode failed here.
-        "by_explanation": _transform_then_encode(_transform._explain, encoder),
         "MAX_TIMESTAMP_DIGITS": _transform._MAX_TIMESTAMP_DIGITS,
     }
     return source, names
