@@ -95,7 +95,7 @@ def convert(value, topic, partition, offset, now_ms, oldest_ms):
                 digits = type(timestamp) is str and timestamp.isdigit() and len(timestamp) <= MAX_TIMESTAMP_DIGITS
                 timestamp = int(timestamp) if digits else -1
             if (
-                (LOWER_UUID(user_id) if device_id is None else TWO_LOWER_UUIDS(user_id + device_id))
+                (LOWER_UUID(user_id) if device_id is None else len(user_id) == 36 and TWO_IDS(user_id + device_id))
                 and locale in US_LOCALES
             ):
                 device_type = e.device_type
@@ -164,7 +164,7 @@ def fused_source(encoder: WireFormatEncoder) -> tuple[str, dict[str, Any]]:
         **encoding.constants,
         **memos,
         "remember": _transform._remember,
-        "TWO_LOWER_UUIDS": _TWO_LOWER_UUIDS,
+        "TWO_IDS": _TWO_LOWER_UUIDS,
         "MAX_MESSAGE_BYTES": _transform.MAX_MESSAGE_BYTES,
         "MIN_EVENT_TIME_MS": _transform.MIN_EVENT_TIME_MS,
         "MAX_FUTURE_MS": _transform.MAX_FUTURE_MS,
