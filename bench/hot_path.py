@@ -16,8 +16,9 @@ The two paths are the two implementations of `streaming.conversion.Convert`:
 - reference: `streaming.transform.transform`, then `WireFormatEncoder.encode` (the generated writer);
 - fused: one function generated from the schema, which hands anything unusual to the reference.
 Steps show where each spends: a bare Python call (the floor of any per-record function), the typed JSON
-decode, the fused path's checks without the encoding, and the encoders alone (fastavro as the
-reference the generated writer replaced). "usual" rows time only the messages that become records,
+decode, the encoders alone (fastavro as the reference the generated writer replaced), and the fused
+function cut after each of its stages (cumulative; the rest up to "usual only: fused convert" is the
+generated Avro encoding and the `Converted` it returns). "usual" rows time only the messages that become records,
 "dead letters" only the others.
 
 Two clocks: CPU time of this thread (what a message costs; steadier when other processes compete for the
@@ -63,11 +64,29 @@ def over(convert: Convert, values: list[bytes | None]) -> Callable[[], int]:
     return run
 
 
-def checks_only(encoder: WireFormatEncoder) -> Convert:
-    """The fused function with its encoding cut off: what its decode and checks alone cost."""
+#: Where the fused function is cut to time it in stages: after the line containing each marker, it returns.
+#: (Markers in `streaming.fast_path._TEMPLATE`; a marker not found drops its row, never the run.)
+FUSED_STAGES = (
+    ("type, size and ASCII checks", "value.isascii():"),
+    ("+ typed JSON decode", "e = decode_event(value)"),
+    ("+ timestamp, UUIDs, state", "device_type = e.device_type"),
+    ("+ device type and app version memo", "version = APP_VERSIONS.get(app_version)"),
+    ("+ IP address (inet_pton, class)", "address = classify_ip(e.ip)"),
+    ("+ event time window", "major, minor, patch = version"),
+)
+
+
+def fused_up_to(encoder: WireFormatEncoder, marker: str) -> Convert | None:
+    """The fused function returning None right after the line with `marker`: what it costs up to there."""
     source, names = fast_path.fused_source(encoder)
-    start, end = source.index("return new_tuple("), source.rindex("    except Exception:")
-    exec(compile(source[:start] + "return None\n" + source[end:], "<checks only>", "exec"), names)  # noqa: S102
+    lines = source.splitlines()
+    at = next((i for i, line in enumerate(lines) if marker in line), None)
+    if at is None:
+        return None
+    nested = lines[at].rstrip().endswith(":")
+    indent = len(lines[at + 1 if nested else at]) - len(lines[at + 1 if nested else at].lstrip())
+    cut = [*lines[: at + 1], " " * indent + "return None", *lines[at + 1 :]]
+    exec(compile("\n".join(cut), f"<fused up to {marker}>", "exec"), names)  # noqa: S102 - bench only
     return names["convert"]
 
 
@@ -122,7 +141,11 @@ def steps(values: list[bytes | None], encoder: WireFormatEncoder) -> list[tuple[
         ("reference: encode, fastavro mode", encode_with(with_fastavro)),
         ("reference: fastavro.schemaless_writer, reused buf", schemaless_writer_reused_buffer),
         ("REFERENCE convert (transform + encode)", over(reference, values)),
-        ("fused: decode + checks, no encoding", over(checks_only(encoder), values)),
+        *(
+            (f"fused, usual only: {stage}", over(cut, usual))
+            for stage, marker in FUSED_STAGES
+            if (cut := fused_up_to(encoder, marker)) is not None
+        ),
         ("FUSED convert", over(fused, values)),
         ("usual only: reference convert", over(reference, usual)),
         ("usual only: fused convert", over(fused, usual)),
@@ -173,10 +196,10 @@ def main(argv: list[str] | None = None) -> None:
         f"{len(values):,} events (seed {args.seed}, {args.malformed_rate:.0%} malformed), median of {args.repeat} "
         f"runs; Python {platform.python_version()}, fastavro {fastavro.__version__}, {platform.machine()}"
     )
-    print(f"{'step':<52} {'n':>8} {'CPU msg/s':>11} {'CPU µs/msg':>10} {'wall msg/s':>11}")
+    print(f"{'step':<56} {'n':>8} {'CPU msg/s':>11} {'CPU µs/msg':>10} {'wall msg/s':>11}")
     for name, _ in rows:
         count, cpu_s, wall_s = counts[name], statistics.median(cpu[name]), statistics.median(wall[name])
-        print(f"{name:<52} {count:>8,} {count / cpu_s:>11,.0f} {cpu_s / count * 1e6:>10.2f} {count / wall_s:>11,.0f}")
+        print(f"{name:<56} {count:>8,} {count / cpu_s:>11,.0f} {cpu_s / count * 1e6:>10.2f} {count / wall_s:>11,.0f}")
     ref, fused = "REFERENCE convert (transform + encode)", "FUSED convert"
     ratio = statistics.median(cpu[fused]) / statistics.median(cpu[ref])
     print(f"fused / reference, CPU per message: {ratio:.2f}")
