@@ -9,11 +9,11 @@ Two implementations give one answer:
   decodes the JSON, checks the fields and writes the Avro body in straight-line code, with no processed
   `dict` in between and no call per field, for the usual message only: ASCII, every field of its JSON
   type, a lower-case user/device UUID, a state code already upper case, a device type and an app version
-  already seen (the transform's memo tables), a timestamp given as an integer, an event time inside the
-  acceptance window. Anything else, every rejection included, is handed whole to the reference, so the
-  dead-letter path stays off the fast path and can never disagree with it. The fast lane only ever
-  returns what the reference would: the property tests in `tests/unit/test_fast_path_properties.py` check
-  it, byte for byte, and check the bodies against fastavro.
+  already seen (the transform's memo tables), a timestamp given as an integer or a string of digits, an
+  event time inside the acceptance window. Anything else, every rejection included, is handed whole to
+  the reference, so the dead-letter path stays off the fast path and can never disagree with it. The
+  fast lane only ever returns what the reference would: the property tests in
+  `tests/unit/test_fast_path_properties.py` check it, byte for byte, and check the bodies against fastavro.
 
 `converter_for(encoder)` is what the converter uses: the fused function when the schema allows it,
 otherwise (a schema field the transform does not produce, or a type the generated writer does not
@@ -83,7 +83,7 @@ MEMO_KEYS: dict[str, str] = {
 # `{parts}` is replaced by the generated encoding; `{schema_name}` names the schema.
 _TEMPLATE = """\
 def convert(value, topic, partition, offset, now_ms, oldest_ms):
-    # generated from record {schema_name!r} by streaming/fast_path.py
+    # generated from record {schema_name!r} by streaming/fast_path.py; the caller passes ints and a str
     try:
         if type(value) is bytes and len(value) <= MAX_MESSAGE_BYTES and value.isascii():
             e = decode_event(value)
@@ -213,5 +213,5 @@ def converter_for(encoder: WireFormatEncoder) -> Convert:
     try:
         return fused_converter(encoder)
     except UnsupportedSchemaError as error:
-        log.warning("schema %s: converting by the reference path, about 2x slower: %s", encoder.name, error)
+        log.warning("schema %s: converting by the reference path, slower (bench/hot_path.py): %s", encoder.name, error)
         return reference_converter(encoder)
