@@ -1,25 +1,38 @@
-"""Micro-benchmark of the converter's CPU hot path, without Kafka: transform, encode, and both.
+"""Micro-benchmark of the converter's CPU hot path, without Kafka: the reference path and the fused one, step by step.
 
 Usage (from the repository root; pin to one core for steadier figures):
 
-    taskset -c 0 .venv/bin/python bench/hot_path.py [--events 200000] [--repeat 5] [--malformed-rate 0]
+    taskset -c 1 .venv/bin/python -m bench.hot_path [--events 200000] [--repeat 5] [--malformed-rate 0.05]
+    taskset -c 1 .venv/bin/python -m bench.hot_path --profile   # cProfile of both paths, top functions
 
-Events come from the project's own generator (`streaming.events.EventFactory`: about 5 % without
-`device_type`, plus `--malformed-rate` of malformed ones). Every step runs `--repeat` times over the same
-events in this one process; the median is reported, so the rows compare like with like. fastavro's
-`schemaless_writer` (parsed schema, one reused buffer, as a careful caller would use it) is measured in
-the same run as the reference the generated writer replaces.
+(As a module: run as a script, `bench/` would shadow the standard library's `profile`, which cProfile imports.)
 
-Two clocks: CPU time of this thread (what a message costs; steady even when other processes compete for
-the cores) and wall time (what you get on this machine right now). On an idle, pinned core they agree.
+Events come from the project's own generator (`streaming.events.EventFactory`), by default as the bench
+backlog has them (`bench/backlog.py`: seed 7, 5 % malformed, about 5 % more without `device_type`). Every
+step runs `--repeat` times over the same events in this one process, the steps interleaved run by run;
+the median is reported, so the rows compare like with like.
+
+The two paths are the two implementations of `streaming.conversion.Convert`:
+- reference: `streaming.transform.transform`, then `WireFormatEncoder.encode` (the generated writer);
+- fused: one function generated from the schema, which hands anything unusual to the reference.
+Steps show where each spends: a bare Python call (the floor of any per-record function), the typed JSON
+decode, the encoders alone (fastavro as the reference the generated writer replaced), and the fused
+function cut after each of its stages (cumulative; the rest up to "usual only: fused convert" is the
+generated Avro encoding and the `Converted` it returns). "usual" rows time only the messages that become records,
+"dead letters" only the others.
+
+Two clocks: CPU time of this thread (what a message costs; steadier when other processes compete for the
+cores) and wall time. On an idle, pinned core they agree.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import io
 import json
 import platform
+import pstats
 import statistics
 import sys
 import time
@@ -28,55 +41,88 @@ from pathlib import Path
 
 import fastavro
 
+from streaming import fast_path
+from streaming.conversion import Convert, Converted, reference_converter
 from streaming.encoding import WireFormatEncoder
 from streaming.events import EventFactory, IrregularityRates
-from streaming.transform import transform
+from streaming.records import Reason, Rejection
+from streaming.transform import MIN_EVENT_TIME_MS, _decode_event, transform
 
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "processed-data-value.avsc"
 NOW_MS = 1_720_576_830_000
+TOPIC = "user-login"
 
 
-def measure(run: Callable[[], int], repeat: int) -> tuple[float, float, int]:
-    """Median CPU and wall seconds of `run()` over `repeat` runs, and how many messages one run handles."""
-    cpu, wall, count = [], [], 0
-    for _ in range(repeat):
-        cpu_start, wall_start = time.thread_time(), time.perf_counter()
-        count = run()
-        cpu.append(time.thread_time() - cpu_start)
-        wall.append(time.perf_counter() - wall_start)
-    return statistics.median(cpu), statistics.median(wall), count
+def over(convert: Convert, values: list[bytes | None]) -> Callable[[], int]:
+    """A run of `convert` over `values`, as the converter's batch loop calls it."""
+
+    def run() -> int:
+        for offset, value in enumerate(values):
+            convert(value, TOPIC, 0, offset, NOW_MS, MIN_EVENT_TIME_MS)
+        return len(values)
+
+    return run
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000)
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--malformed-rate", type=float, default=0.0)
-    parser.add_argument("--seed", type=int, default=1)
-    args = parser.parse_args(argv)
+#: Where the fused function is cut to time it in stages: after the line containing each marker, it returns.
+#: (Markers in `streaming.fast_path._TEMPLATE`; a marker not found drops its row, never the run.)
+FUSED_STAGES = (
+    ("type, size and ASCII checks", "value.isascii():"),
+    ("+ typed JSON decode", "e = decode_event(value)"),
+    ("+ timestamp, UUIDs, state", "device_type = e.device_type"),
+    ("+ device type and app version memo", "version = APP_VERSIONS.get(app_version)"),
+    ("+ IP address (inet_pton, class)", "address = classify_ip(e.ip)"),
+    ("+ event time window", "major, minor, patch = version"),
+)
 
-    factory = EventFactory(args.seed, IrregularityRates.with_malformed(args.malformed_rate))
-    values = [event.value for event in factory.batch(args.events, NOW_MS / 1000)]
-    schema = json.loads(SCHEMA_PATH.read_text())
-    generated = WireFormatEncoder(1, schema).encode
-    with_fastavro = WireFormatEncoder(1, schema, mode="fastavro").encode
-    parsed = fastavro.parse_schema(schema)
-    records = [r for r in (transform(v, "user-login", 0, i, NOW_MS) for i, v in enumerate(values)) if type(r) is dict]
+
+def fused_up_to(encoder: WireFormatEncoder, marker: str) -> Convert | None:
+    """The fused function returning None right after the line with `marker`: what it costs up to there."""
+    source, names = fast_path.fused_source(encoder)
+    lines = source.splitlines()
+    at = next((i for i, line in enumerate(lines) if marker in line), None)
+    if at is None:
+        return None
+    nested = lines[at].rstrip().endswith(":")
+    indent = len(lines[at + 1 if nested else at]) - len(lines[at + 1 if nested else at].lstrip())
+    cut = [*lines[: at + 1], " " * indent + "return None", *lines[at + 1 :]]
+    exec(compile("\n".join(cut), f"<fused up to {marker}>", "exec"), names)  # noqa: S102 - bench only
+    return names["convert"]
+
+
+def steps(values: list[bytes | None], encoder: WireFormatEncoder) -> list[tuple[str, Callable[[], int]]]:
+    reference, fused = reference_converter(encoder), fast_path.fused_converter(encoder)
+    outcomes = [fused(value, TOPIC, 0, offset, NOW_MS, MIN_EVENT_TIME_MS) for offset, value in enumerate(values)]
+    usual = [value for value, outcome in zip(values, outcomes, strict=True) if isinstance(outcome, Converted)]
+    dead = [value for value, outcome in zip(values, outcomes, strict=True) if not isinstance(outcome, Converted)]
+    records = [transform(value, TOPIC, 0, offset, NOW_MS) for offset, value in enumerate(usual)]
+    generated, parsed = encoder.encode, encoder.parsed_schema
+    with_fastavro = WireFormatEncoder(encoder.schema_id, encoder.schema, mode="fastavro").encode
+
+    rejection = Rejection(Reason.EMPTY, "a bare call")
+
+    def call_only(
+        value: bytes | None, topic: str, partition: int, offset: int, now_ms: int, oldest_ms: int
+    ) -> Converted | Rejection:
+        return rejection
+
+    def decode_only() -> int:
+        for value in usual:
+            _decode_event(value)  # type: ignore[arg-type]  # one that became a record has a value
+        return len(usual)
 
     def transform_only() -> int:
         for offset, value in enumerate(values):
-            transform(value, "user-login", 0, offset, NOW_MS)
+            transform(value, TOPIC, 0, offset, NOW_MS, oldest_ms=MIN_EVENT_TIME_MS)
         return len(values)
 
-    def encode_generated() -> int:
-        for record in records:
-            generated(record)
-        return len(records)
+    def encode_with(encode: Callable[[dict], bytes]) -> Callable[[], int]:
+        def run() -> int:
+            for record in records:
+                encode(record)  # type: ignore[arg-type]
+            return len(records)
 
-    def encode_wire_fastavro() -> int:
-        for record in records:
-            with_fastavro(record)
-        return len(records)
+        return run
 
     def schemaless_writer_reused_buffer() -> int:
         buffer, write = io.BytesIO(), fastavro.schemaless_writer
@@ -87,32 +133,76 @@ def main(argv: list[str] | None = None) -> None:
             buffer.getvalue()
         return len(records)
 
-    def both(encode: Callable[[dict], bytes]) -> Callable[[], int]:
-        def run() -> int:
-            for offset, value in enumerate(values):
-                result = transform(value, "user-login", 0, offset, NOW_MS)
-                if type(result) is dict:
-                    encode(result)
-            return len(values)
-
-        return run
-
-    steps = [
-        ("transform", transform_only),
-        ("encode: generated writer (WireFormatEncoder)", encode_generated),
-        ("encode: fastavro mode (WireFormatEncoder)", encode_wire_fastavro),
-        ("encode: fastavro.schemaless_writer, reused buffer", schemaless_writer_reused_buffer),
-        ("transform + encode (generated)", both(generated)),
-        ("transform + encode (fastavro mode)", both(with_fastavro)),
+    return [
+        ("floor: a bare Python call per message", over(call_only, values)),
+        ("usual: typed JSON decode (msgspec) alone", decode_only),
+        ("reference: transform", transform_only),
+        ("reference: encode, generated writer", encode_with(generated)),
+        ("reference: encode, fastavro mode", encode_with(with_fastavro)),
+        ("reference: fastavro.schemaless_writer, reused buf", schemaless_writer_reused_buffer),
+        ("REFERENCE convert (transform + encode)", over(reference, values)),
+        *(
+            (f"fused, usual only: {stage}", over(cut, usual))
+            for stage, marker in FUSED_STAGES
+            if (cut := fused_up_to(encoder, marker)) is not None
+        ),
+        ("FUSED convert", over(fused, values)),
+        ("usual only: reference convert", over(reference, usual)),
+        ("usual only: fused convert", over(fused, usual)),
+        ("dead letters only: reference convert", over(reference, dead)),
+        ("dead letters only: fused convert", over(fused, dead)),
     ]
+
+
+def profile(values: list[bytes | None], encoder: WireFormatEncoder) -> None:
+    for name, convert in (
+        ("reference", reference_converter(encoder)),
+        ("fused", fast_path.fused_converter(encoder)),
+    ):
+        profiler = cProfile.Profile()
+        profiler.runcall(over(convert, values))
+        print(f"\n--- cProfile, {name} path, {len(values):,} messages (profiler overhead included)")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(12)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--malformed-rate", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--profile", action="store_true", help="print a cProfile of each path instead")
+    args = parser.parse_args(argv)
+
+    factory = EventFactory(args.seed, IrregularityRates.with_malformed(args.malformed_rate))
+    values: list[bytes | None] = [event.value for event in factory.batch(args.events, NOW_MS / 1000)]
+    encoder = WireFormatEncoder(1, json.loads(SCHEMA_PATH.read_text()))
+    over(reference_converter(encoder), values)()  # warm the transform's memo tables, as a stream does
+    if args.profile:
+        profile(values, encoder)
+        return
+
+    rows = steps(values, encoder)
+    cpu: dict[str, list[float]] = {name: [] for name, _ in rows}
+    wall: dict[str, list[float]] = {name: [] for name, _ in rows}
+    counts: dict[str, int] = {}
+    for _ in range(args.repeat):  # interleaved, so that a noisy moment does not favour one row
+        for name, run in rows:
+            cpu_start, wall_start = time.thread_time(), time.perf_counter()
+            counts[name] = run()
+            cpu[name].append(time.thread_time() - cpu_start)
+            wall[name].append(time.perf_counter() - wall_start)
     print(
-        f"{len(values):,} events ({len(records):,} become records), median of {args.repeat} runs; "
-        f"Python {platform.python_version()}, fastavro {fastavro.__version__}, {platform.machine()}"
+        f"{len(values):,} events (seed {args.seed}, {args.malformed_rate:.0%} malformed), median of {args.repeat} "
+        f"runs; Python {platform.python_version()}, fastavro {fastavro.__version__}, {platform.machine()}"
     )
-    print(f"{'step':<52} {'CPU msg/s':>11} {'CPU µs/msg':>10} {'wall msg/s':>11}")
-    for name, run in steps:
-        cpu, wall, count = measure(run, args.repeat)
-        print(f"{name:<52} {count / cpu:>11,.0f} {cpu / count * 1e6:>10.2f} {count / wall:>11,.0f}")
+    print(f"{'step':<56} {'n':>8} {'CPU msg/s':>11} {'CPU µs/msg':>10} {'wall msg/s':>11}")
+    for name, _ in rows:
+        count, cpu_s, wall_s = counts[name], statistics.median(cpu[name]), statistics.median(wall[name])
+        print(f"{name:<56} {count:>8,} {count / cpu_s:>11,.0f} {cpu_s / count * 1e6:>10.2f} {count / wall_s:>11,.0f}")
+    ref, fused = "REFERENCE convert (transform + encode)", "FUSED convert"
+    ratio = statistics.median(cpu[fused]) / statistics.median(cpu[ref])
+    print(f"fused / reference, CPU per message: {ratio:.2f}")
     sys.stdout.flush()
 
 

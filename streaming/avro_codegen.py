@@ -30,6 +30,7 @@ import json
 import struct
 from collections import Counter
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 Writer = Callable[[Mapping[str, Any]], bytes]
@@ -119,7 +120,8 @@ def bytes_expected(value: object) -> bytes:
     raise TypeError(f"expected bytes, got {type(value).__name__}")
 
 
-_HELPERS: dict[str, Any] = {
+#: The names generated code may call besides its own constants (see `RecordParts`).
+HELPERS: dict[str, Any] = {
     "LAST": VARINT_LAST,
     "MORE": VARINT_MORE,
     "zigzag_long": zigzag_long,
@@ -245,10 +247,31 @@ class _Generator:
         return [f"{table}[{var}]"]
 
 
-def writer_source(schema: Mapping[str, Any] | str, prefix: bytes = b"") -> tuple[str, dict[str, Any]]:
-    """The Python source of `write(record) -> bytes` for `schema`, and the constants it refers to.
+@dataclass(frozen=True)
+class RecordParts:
+    """The encoding of one record schema as Python expressions over one local variable per field.
 
-    `prefix` is written before the Avro body (the Confluent wire-format header, for instance).
+    `b"".join(parts)` is `PREFIX` followed by the record's Avro binary encoding, once each field's value
+    is bound to its local (`variables(field name)` in `record_parts`); `field_parts[i]` are the expressions
+    of `fields[i]` alone. `constants` are the module-level names the expressions use (tables, PREFIX,
+    SCHEMA_NAME); the helpers they call are in `HELPERS`. Temporaries the expressions bind are named z1,
+    b1, n1, ...: a caller's own locals must not look like those.
+    """
+
+    full_name: str
+    fields: tuple[str, ...]
+    field_parts: tuple[tuple[str, ...], ...]
+    constants: dict[str, Any]
+
+    @property
+    def parts(self) -> tuple[str, ...]:
+        return ("PREFIX", *(part for parts in self.field_parts for part in parts))
+
+
+def record_parts(schema: Mapping[str, Any] | str, variables: Callable[[str], str], prefix: bytes = b"") -> RecordParts:
+    """The expressions encoding a record of `schema`, the value of field `name` being in `variables(name)`.
+
+    `variables` may raise `UnsupportedSchemaError` for a field it has no value for.
     """
     parsed = json.loads(schema) if isinstance(schema, str) else schema
     if not isinstance(parsed, Mapping) or parsed.get("type") != "record":
@@ -261,32 +284,47 @@ def writer_source(schema: Mapping[str, Any] | str, prefix: bytes = b"") -> tuple
     name, namespace = str(parsed.get("name")), parsed.get("namespace")
     full_name = name if "." in name or not namespace else f"{namespace}.{name}"
     generator.constants["SCHEMA_NAME"] = full_name
-    reads, parts = [], ["PREFIX"]
+    names, field_parts = [], []
     for field in fields:
         field_name = field.get("name") if isinstance(field, Mapping) else None
         if not isinstance(field_name, str) or not field_name.isidentifier():
             raise UnsupportedSchemaError(f"field {field!r} has no valid name")
-        var = generator.unique("f")
+        names.append(field_name)
+        field_parts.append(tuple(generator.parts(field.get("type"), variables(field_name), f"field {field_name!r}")))
+    return RecordParts(full_name, tuple(names), tuple(field_parts), generator.constants)
+
+
+def writer_source(schema: Mapping[str, Any] | str, prefix: bytes = b"") -> tuple[str, dict[str, Any]]:
+    """The Python source of `write(record) -> bytes` for `schema`, and the constants it refers to.
+
+    `prefix` is written before the Avro body (the Confluent wire-format header, for instance).
+    """
+    reads: list[str] = []
+
+    def read_into_local(field_name: str) -> str:
+        var = f"f{len(reads) + 1}"
         reads.append(f"        {var} = record[{field_name!r}]")
-        parts.extend(generator.parts(field.get("type"), var, f"field {field_name!r}"))
+        return var
+
+    encoding = record_parts(schema, read_into_local, prefix)
     lines = [
-        f"def write(record):  # generated from record {full_name!r} by streaming/avro_codegen.py",
+        f"def write(record):  # generated from record {encoding.full_name!r} by streaming/avro_codegen.py",
         "    try:",
         *reads,
         '        return b"".join((',
-        *(f"            {part}," for part in parts),
+        *(f"            {part}," for part in encoding.parts),
         "        ))",
         "    except ENCODING_FAILURES as error:",
         "        raise record_does_not_fit(SCHEMA_NAME, error) from error",
         "",
     ]
-    return "\n".join(lines), generator.constants
+    return "\n".join(lines), encoding.constants
 
 
 def generate_writer(schema: Mapping[str, Any] | str, prefix: bytes = b"") -> Writer:
     """A function writing `prefix` + the Avro binary encoding of a record of `schema`; see the module doc."""
     source, constants = writer_source(schema, prefix)
-    namespace = {**_HELPERS, **constants}
+    namespace = {**HELPERS, **constants}
     exec(compile(source, "<generated Avro writer>", "exec"), namespace)  # noqa: S102 - our own generated code
     write: Writer = namespace["write"]
     write.__doc__ = "Generated Avro writer.\n\n" + source

@@ -119,6 +119,8 @@ _BOM = b"\xef\xbb\xbf"
 
 # Memo tables: app versions and device-type spellings are few, so each is parsed once. A table that
 # reaches `_MEMO_LIMIT` entries (junk values) is emptied, which bounds memory and costs only speed.
+# `streaming.fast_path` reads these very dict objects (a value not in them goes the transform's way):
+# empty them, never rebind them.
 _MEMO_LIMIT = 4096
 _app_versions: dict[str, tuple[int, int, int] | None] = {}
 _device_types: dict[str, str | None] = {}
