@@ -3,7 +3,8 @@
     python fault_dagster_run.py TOPIC:PARTITION:START-END
 
 Settings come from the `KDP_*` environment, as in a Dagster deployment; the run uses an ephemeral
-instance (no DAGSTER_HOME). Prints the run's counts (its materialization's metadata) as JSON and exits 0 when the run succeeds.
+instance (no DAGSTER_HOME). Prints the run's counts (its materialization's metadata) as JSON and exits 0
+when the run succeeds.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import sys
 
 import dagster as dg
 
-from orchestration.defs.conversion.jobs import run_config_for
 from orchestration.definitions import defs
+from orchestration.defs.conversion.jobs import run_config_for
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
 from streaming.offset_ranges import OffsetRange
 
