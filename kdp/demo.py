@@ -226,6 +226,13 @@ def _summary(settings: Settings, outcome: Outcome, seconds: float) -> None:
     width = max((len(reason) for reason, _ in reasons), default=0)
     conversion_rate = outcome.consumed / outcome.converted_s if outcome.converted_s else 0.0
     generation_rate = outcome.generated / outcome.generated_s if outcome.generated_s else 0.0
+    next_steps = [
+        ("make dev", "the Dagster UI on http://localhost:3000: assets, runs, the conversion sensor"),
+        (f".venv/bin/kdp tail {settings.output_topic} -n 5", "the newest records, decoded through the registry"),
+        (".venv/bin/kdp replay --dry-run", "what replaying the dead letters would convert, by reason"),
+        (".venv/bin/kdp stack down", "stop the local stack (it stays up after the demo)"),
+    ]
+    width_next = max(len(command) for command, _ in next_steps)
     lines = [
         "",
         f"Summary ({seconds:.0f} s in all)",
@@ -238,11 +245,7 @@ def _summary(settings: Settings, outcome: Outcome, seconds: float) -> None:
         + (f", {outcome.backlog:,} of them from before)" if outcome.backlog else ")"),
         "",
         "Next",
-        "  make dev                                   the Dagster UI on http://localhost:3000: asset graph, runs,",
-        "                                             the conversion sensor and the hourly insights",
-        f"  .venv/bin/kdp tail {settings.output_topic} -n 5   the newest records, decoded through the registry",
-        "  .venv/bin/kdp replay --dry-run             what replaying the dead letters would convert, by reason",
-        "  .venv/bin/kdp stack down                   stop the local stack (it stays up after the demo)",
+        *(f"  {command:<{width_next}}  {what}" for command, what in next_steps),
     ]
     print("\n".join(lines), flush=True)
 
