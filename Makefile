@@ -6,26 +6,25 @@ BIN := $(VENV)/bin
 
 .PHONY: install demo test unit lint typecheck stack-up stack-down dev bench faults lock clean
 
+# The install's own output goes to $(VENV)/install.log, shown only when it fails.
 $(BIN)/.installed: pyproject.toml constraints.txt
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
-	touch $@
+	@echo "installing the project into $(VENV) (log: $(VENV)/install.log)"
+	@$(PYTHON) -m venv $(VENV)
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -c constraints.txt -e '.[dev]'; } \
+		> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@touch $@
 
 install: $(BIN)/.installed
 
-## make demo: start the local stack if needed and run the pipeline end to end, bounded
+## make demo: start the local stack if needed and run the pipeline end to end, bounded; one line a step,
+## progress bars, a summary. `make demo V=1` shows every log line and the Dagster run's output.
+## Dagster's instance (runs, sensor cursors) lives in DAGSTER_HOME; telemetry off.
 DAGSTER_HOME ?= $(CURDIR)/.kdp/dagster
-demo: install
-	$(BIN)/kdp stack up
-	mkdir -p $(DAGSTER_HOME) && DAGSTER_HOME=$(DAGSTER_HOME) \
-	  $(BIN)/dagster job execute -m orchestration.definitions -j provision_topics
-	$(BIN)/kdp generate --count 200000 --rate 50000 --malformed-rate 0.05
-	$(BIN)/kdp stream --until-caught-up --log-every 5
-	@echo "--- processed-data, decoded through the registry:"
-	$(BIN)/kdp tail processed-data -n 3
-	@echo "--- dead letters, with their reasons:"
-	$(BIN)/kdp tail user-login.dlq -n 3
+$(DAGSTER_HOME)/dagster.yaml:
+	@mkdir -p $(DAGSTER_HOME) && printf 'telemetry:\n  enabled: false\n' > $@
+
+demo: install $(DAGSTER_HOME)/dagster.yaml
+	@DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/kdp $(if $(V),-v) demo
 
 ## make test: unit and integration tests (starts the local stack for the session when none runs)
 test: install
@@ -42,8 +41,8 @@ faults: install
 		grep -ao '\[fault\].*' .kdp/faults.log; tail -n 1 .kdp/faults.log; exit $$status
 
 lint: install
-	$(BIN)/ruff check streaming orchestration localstack tests bench
-	$(BIN)/ruff format --check streaming orchestration localstack tests bench
+	$(BIN)/ruff check kdp streaming orchestration localstack tests bench
+	$(BIN)/ruff format --check kdp streaming orchestration localstack tests bench
 
 typecheck: install
 	$(BIN)/mypy
@@ -54,9 +53,9 @@ stack-up: install
 stack-down: install
 	$(BIN)/kdp stack down
 
-## make dev: the local stack plus the Dagster UI and daemon on http://localhost:3000
-dev: stack-up
-	mkdir -p $(DAGSTER_HOME) && DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml
+## make dev: the local stack plus the Dagster UI and daemon on http://localhost:3000 (`dg dev`)
+dev: stack-up $(DAGSTER_HOME)/dagster.yaml
+	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dg dev
 
 bench: stack-up
 	$(BIN)/python -m bench.run

@@ -144,7 +144,7 @@ def measure_latency(
     converter_command = [
         sys.executable,
         "-m",
-        "streaming.cli",
+        "kdp",
         "stream",
         # No --instance: a static member does not leave its group when it stops, and the clean-up deletes it.
         "--log-every",
@@ -153,7 +153,7 @@ def measure_latency(
     converter = runner.start(converter_command, environment, logs / f"latency-{mode}-converter.log")
     try:
         wait_for_stable_group(settings, lane.group, members=1)
-        generator_command = [sys.executable, "-m", "streaming.cli", "generate", "--topic", source, "--rate", str(rate)]
+        generator_command = [sys.executable, "-m", "kdp", "generate", "--topic", source, "--rate", str(rate)]
         generator_command += ["--duration", str(seconds), "--seed", str(seed), "--malformed-rate", "0.05"]
         generator_command += ["--progress-every", "0"]
         generator = runner.start(generator_command, environment, logs / f"latency-{mode}-generator.log")

@@ -1,6 +1,6 @@
 """`kdp stack up|down|status|logs`: the command-line face of `localstack.stack.LocalStack`.
 
-`streaming/cli.py` mounts it with `add_stack_parser(subparsers)`; the parsed namespace carries `handler`,
+`kdp/cli.py` mounts it with `add_stack_parser(subparsers)`; the parsed namespace carries `handler`,
 which runs the action and returns the exit code. `python -m localstack up|down|status|logs` offers the same
 actions without the `kdp` entry point. Progress goes to stderr (through logging), results to stdout, a
 `StackError` becomes one `error:` message and exit code 1.

@@ -1,13 +1,16 @@
-"""`kdp stream`: run the converter from the command line until stopped, or bounded."""
+"""`kdp stream`: run the converter from the command line until stopped, or bounded.
+
+SIGINT/SIGTERM finish the current batch (its output durable, its offsets committed) and stop
+(`streaming.shutdown`); the run's summary goes to stdout in one line.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
-import signal
-import threading
 
 from streaming.settings import DELIVERY_MODES, Settings
+from streaming.shutdown import Shutdown
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +41,6 @@ def run_stream(args: argparse.Namespace) -> int:
     if args.max_messages is not None and args.max_messages < 1:
         raise SystemExit("kdp stream: --max-messages must be at least 1")
     settings = Settings.from_env(delivery=args.delivery, batch_size=args.batch_size)
-    stop = threading.Event()
-
-    def request_stop(signum: int, _frame: object) -> None:
-        log.info("%s received: finishing the current batch, then stopping", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, request_stop)
-    signal.signal(signal.SIGINT, request_stop)
     converter = open_converter(
         settings, instance=args.instance, static_member=args.instance is not None, log_every=args.log_every
     )
@@ -57,10 +52,12 @@ def run_stream(args: argparse.Namespace) -> int:
         settings.dlq_topic,
     )
     converter.subscribe()
-    try:
-        summary = converter.run(stop, max_messages=args.max_messages, until_caught_up=args.until_caught_up)
-    finally:
-        converter.close()
+    shutdown = Shutdown("finishing the current batch, then stopping", "still finishing the current batch")
+    with shutdown.on_signals():
+        try:
+            summary = converter.run(shutdown.stop, max_messages=args.max_messages, until_caught_up=args.until_caught_up)
+        finally:
+            converter.close()
     print(
         f"consumed {summary.consumed}, processed {summary.processed}, dead letters {summary.dead_lettered}, "
         f"{summary.consumed / summary.elapsed if summary.elapsed else 0:.0f} msg/s over {summary.elapsed:.1f}s"

@@ -3,11 +3,13 @@
 Contract of `generate()`:
 - produces events from an `EventFactory` to `topic`, keyed by user id, at `rate` messages per second
   (0 = as fast as possible), until `count` messages, `duration_s` seconds, a stop request (the `stop`
-  event, SIGINT or SIGTERM when called from the main thread) or a fatal producer error, whichever comes first;
-- always flushes before returning (for up to `flush_timeout_s`; a second signal abandons the flush), and
+  event) or a fatal producer error, whichever comes first;
+- always flushes before returning (for up to `flush_timeout_s`, or until the `abandon` event), and
   counts a message that was not acknowledged by then as failed;
 - returns a `GenerateSummary`: produced, delivered, failed, counts by irregularity kind, elapsed time.
   `summary.ok` is false when any message failed; the command then exits non-zero.
+
+`kdp generate` (`streaming.generator_cli`) turns SIGINT/SIGTERM into the two events (`streaming.shutdown`).
 
 Throughput: pacing is a token bucket consulted once per small batch (about 10 ms of messages), never a
 sleep per message, so 10k-100k msg/s stay accurate; the producer is idempotent (retries cannot duplicate
@@ -16,16 +18,11 @@ or reorder) and lingers a little to send large, lz4-compressed batches.
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
-import random
-import signal
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -33,8 +30,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from streaming.backpressure import produce_when_room
-from streaming.events import MALFORMED_KINDS, EventFactory, Irregularity, IrregularityRates
-from streaming.settings import Settings
+from streaming.events import EventFactory, Irregularity
 
 log = logging.getLogger(__name__)
 
@@ -150,38 +146,6 @@ class _DeliveryTally:
             log.warning("producer: %s (%s)", error.str(), error.name())
 
 
-@dataclass
-class _Interrupts:
-    """What the operator asked for: `stop` producing (first signal), then `abandon` the flush (second)."""
-
-    stop: threading.Event
-    abandon: threading.Event = field(default_factory=threading.Event)
-
-    def on_signal(self, signum: int, _frame: object) -> None:
-        name = signal.Signals(signum).name
-        if not self.stop.is_set():
-            log.info("%s received: stopping and flushing (send it again to abandon the flush)", name)
-            self.stop.set()
-        else:
-            log.info("%s received again: abandoning the flush", name)
-            self.abandon.set()
-
-    @contextmanager
-    def from_signals(self) -> Iterator[None]:
-        """While inside, SIGINT and SIGTERM call `on_signal` (only in the main thread; elsewhere a no-op)."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-        for sig in previous:
-            signal.signal(sig, self.on_signal)
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
 def generate(
     producer_config: Mapping[str, Any],
     topic: str,
@@ -193,6 +157,7 @@ def generate(
     progress_every_s: float = 5.0,
     flush_timeout_s: float = 30.0,
     stop: threading.Event | None = None,
+    abandon: threading.Event | None = None,
 ) -> GenerateSummary:
     """Produce events until a bound or a stop request; see the module docstring for the contract.
 
@@ -205,9 +170,10 @@ def generate(
         raise ValueError("count must be >= 0")
     if duration_s is not None and duration_s < 0:
         raise ValueError("duration_s must be >= 0")
-    interrupts = _Interrupts(stop if stop is not None else threading.Event())
+    stop = stop if stop is not None else threading.Event()
+    abandon = abandon if abandon is not None else threading.Event()
     summary = GenerateSummary()
-    tally = _DeliveryTally(summary, interrupts.stop)
+    tally = _DeliveryTally(summary, stop)
     producer = Producer(
         {
             # librdkafka's own log repeats what error_cb reports (a down broker: several lines a second).
@@ -220,11 +186,8 @@ def generate(
         }
     )
     started = time.monotonic()
-    with interrupts.from_signals():
-        kinds = _produce_until_bound(
-            producer, topic, factory, summary, interrupts.stop, rate, count, duration_s, progress_every_s
-        )
-        undelivered = _flush(producer, flush_timeout_s, interrupts.abandon)
+    kinds = _produce_until_bound(producer, topic, factory, summary, stop, rate, count, duration_s, progress_every_s)
+    undelivered = _flush(producer, flush_timeout_s, abandon)
     if undelivered:
         summary.failed += undelivered
         if len(summary.errors) < MAX_ERRORS_KEPT:
@@ -316,144 +279,3 @@ def _log_progress(summary: GenerateSummary, elapsed_s: float) -> None:
         summary.delivered,
         summary.failed,
     )
-
-
-# --- `kdp generate` -------------------------------------------------------------------------------------
-
-
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} must be >= 0")
-    return value
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = _non_negative_float(text)
-    if value == 0:
-        raise argparse.ArgumentTypeError(f"{text} must be > 0")
-    return value
-
-
-def _share(text: str) -> float:
-    value = _non_negative_float(text)
-    if value > 1:
-        raise argparse.ArgumentTypeError(f"{text} is a share of the events: it must be between 0 and 1")
-    return value
-
-
-def _rate_flag(kind: Irregularity) -> str:
-    return f"--{kind.value.replace('_', '-')}-rate"
-
-
-def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Mount `generate` on the `kdp` command line; the handler returns the exit code (0 = all delivered)."""
-    parser = subparsers.add_parser(
-        "generate",
-        help="produce synthetic login events to the source topic",
-        description="Produce synthetic login events (JSON, keyed by user id) with optional irregularities. "
-        "Runs until --count or --duration is reached, or until stopped: Ctrl-C stops and flushes, a second "
-        "Ctrl-C abandons the flush. "
-        "Prints a JSON summary on stdout; exits 1 if any message was not delivered.",
-    )
-    parser.add_argument(
-        "--rate", type=_non_negative_float, default=1000.0, help="messages/s (default 1000); 0 = unlimited"
-    )
-    parser.add_argument("--count", type=_positive_int, help="stop after this many messages")
-    parser.add_argument("--duration", type=_positive_float, help="stop after this many seconds")
-    parser.add_argument("--seed", type=int, help="random seed (default: a random one, logged)")
-    parser.add_argument("--topic", help="target topic (default: KDP_SOURCE_TOPIC, user-login)")
-    parser.add_argument("--users", type=_positive_int, default=10_000, help="size of the user pool (default 10000)")
-    parser.add_argument(
-        "--missing-device-type-rate", type=_share, default=0.05, help="share without device_type (0.05)"
-    )
-    parser.add_argument(
-        "--malformed-rate",
-        type=_share,
-        default=0.0,
-        help=f"share of malformed messages, spread evenly over {', '.join(k.value for k in MALFORMED_KINDS)}",
-    )
-    for kind in MALFORMED_KINDS:
-        parser.add_argument(_rate_flag(kind), type=_share, default=0.0, help=f"share of {kind.value} messages")
-    parser.add_argument(
-        "--progress-every",
-        type=_non_negative_float,
-        default=5.0,
-        help="seconds between progress lines (default 5); 0 = none",
-    )
-
-    def handler(args: argparse.Namespace) -> int:
-        try:
-            rates = rates_from_args(args)
-        except ValueError as error:
-            parser.error(str(error))
-        return run_generate_command(args, rates)
-
-    parser.set_defaults(handler=handler)
-    return parser
-
-
-def rates_from_args(args: argparse.Namespace) -> IrregularityRates:
-    """The irregularity rates the flags ask for; `ValueError` names the flags when they add up to over 1."""
-    per_kind = {kind.value: getattr(args, kind.value + "_rate") for kind in MALFORMED_KINDS}
-    try:
-        return IrregularityRates.with_malformed(
-            args.malformed_rate, missing_device_type=args.missing_device_type_rate, **per_kind
-        )
-    except ValueError as error:
-        given = {_rate_flag(Irregularity.MISSING_DEVICE_TYPE): args.missing_device_type_rate}
-        given["--malformed-rate"] = args.malformed_rate
-        given.update({_rate_flag(kind): per_kind[kind.value] for kind in MALFORMED_KINDS})
-        flags = ", ".join(f"{flag} {value:g}" for flag, value in given.items() if value > 0)
-        raise ValueError(f"{flags}: {error}") from None
-
-
-def run_generate_command(args: argparse.Namespace, rates: IrregularityRates) -> int:
-    """Run `kdp generate` with the settings from the environment; prints the summary as JSON on stdout."""
-    settings = Settings.from_env()
-    topic = args.topic or settings.source_topic
-    seed = args.seed if args.seed is not None else random.SystemRandom().randrange(2**32)
-    bounds = [f"{args.count} messages" if args.count else "", f"{args.duration:g} s" if args.duration else ""]
-    log.info(
-        "generating to %s on %s at %s, seed %d, until %s",
-        topic,
-        settings.bootstrap,
-        f"{args.rate:g} msg/s" if args.rate else "full speed",
-        seed,
-        " or ".join(bound for bound in bounds if bound) or "stopped",
-    )
-    factory = EventFactory(seed, rates, users=args.users)
-    summary = generate(
-        settings.kafka_config(),
-        topic,
-        factory,
-        rate=args.rate,
-        count=args.count,
-        duration_s=args.duration,
-        progress_every_s=args.progress_every,
-    )
-    print(json.dumps({"topic": topic, "seed": seed, **summary.as_dict()}))
-    for error in summary.errors:
-        log.error("%s", error)
-    log.info(
-        "produced %d in %.1f s (%.0f msg/s): delivered %d, failed %d",
-        summary.produced,
-        summary.elapsed_s,
-        summary.rate,
-        summary.delivered,
-        summary.failed,
-    )
-    return 0 if summary.ok else 1

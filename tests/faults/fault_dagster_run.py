@@ -3,7 +3,8 @@
     python fault_dagster_run.py TOPIC:PARTITION:START-END
 
 Settings come from the `KDP_*` environment, as in a Dagster deployment; the run uses an ephemeral
-instance (no DAGSTER_HOME). Prints the op's output as JSON and exits 0 when the run succeeds.
+instance (no DAGSTER_HOME). Prints the run's counts (its materialization's metadata) as JSON and exits 0
+when the run succeeds.
 """
 
 from __future__ import annotations
@@ -13,13 +14,14 @@ import sys
 
 import dagster as dg
 
-from orchestration.defs.conversion.jobs import convert_ranges, run_config_for
+from orchestration.definitions import defs
+from orchestration.defs.conversion.jobs import run_config_for
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
 from streaming.offset_ranges import OffsetRange
 
 
 def main(range_key: str) -> int:
-    result = convert_ranges.execute_in_process(
+    result = defs.resolve_job_def("convert_ranges").execute_in_process(
         run_config=run_config_for([OffsetRange.parse(range_key)]),
         resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
         instance=dg.DagsterInstance.ephemeral(),
@@ -27,7 +29,9 @@ def main(range_key: str) -> int:
     )
     if not result.success:
         return 1
-    print(json.dumps(result.output_for_node("convert_offset_ranges")), flush=True)
+    [materialization] = result.asset_materializations_for_node("processed_data")
+    counts = ("consumed", "processed", "dead_lettered", "redone_batches")
+    print(json.dumps({name: materialization.metadata[name].value for name in counts}), flush=True)
     return 0
 
 

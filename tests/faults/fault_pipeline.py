@@ -1,7 +1,7 @@
 """The pipeline as production runs it, for fault tests: live traffic in, `kdp stream` in a subprocess.
 
 `Traffic` produces generated login events (5% malformed) at a steady rate from a background thread, so
-the converter is busy whenever a fault strikes. `ConverterProcess` runs `python -m streaming.cli stream`
+the converter is busy whenever a fault strikes. `ConverterProcess` runs `python -m kdp stream`
 with its settings in `KDP_*` variables, its log in a file (never a pipe that could fill and block it), and
 can be killed with SIGKILL or stopped with SIGTERM like any production process. `LivePipeline` is the two
 together for the length of a scenario, with the converter group's progress watched from outside.
@@ -73,7 +73,7 @@ class ConverterProcess:
     ) -> None:
         self.log_file = log_file
         # -X faulthandler: a SIGABRT makes a stuck process print every thread's stack into its log.
-        command = [*prefix, sys.executable, "-X", "faulthandler", "-m", "streaming.cli", "stream"]
+        command = [*prefix, sys.executable, "-X", "faulthandler", "-m", "kdp", "stream"]
         command += ["--instance", instance, "--log-every", "1"]
         with log_file.open("ab") as log:
             log.write(f"--- {' '.join(command[1:] + list(arguments))}\n".encode())

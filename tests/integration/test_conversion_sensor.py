@@ -13,7 +13,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
 
-from orchestration.defs.conversion.jobs import convert_ranges
+from orchestration.definitions import defs
 from orchestration.defs.conversion.sensors import conversion_sensor
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
 from streaming.dead_letter import read_dead_letter_headers
@@ -67,11 +67,15 @@ def test_sensor_requests_exactly_the_pending_ranges_and_runs_convert_each_messag
     assert observation.metadata["lag"].value == EVENTS
 
     resources = {"kafka": KafkaResource(), "registry": SchemaRegistryResource()}
+    convert_ranges = defs.resolve_job_def("convert_ranges")
     for request in result.run_requests:
         outcome = convert_ranges.execute_in_process(
             run_config=request.run_config, resources=resources, instance=instance, tags=request.tags
         )
         assert outcome.success
+        [materialization] = outcome.asset_materializations_for_node("processed_data")
+        metadata = materialization.metadata
+        assert metadata["consumed"].value == metadata["processed"].value + metadata["dead_lettered"].value > 0
 
     again = _tick(instance, result.cursor)
     assert again.run_requests == []
@@ -90,7 +94,8 @@ def test_sensor_requests_exactly_the_pending_ranges_and_runs_convert_each_messag
     rerun = convert_ranges.execute_in_process(
         run_config=result.run_requests[0].run_config, resources=resources, instance=instance
     )
-    assert rerun.output_for_node("convert_offset_ranges")["consumed"] == 0
+    [materialization] = rerun.asset_materializations_for_node("processed_data")
+    assert materialization.metadata["consumed"].value == 0
 
 
 def test_sensor_yields_to_a_running_stream_in_the_same_group(stack, topics):

@@ -100,7 +100,7 @@ def test_kill_9_in_exactly_once_loses_and_duplicates_nothing(stack, tmp_path):
         "KDP_DELIVERY": "exactly-once",
         "KDP_BATCH_SIZE": "2000",
     }
-    command = [sys.executable, "-m", "streaming.cli", "stream", "--instance", "one", "--log-every", "0.5"]
+    command = [sys.executable, "-m", "kdp", "stream", "--instance", "one", "--log-every", "0.5"]
     victim = subprocess.Popen([*command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # Kill it once it has committed some, but not all, of its work.
     deadline = time.monotonic() + 120

@@ -287,15 +287,7 @@ def test_converter_can_be_scaled(compose):
 def test_provision_runs_once_after_the_cluster_and_before_the_pipeline(compose):
     all_services = services(compose)
     provision = all_services["provision"]
-    assert provision["command"] == [
-        "dagster",
-        "job",
-        "execute",
-        "-m",
-        "orchestration.definitions",
-        "-j",
-        "provision_topics",
-    ]
+    assert provision["command"] == ["dg", "launch", "--job", "provision_topics"]
     waits_for = {target for target, spec in provision["depends_on"].items() if spec["condition"] == "service_healthy"}
     assert set(kafka_nodes(compose)) | {"schema-registry"} <= waits_for
     for name in ("generator", "converter"):

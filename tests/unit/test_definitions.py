@@ -29,13 +29,14 @@ def test_the_jobs_sensor_and_schedule_are_there_and_automation_runs_by_default()
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in defs.schedules or [])
 
 
-def test_dagster_cli_validates_the_workspace():
+def test_dg_check_defs_loads_the_project():
+    """What `make dev` and `make demo` rely on: `dg` finds the project through pyproject's [tool.dg]."""
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        [str(Path(sys.executable).parent / "dg"), "check", "defs"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Validation successful" in result.stdout + result.stderr
+    assert "All definitions loaded successfully" in result.stdout + result.stderr

@@ -217,6 +217,7 @@ def test_build_context_carries_what_the_image_runs():
         "deploy/kafka_probe.py",
         "deploy/dagster",
         "schemas",
+        "kdp",
         "streaming",
         "orchestration",
     }

@@ -11,15 +11,9 @@ import threading
 import pytest
 
 from streaming.events import EventFactory, Irregularity, IrregularityRates
-from streaming.generator import (
-    MAX_BATCH,
-    TokenBucket,
-    _Interrupts,
-    add_generate_parser,
-    batch_size_for,
-    generate,
-    rates_from_args,
-)
+from streaming.generator import MAX_BATCH, TokenBucket, batch_size_for, generate
+from streaming.generator_cli import add_generate_parser, rates_from_args
+from streaming.shutdown import Shutdown
 
 #: Nothing listens on port 1, so every message times out after `message.timeout.ms`.
 UNREACHABLE = {"bootstrap.servers": "127.0.0.1:1", "message.timeout.ms": 500}
@@ -166,11 +160,20 @@ def test_a_duration_bound_ends_the_run(caplog: pytest.LogCaptureFixture) -> None
 
 
 def test_sigint_stops_and_flushes_then_the_previous_handler_returns(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="streaming.generator")
+    """What `kdp generate` does: SIGINT, through `Shutdown`, stops the loop, which flushes and returns."""
+    caplog.set_level(logging.INFO, logger="streaming.shutdown")
     before = signal.getsignal(signal.SIGINT)
     timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()
-    summary = generate(UNREACHABLE, "user-login", EventFactory(seed=4, users=50), rate=200)
+    with Shutdown("stopping and flushing", "abandoning the flush").on_signals() as shutdown:
+        summary = generate(
+            UNREACHABLE,
+            "user-login",
+            EventFactory(seed=4, users=50),
+            rate=200,
+            stop=shutdown.stop,
+            abandon=shutdown.abandon,
+        )
     timer.join()
     assert summary.stopped_by == "stop request"
     assert summary.failed == summary.produced > 0
@@ -179,8 +182,25 @@ def test_sigint_stops_and_flushes_then_the_previous_handler_returns(caplog: pyte
 
 
 def test_a_second_signal_abandons_the_flush() -> None:
-    interrupts = _Interrupts(threading.Event())
-    interrupts.on_signal(signal.SIGTERM, None)
-    assert interrupts.stop.is_set() and not interrupts.abandon.is_set()
-    interrupts.on_signal(signal.SIGINT, None)
-    assert interrupts.abandon.is_set()
+    shutdown = Shutdown()
+    shutdown.on_signal(signal.SIGTERM, None)
+    assert shutdown.stop.is_set() and not shutdown.abandon.is_set()
+    shutdown.on_signal(signal.SIGINT, None)
+    assert shutdown.abandon.is_set()
+
+
+def test_an_abandoned_flush_returns_at_once_counting_what_was_not_acknowledged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.CRITICAL, logger="streaming.generator")
+    abandon = threading.Event()
+    abandon.set()
+    summary = generate(
+        {**UNREACHABLE, "message.timeout.ms": 60_000},
+        "user-login",
+        EventFactory(seed=5, users=50),
+        count=30,
+        abandon=abandon,
+        flush_timeout_s=120,
+    )
+    assert summary.produced == 30 and summary.failed == 30 and not summary.ok

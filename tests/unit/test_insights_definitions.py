@@ -4,6 +4,7 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from orchestration.defs import conversion
 from orchestration.defs.insights import defs
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
 from orchestration.insights.placement import DEFAULT_SLACK_MS, LOG_ORDER_MARGIN_MS, MINUTE_MS
@@ -11,7 +12,7 @@ from orchestration.insights.placement import DEFAULT_SLACK_MS, LOG_ORDER_MARGIN_
 
 def full_defs() -> dg.Definitions:
     resources = dg.Definitions(resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()})
-    return dg.Definitions.merge(defs, resources)
+    return dg.Definitions.merge(defs, conversion.defs, resources)
 
 
 def test_definitions_load_with_the_top_level_resource_keys() -> None:
@@ -31,7 +32,7 @@ def test_insight_assets_depend_on_processed_data_and_carry_their_checks() -> Non
         "dead_letter_rate",
     }
     assert graph.get(dg.AssetKey("login_window")).parent_keys == {dg.AssetKey("processed_data")}
-    assert not graph.get(dg.AssetKey("processed_data")).is_materializable
+    assert graph.get(dg.AssetKey("processed_data")).group_name == "streams"  # the conversion area's asset
     checks = {(key.asset_key.to_user_string(), key.name) for key in graph.asset_check_keys}
     assert checks == {
         ("login_window", "counts_consistent_with_offsets"),
@@ -41,13 +42,16 @@ def test_insight_assets_depend_on_processed_data_and_carry_their_checks() -> Non
 
 
 def test_schedule_runs_by_default_and_requests_the_previous_hour() -> None:
-    schedule = full_defs().resolve_schedule_def("insights_hourly_schedule")
+    defs = full_defs()
+    schedule = defs.resolve_schedule_def("insights_hourly_schedule")
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     assert schedule.cron_schedule == "20 * * * *"
     # The hour's log (slack, then the log-order margin) is complete before the run reads it.
     assert DEFAULT_SLACK_MS + LOG_ORDER_MARGIN_MS < 20 * MINUTE_MS
     tick = datetime(2026, 11, 25, 9, 20, tzinfo=UTC)
     with dg.instance_for_test() as instance:
-        context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick)
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+        )
         requests = schedule.evaluate_tick(context).run_requests
     assert [request.partition_key for request in requests or []] == ["2026-11-25-08:00"]

@@ -1,16 +1,93 @@
-"""The source stream as an external asset: Dagster observes `user-login`, it does not produce it.
+"""The conversion area's two assets: the source topic Dagster observes, and the output topic it writes.
 
-The conversion sensor records the topic's end offsets, the converter group's lag and the
-throughput between ticks as observations of this asset (see Dagster's "observing streaming
-processes" pattern).
+- `user_login` is an external asset (an `AssetSpec`): the generator writes it, Dagster only observes it.
+  The conversion sensor records its end offsets, the converter group's lag and the incoming rate as
+  observations (Dagster's "observing streaming processes" pattern).
+- `processed_data` is materialized by the `convert_ranges` runs the sensor requests: each run converts
+  exactly the offset ranges of its config and returns a `MaterializeResult` with what it did. A long-running
+  `kdp stream` writes the same topic outside Dagster; its work is not reported here (it has no runs), and the
+  sensor yields to it (see `sensors`).
+
+A run reads its ranges with `assign()` (no group membership), runs the same converter as `kdp stream` (same
+transform, encoder and delivery code), and commits the converter group's offsets batch by batch, each commit
+only after that batch's output is durable (in one Kafka transaction with the output in exactly-once mode).
+A run that dies is redone from the group's committed offset, so in exactly-once mode its output appears once.
+
+No `from __future__ import annotations`: Dagster reads the config and resource annotations at import time.
 """
 
 import dagster as dg
+
+from orchestration.defs.conversion.offsets import active_members
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
+from streaming.offset_ranges import OffsetRange
+from streaming.pipeline import open_converter
+
+STREAMS = "streams"
 
 user_login = dg.AssetSpec(
     "user_login",
     description="Raw JSON login events on the Kafka topic `user-login` (KDP_SOURCE_TOPIC), written by "
     "the generator. Observed by the conversion sensor: end offsets, converter lag, throughput.",
-    group_name="streams",
+    group_name=STREAMS,
     kinds={"kafka"},
 )
+
+
+class ConversionConfig(dg.Config):
+    ranges: list[str]
+    """Offset ranges as `topic:partition:start-end` (end exclusive), e.g. `user-login:0:0-5000`."""
+
+
+@dg.asset(
+    deps=[user_login],
+    group_name=STREAMS,
+    kinds={"kafka"},
+    description="Avro login records (Confluent wire format) on the Kafka topic `processed-data` "
+    "(KDP_OUTPUT_TOPIC), Kafka timestamp = event_time; rejected messages go to the dead-letter topic. "
+    "Materialized by `convert_ranges` runs, each converting the offset ranges of its config.",
+)
+def processed_data(
+    context: dg.AssetExecutionContext,
+    config: ConversionConfig,
+    kafka: KafkaResource,
+    registry: SchemaRegistryResource,
+) -> dg.MaterializeResult:
+    ranges = [OffsetRange.parse(key) for key in config.ranges]
+    settings = pipeline_settings(kafka, registry)
+    unknown = {r.topic for r in ranges} - {settings.source_topic}
+    if unknown:
+        raise dg.Failure(f"ranges name {sorted(unknown)}, but the converter reads {settings.source_topic!r}")
+    members = active_members(settings)
+    if members:
+        # A `kdp stream` started after the sensor requested this run owns the group's offsets now.
+        raise dg.Failure(
+            f"group {settings.group_id!r} has {members} active member(s) (kdp stream?): not converting "
+            "beside it; the sensor requests the range again once the group is idle"
+        )
+    # One transactional id per partition set: a redone run fences the zombie of the one it redoes.
+    instance = "dagster-" + "-".join(f"{r.topic}.{r.partition}" for r in sorted(ranges))
+    converter = open_converter(settings, instance=instance, poll_timeout=0.5)
+    try:
+        remaining = converter.assign_ranges(ranges)
+        context.log.info("converting %s (already committed: %d ranges)", remaining, len(ranges) - len(remaining))
+        summary = converter.run(max_failed_batches=5)
+    finally:
+        converter.close()
+    counts = {
+        "consumed": summary.consumed,
+        "processed": summary.processed,
+        "dead_lettered": summary.dead_lettered,
+        "redone_batches": summary.redone_batches,
+    }
+    return dg.MaterializeResult(
+        metadata={
+            **{name: dg.MetadataValue.int(value) for name, value in counts.items()},
+            "dead_letters_by_reason": dg.MetadataValue.json(dict(summary.insights.reasons)),
+            "ranges": dg.MetadataValue.json(config.ranges),
+            "delivery": dg.MetadataValue.text(settings.delivery),
+            "msg_per_s": dg.MetadataValue.float(
+                round(summary.consumed / summary.elapsed, 1) if summary.elapsed else 0.0
+            ),
+        },
+    )

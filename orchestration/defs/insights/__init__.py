@@ -6,12 +6,12 @@ bound by the top-level `orchestration.definitions`.
 
 import dagster as dg
 
-from orchestration.defs.insights.assets import PROCESSED_DATA, hourly_insights
+from orchestration.defs.insights.assets import hourly_insights
 from orchestration.defs.insights.checks import processed_data_freshness
 from orchestration.defs.insights.schedules import insights_hourly_schedule
 
 defs = dg.Definitions(
-    assets=[PROCESSED_DATA, hourly_insights],
+    assets=[hourly_insights],
     asset_checks=[processed_data_freshness],
     schedules=[insights_hourly_schedule],
 )

@@ -2,9 +2,9 @@
 
 One multi-asset reads the hour once (`window_reader.read_window`) and materializes seven assets from it:
 
-    processed_data (external: the topic) -> login_window -> device_type_distribution, top_locales,
-                                                            app_version_adoption, unique_users_devices,
-                                                            events_per_minute, dead_letter_rate
+    processed_data (the topic, conversion area) -> login_window -> device_type_distribution, top_locales,
+                                                                   app_version_adoption, unique_users_devices,
+                                                                   events_per_minute, dead_letter_rate
 
 `login_window` is the hour's totals and what was read to get them (offsets per partition); the others are
 views of the same tally. Reading once keeps them consistent with each other and costs one pass over Kafka;
@@ -45,15 +45,8 @@ from orchestration.insights.window_reader import WindowScan, read_window
 GROUP = "insights"
 HOURLY = dg.HourlyPartitionsDefinition(start_date="2026-11-01-00:00", timezone="UTC")
 
-PROCESSED_DATA = dg.AssetSpec(
-    "processed_data",
-    description="Avro login records (Confluent wire format) on the Kafka topic `processed-data` "
-    "(KDP_OUTPUT_TOPIC), Kafka timestamp = processing time (event time is the record's `event_time`). "
-    "Written by the converter from `user_login`.",
-    deps=["user_login"],  # declared by the conversion area; named by key so the areas stay independent
-    group_name="streams",
-    kinds={"kafka"},
-)
+PROCESSED_DATA = "processed_data"
+"""The upstream of every insight, owned by the conversion area; named by key so the areas stay independent."""
 
 
 def _spec(name: str, description: str, deps: Sequence[dg.AssetSpec | str]) -> dg.AssetSpec:

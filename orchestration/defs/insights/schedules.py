@@ -10,7 +10,7 @@ last hours look fine.
 
 import dagster as dg
 
-from orchestration.defs.insights.assets import GROUP
+from orchestration.defs.insights.assets import GROUP, HOURLY
 from orchestration.defs.insights.checks import processed_data_freshness
 
 insights_hourly_job = dg.define_asset_job(
@@ -19,9 +19,16 @@ insights_hourly_job = dg.define_asset_job(
     description="Read one hour of processed-data and dead letters, store and check the hour's insights.",
 )
 
-insights_hourly_schedule = dg.build_schedule_from_partitioned_job(
-    insights_hourly_job,
-    name="insights_hourly_schedule",
-    minute_of_hour=20,
+
+# Written out rather than built with `build_schedule_from_partitioned_job`, which calls Dagster's deprecated
+# `JobDefinition.run_request_for_partition` (dagster 1.13).
+@dg.schedule(
+    job=insights_hourly_job,
+    cron_schedule="20 * * * *",
+    execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="At minute 20 of every hour, the insights of the hour that ended 20 minutes earlier.",
 )
+def insights_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    an_hour_before = context.scheduled_execution_time.timestamp() - 3600  # 09:20 -> 08:20, in the hour 08:00
+    return dg.RunRequest(partition_key=HOURLY.get_partition_key_for_timestamp(an_hour_before))

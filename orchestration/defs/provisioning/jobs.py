@@ -205,6 +205,9 @@ def provisioning_run_config(config: ProvisioningConfig) -> dg.RunConfig:
 
 @dg.job(
     config=provisioning_run_config,
+    # Three short steps, each needing the one before: one process, not a process per step (which costs
+    # seconds of start-up each and buys no parallelism here).
+    executor_def=dg.in_process_executor,
     description="Create and update the pipeline's topics from orchestration/provisioning/topics.yaml, "
     "then register their value schemas. Idempotent; `dry_run` changes nothing.",
     tags={"kdp/area": "provisioning"},

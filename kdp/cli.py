@@ -1,8 +1,9 @@
-"""`kdp`: the command line of the pipeline.
+"""The `kdp` entry point: one parser with a subcommand per plane's command.
 
-Each subcommand lives beside the code it drives and registers itself here through an
-`add_*_parser(subparsers)` function; this module only assembles them, so importing it stays
-cheap (the heavy modules are imported by the subcommand that needs them).
+Each subcommand registers itself through an `add_*_parser(subparsers)` function that lives beside its code
+and sets `handler` (namespace -> exit code). Importing this module stays cheap: the heavy modules are
+imported by the handler that needs them. Long-running handlers stop on SIGINT/SIGTERM through
+`streaming.shutdown`; a Ctrl-C anywhere else ends the command with exit code 130.
 """
 
 from __future__ import annotations
@@ -12,26 +13,27 @@ import logging
 import sys
 from collections.abc import Sequence
 
+from kdp.demo import add_demo_parser
+from localstack.cli import add_stack_parser
+from streaming.converter_cli import add_stream_parser
+from streaming.generator_cli import add_generate_parser
+from streaming.tail import add_tail_parser
+
 
 def build_parser() -> argparse.ArgumentParser:
-    from localstack.cli import add_stack_parser
-    from streaming.converter_cli import add_stream_parser
-    from streaming.generator import add_generate_parser
-    from streaming.tail import add_tail_parser
-
-    parser = argparse.ArgumentParser(prog="kdp", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="kdp", description="The command line of the Kafka data pipeline.")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_stack_parser(subparsers)
     add_generate_parser(subparsers)
     add_stream_parser(subparsers)
     add_tail_parser(subparsers)
+    add_demo_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -46,7 +48,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())
