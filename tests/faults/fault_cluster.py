@@ -13,6 +13,7 @@ import signal
 import time
 from dataclasses import dataclass
 
+from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from localstack import kafka_node, processes
@@ -66,6 +67,32 @@ class FaultCluster:
             if pid is not None:
                 os.kill(pid, signal.SIGCONT)
 
+    def stop_broker(self, node_id: int) -> None:
+        """Stop one broker gracefully (SIGTERM, as an operator's rolling restart does): it hands over its
+        leaderships and group coordinators before it exits."""
+        node = self.nodes[node_id - 1]
+        stopped = processes.stop(node.pid_file, node.marker, STOP_TIMEOUT)
+        assert stopped is not None, f"broker {node_id} was not running"
+
+    def out_of_sync(self) -> list[str]:
+        """Partitions of every topic (internal ones included) with a replica outside the in-sync set."""
+        admin = AdminClient({"bootstrap.servers": self.info.bootstrap})
+        names = list(admin.list_topics(timeout=30).topics)
+        described = admin.describe_topics(TopicCollection(names), request_timeout=30)
+        lagging = []
+        for name, future in described.items():
+            for partition in future.result(timeout=60).partitions:
+                if {r.id for r in partition.isr} != {r.id for r in partition.replicas}:
+                    lagging.append(f"{name}[{partition.id}]")
+        return lagging
+
+    def wait_in_sync(self, timeout: float = 180.0) -> float:
+        """Seconds until every replica of every partition is back in sync (what a rolling restart waits for
+        before it stops the next broker, so that two in-sync replicas remain throughout)."""
+        began = time.monotonic()
+        _wait_until(lambda: not self.out_of_sync(), "every replica to be back in sync", timeout, poll=1.0)
+        return time.monotonic() - began
+
     def stop_registry(self) -> None:
         """Stop the registry (SIGTERM, as an operator or an orchestrator would)."""
         stopped = processes.stop(self.registry.pid_file, self.registry.marker, STOP_TIMEOUT)
@@ -94,9 +121,9 @@ def create_topics(bootstrap: str, names: list[str], partitions: int, replication
         future.result(timeout=60)
 
 
-def _wait_until(condition, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_until(condition, what: str, timeout: float = 30.0, poll: float = 0.1) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(poll)
