@@ -49,6 +49,11 @@ detected 20 s later with 10 + 10 s, now 8 s. A call that honours its timeout ret
 well inside the 3 s margin even on a loaded machine; a false alarm would cost a producer replacement and a redo
 of the batch (its transaction aborted), never a loss or a duplicate."""
 
+RETRY_PAUSE_MAX_SECONDS = 1.0
+"""The longest pause between two tries of a retriable transactional call (each try already waits up to
+`CALL_TIMEOUT_SECONDS`). It was 10 s: when the brokers came back from an outage, an abort_transaction then
+slept up to 10 s before asking again (seen in tests/faults, all brokers down 30 s)."""
+
 
 class ProducerStuck(RuntimeError):
     """A transactional call did not return within `STUCK_AFTER_SECONDS`, despite its timeout."""
@@ -131,7 +136,7 @@ class ExactlyOnce:
                     raise
                 log.warning("%s: %s; retrying in %.1fs", what, kafka_error.str(), delay)
                 time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, RETRY_PAUSE_MAX_SECONDS)
 
     def begin(self) -> None:
         self._failures.clear()
