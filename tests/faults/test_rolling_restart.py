@@ -37,6 +37,7 @@ def test_rolling_restart_under_load_loses_nothing(cluster: FaultCluster, tmp_pat
     try:
         with LivePipeline(settings, tmp_path / "converter.log", RATE) as live:
             live.progress.wait_for_commit_beyond(0, timeout=120)
+            live.progress.wait_caught_up(timeout=180)  # steady state: the start-up backlog is not "before"
             before_start = time.time()
             time.sleep(BEFORE_S)
             roll_start = time.time()
