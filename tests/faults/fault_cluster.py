@@ -9,7 +9,9 @@ comes back on its own data and ports, as it would after a crash on a real host.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 
@@ -17,11 +19,13 @@ from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from localstack import kafka_node, processes
+from localstack.errors import StackError
 from localstack.kafka_node import KafkaNode
 from localstack.registry import RegistryProcess
 from localstack.stack import LocalStack, StackInfo
 
 STOP_TIMEOUT = 60.0
+PORT_WAIT = 30.0
 
 
 @dataclass
@@ -99,11 +103,27 @@ class FaultCluster:
         assert stopped is not None, "the registry was not running"
 
     def heal(self) -> float:
-        """Thaw every broker and start whatever is not running; seconds until the whole stack is usable."""
+        """Thaw every broker and start whatever is not running; seconds until the whole stack is usable.
+
+        A port of a node stopped a moment ago can be reported taken for a little while (seen once in a rolling
+        restart: the controller port of the node just stopped); `up` is tried again for `PORT_WAIT` seconds,
+        then fails with the sockets that hold the ports.
+        """
         began = time.monotonic()
         self.thaw_brokers()
-        self.local.up(brokers=self.info.brokers, with_registry=self.info.registry_url is not None)
-        return time.monotonic() - began
+        while True:
+            try:
+                self.local.up(brokers=self.info.brokers, with_registry=self.info.registry_url is not None)
+                return time.monotonic() - began
+            except StackError as error:
+                if "already in use" not in str(error):
+                    raise
+                if time.monotonic() - began > PORT_WAIT:
+                    holders = subprocess.run(["ss", "-tanp"], capture_output=True, text=True).stdout
+                    ports = re.findall(r"^\s+(\d+):", str(error), re.M)
+                    lines = [line for line in holders.splitlines() if any(f":{port} " in line for port in ports)]
+                    raise StackError(f"{error}\nSockets on those ports:\n" + "\n".join(lines)) from error
+                time.sleep(1.0)
 
     def create_topics(self, names: list[str], partitions: int = 3) -> None:
         """Topics as production has them: replication 3 (or the cluster size), two in-sync replicas required."""
