@@ -34,7 +34,7 @@ test: install
 unit: install
 	$(BIN)/pytest tests/unit
 
-## make faults: the fault-injection tests (about 10 min; root for the network partition); the full log
+## make faults: the fault-injection tests (about 26 min measured under load; root for the network partition); the full log
 ## goes to .kdp/faults.log, each scenario's figures are printed at the end
 faults: install
 	@mkdir -p .kdp
