@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from localstack import security
+from localstack import certificates, security
 from localstack.config import (
     ENV_CONTROLLER_PORT,
     ENV_KAFKA_PORT,
@@ -53,7 +53,8 @@ def add_stack_actions(parser: argparse.ArgumentParser) -> None:
     up.add_argument(
         "--secure",
         action="store_true",
-        help="require SASL/SCRAM logins and enforce ACLs (credentials in $KDP_HOME/credentials/; docs/security.md)",
+        help="TLS with a CA made at start, SASL/SCRAM logins, ACLs (credentials in $KDP_HOME/credentials/, CA in "
+        "$KDP_HOME/tls/ca.pem; docs/security.md)",
     )
     up.add_argument("--kafka-port", type=int, help=f"first node's client port (${ENV_KAFKA_PORT}, 9092)")
     up.add_argument("--controller-port", type=int, help=f"first node's KRaft port (${ENV_CONTROLLER_PORT}, 9192)")
@@ -141,7 +142,8 @@ def _status(args: argparse.Namespace) -> None:
     if status.java:
         print(f"java:    {status.java}")
     if status.secure:
-        print(f"security: SASL/{security.MECHANISM} logins and ACLs; credentials (never shown) in:")
+        ca = certificates.tls_files(status.home).ca
+        print(f"security: TLS (clients trust {ca}), SASL/{security.MECHANISM} logins and ACLs; credentials in:")
         for path in status.credentials:
             print(f"  {path}")
     elif status.cluster_id:

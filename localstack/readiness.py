@@ -91,9 +91,11 @@ def wait_for_kafka(
         time.sleep(POLL_INTERVAL)
 
 
-def wait_for_registry(url: str, watched: Sequence[Watched], deadline: float, log: Path) -> None:
-    """Return once the registry answers `GET /subjects`; raise StackError when it dies or time is up."""
-    while not registry.answers(url):
+def wait_for_registry(url: str, watched: Sequence[Watched], deadline: float, log: Path, ca: Path | None = None) -> None:
+    """Return once the registry answers `GET /subjects`; raise StackError when it dies or time is up.
+
+    `ca`: the CA to trust when the registry serves HTTPS (the secure stack)."""
+    while not registry.answers(url, ca):
         check_alive(watched)
         _give_up_after(deadline, f"The registry at {url} does not answer", [log])
         time.sleep(POLL_INTERVAL)

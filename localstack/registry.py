@@ -11,6 +11,7 @@ Layout under `<home>/registry/`: `registry.log` (Quarkus logs to stdout, which g
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import urllib.error
 import urllib.request
@@ -44,10 +45,12 @@ class RegistryProcess:
     port: int
     management_port: int
     host: str = HOST
+    tls: bool = False
+    """The secure stack's registry: HTTPS only, with the stack's certificate (`localstack.certificates`)."""
 
     @classmethod
-    def of(cls, config: StackConfig) -> RegistryProcess:
-        return cls(config.home / "registry", config.registry_port, config.registry_management_port, config.host)
+    def of(cls, config: StackConfig, tls: bool = False) -> RegistryProcess:
+        return cls(config.home / "registry", config.registry_port, config.registry_management_port, config.host, tls)
 
     @property
     def log_file(self) -> Path:
@@ -64,7 +67,7 @@ class RegistryProcess:
     @property
     def url(self) -> str:
         """The Confluent-compatible base URL (what `KDP_REGISTRY_URL` holds)."""
-        return f"http://{self.host}:{self.port}/apis/ccompat/v7"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}/apis/ccompat/v7"
 
 
 def command(
@@ -83,7 +86,7 @@ def command(
         *options,
         registry.marker,
         f"-Dquarkus.http.host={registry.host}",
-        f"-Dquarkus.http.port={registry.port}",
+        f"-Dquarkus.http.{'ssl-port' if registry.tls else 'port'}={registry.port}",
         f"-Dquarkus.management.host={registry.host}",
         f"-Dquarkus.management.port={registry.management_port}",
         "-Dquarkus.console.color=false",
@@ -109,22 +112,26 @@ def launch(
     )
 
 
-def answers(url: str) -> bool:
-    """True when the registry's API lists subjects (HTTP 200): the API is up and its storage is readable."""
+def answers(url: str, ca: Path | None = None) -> bool:
+    """True when the registry's API lists subjects (HTTP 200): the API is up and its storage is readable.
+
+    `ca`: the CA certificate to trust for an HTTPS registry (the secure stack's `tls/ca.pem`).
+    """
     try:
-        with urllib.request.urlopen(f"{url}/subjects", timeout=2) as response:
+        with urllib.request.urlopen(f"{url}/subjects", timeout=2, context=_trusting(ca)) as response:
             return response.status == 200
     except (OSError, urllib.error.URLError):
         return False
 
 
-def ensure_compatibility(url: str) -> str:
+def ensure_compatibility(url: str, ca: Path | None = None) -> str:
     """Make the global compatibility level BACKWARD; return what was done ("already BACKWARD" or "set now").
 
     The start flag is the intended way; this check guards against a registry version that ignores it (3.0.x
     did) by setting it through the API, which persists it in the journal.
     """
-    with urllib.request.urlopen(f"{url}/config", timeout=5) as response:
+    context = _trusting(ca)
+    with urllib.request.urlopen(f"{url}/config", timeout=5, context=context) as response:
         current = json.load(response).get("compatibilityLevel")
     if current == COMPATIBILITY:
         return f"already {COMPATIBILITY}"
@@ -134,5 +141,10 @@ def ensure_compatibility(url: str) -> str:
         headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
         method="PUT",
     )
-    with urllib.request.urlopen(request, timeout=5):
+    with urllib.request.urlopen(request, timeout=5, context=context):
         return f"set now (was {current})"
+
+
+def _trusting(ca: Path | None) -> ssl.SSLContext | None:
+    """A TLS context that trusts `ca` only (None: the defaults, for plain HTTP)."""
+    return ssl.create_default_context(cafile=str(ca)) if ca is not None else None

@@ -3,15 +3,21 @@
 The secure stack is the production security model on loopback, so that a missing ACL or a client that drops its
 credentials fails here first rather than in a deployment:
 
-- **Authentication.** Clients connect to one SASL_PLAINTEXT listener with SCRAM-SHA-512. The credentials are
+- **Encryption.** Clients connect to one SASL_SSL listener: TLS with a server certificate signed by a CA made
+  at the stack's first secure start (`localstack.certificates`; clients trust `<home>/tls/ca.pem`, named in
+  every credentials file as `KDP_SSL_CA_LOCATION`). A client that does not trust that CA is refused during
+  the TLS handshake, before any password is sent. The registry's API is served over HTTPS with the same
+  certificate.
+- **Authentication.** Inside TLS, SCRAM-SHA-512. The credentials are
   created when the storage is formatted (`kafka-storage format --add-scram`), so they exist from the cluster's
   first moment; an unauthenticated client or a wrong password is refused during the handshake.
 - **Authorization.** `StandardAuthorizer` with `allow.everyone.if.no.acl.found=false`: without an ACL, nothing
   is allowed. `User:admin` and the nodes' own `User:broker` are super users; every other principal gets exactly
   the ACLs of `PRINCIPALS`, created after start through the Admin API (idempotent, so every start re-applies
   them).
-- **Node to node.** Brokers replicate and send transaction markers over the same SASL listener as `broker`
-  (SCRAM). The KRaft controller listener also requires SASL, with PLAIN and the same `broker` secret in the
+- **Node to node.** Brokers replicate and send transaction markers over the same SASL_SSL listener as `broker`
+  (SCRAM, the CA trusted as clients trust it). The KRaft controller listener (loopback, nodes only) requires
+  SASL without TLS, with PLAIN and the same `broker` secret in the
   nodes' JAAS configuration: SCRAM is not possible there (the controller must authenticate brokers before the
   metadata holding SCRAM credentials is readable), and a PLAINTEXT controller listener would need
   `User:ANONYMOUS` as a super user, which would let any local process administer the cluster through the
@@ -45,15 +51,16 @@ from confluent_kafka.admin import (
     ResourceType,
 )
 
+from localstack.certificates import TlsFiles, tls_files
 from localstack.errors import StackError
 from localstack.kafka_node import KafkaNode
 from localstack.private_files import write_private
 from streaming import topics
 
-PROTOCOL = "SASL_PLAINTEXT"
+PROTOCOL = "SASL_SSL"
 MECHANISM = "SCRAM-SHA-512"
 CONTROLLER_MECHANISM = "PLAIN"
-CLIENT_LISTENER = "SASL_PLAINTEXT"
+CLIENT_LISTENER = "SASL_SSL"
 """The listener's name: Kafka's convention of naming a listener after its protocol."""
 
 ADMIN = "admin"
@@ -154,24 +161,32 @@ class Credential:
 
     username: str
     password: str = field(repr=False)
+    ca_location: str | None = None
+    """The CA certificate file the client trusts (the stack's `tls/ca.pem`)."""
 
     def environment(self) -> dict[str, str]:
         """The `KDP_*` security variables `streaming.settings` reads for this principal."""
-        return {
+        found = {
             "KDP_SECURITY_PROTOCOL": PROTOCOL,
             "KDP_SASL_MECHANISM": MECHANISM,
             "KDP_SASL_USERNAME": self.username,
             "KDP_SASL_PASSWORD": self.password,
         }
+        if self.ca_location:
+            found["KDP_SSL_CA_LOCATION"] = self.ca_location
+        return found
 
     def client_config(self) -> dict[str, str]:
         """librdkafka's security settings for this principal (for the stack's own admin clients)."""
-        return {
+        found = {
             "security.protocol": PROTOCOL,
             "sasl.mechanism": MECHANISM,
             "sasl.username": self.username,
             "sasl.password": self.password,
         }
+        if self.ca_location:
+            found["ssl.ca.location"] = self.ca_location
+        return found
 
 
 # ------------------------------------------------------------------------------------------- credentials
@@ -210,7 +225,7 @@ def ensure_credentials(home: Path) -> dict[str, Credential]:
     found = {}
     for name in (NODE, *CLIENT_NAMES):
         stored = read_credential(home, name)
-        found[name] = stored or Credential(name, secrets.token_urlsafe(24))
+        found[name] = stored or Credential(name, secrets.token_urlsafe(24), str(tls_files(home).ca))
         write_private(credentials_file(home, name), _env_file(found[name], _purpose(name)))
     write_private(credentials_file(home), _env_file(found[ADMIN], _purpose(ADMIN)))
     return found
@@ -222,7 +237,7 @@ def read_credential(home: Path, principal: str) -> Credential | None:
     username, password = variables.get("KDP_SASL_USERNAME"), variables.get("KDP_SASL_PASSWORD")
     if username != principal or not password:
         return None
-    return Credential(username, password)
+    return Credential(username, password, str(tls_files(home).ca))
 
 
 def principal_environment(home: Path, principal: str) -> dict[str, str]:
@@ -270,10 +285,11 @@ def _env_file(credential: Credential, purpose: str) -> str:
 # ---------------------------------------------------------------------------------------- broker settings
 
 
-def broker_properties(node: KafkaNode, node_secret: Credential) -> dict[str, str]:
+def broker_properties(node: KafkaNode, node_secret: Credential, tls: TlsFiles) -> dict[str, str]:
     """The `server.properties` entries that make `node` secure, laid over its plain configuration.
 
     Keys the plain configuration has too (listeners, protocol map, inter-broker listener) are replaced in place.
+    The certificate, key and CA go in as PEM text (the file is 0600): a PEM key *file* would need a password.
     """
     scram_login = (
         "org.apache.kafka.common.security.scram.ScramLoginModule required "
@@ -289,7 +305,13 @@ def broker_properties(node: KafkaNode, node_secret: Credential) -> dict[str, str
     return {
         "listeners": f"{CLIENT_LISTENER}://{node.address},CONTROLLER://{node.host}:{node.controller_port}",
         "advertised.listeners": f"{CLIENT_LISTENER}://{node.address}",
-        "listener.security.protocol.map": f"{CLIENT_LISTENER}:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT",
+        "listener.security.protocol.map": f"{CLIENT_LISTENER}:SASL_SSL,CONTROLLER:SASL_PLAINTEXT",
+        "ssl.keystore.type": "PEM",
+        "ssl.keystore.certificate.chain": tls.certificate.read_text().strip(),
+        "ssl.keystore.key": tls.key.read_text().strip(),
+        "ssl.truststore.type": "PEM",
+        "ssl.truststore.certificates": tls.ca.read_text().strip(),
+        "ssl.endpoint.identification.algorithm": "https",
         "inter.broker.listener.name": CLIENT_LISTENER,
         "sasl.mechanism.inter.broker.protocol": MECHANISM,
         "sasl.mechanism.controller.protocol": CONTROLLER_MECHANISM,
@@ -350,11 +372,13 @@ def apply_acls(bootstrap: str, admin: Credential) -> int:
 # ----------------------------------------------------------------------------------------------- registry
 
 
-def write_registry_settings(registry_folder: Path, admin: Credential | None) -> None:
-    """Give the registry its Kafka credentials (secure stack), or take them away (plain stack).
+def write_registry_settings(registry_folder: Path, admin: Credential | None, tls: TlsFiles | None = None) -> None:
+    """Give the registry its Kafka credentials and its HTTPS certificate (secure stack), or take them away.
 
     Apicurio passes every `apicurio.kafka.common.*` property to its Kafka producer, consumer and admin client.
     Its own `apicurio.kafkasql.security.sasl.*` settings only build an OAuth login, hence these raw ones.
+    With `tls`, Quarkus serves the API over HTTPS only (`insecure-requests=disabled` opens no plain port), with
+    the stack's server certificate, on the registry's port (`registry.command` sets `quarkus.http.ssl-port`).
     """
     path = registry_folder / REGISTRY_SETTINGS
     if admin is None:
@@ -369,5 +393,14 @@ def write_registry_settings(registry_folder: Path, admin: Credential | None) -> 
             f'username="{admin.username}" password="{admin.password}";'
         ),
     }
+    if tls is not None:
+        settings = {
+            **settings,
+            "apicurio.kafka.common.ssl.truststore.type": "PEM",
+            "apicurio.kafka.common.ssl.truststore.location": str(tls.ca),
+            "quarkus.http.ssl.certificate.files": str(tls.certificate),
+            "quarkus.http.ssl.certificate.key-files": str(tls.key),
+            "quarkus.http.insecure-requests": "disabled",
+        }
     header = "# Written by `kdp stack up --secure` (localstack/security.py) on every start: the registry's Kafka login."
     write_private(path, "\n".join([header, *(f"{key}={value}" for key, value in settings.items())]) + "\n")

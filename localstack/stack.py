@@ -14,9 +14,10 @@ Contracts:
 `run.json` in the home records the ports and choices of the latest `up`, so `status`, `running` and the test
 fixture can find a stack started with other ports than the current defaults.
 
-`up(secure=True)` (`kdp stack up --secure`) starts the same stack with SASL/SCRAM authentication and ACLs (see
-`localstack.security`). Like the size, security is a property of the data: the credentials are created when the
-storage is formatted, so a plain cluster cannot be started secure, nor a secure one plain.
+`up(secure=True)` (`kdp stack up --secure`) starts the same stack with TLS, SASL/SCRAM authentication and ACLs
+(see `localstack.security` and `localstack.certificates`). Like the size, security is a property of the data:
+the credentials are created when the storage is formatted, so a plain cluster cannot be started secure, nor a
+secure one plain.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from localstack import kafka_node, maven, processes, readiness, registry, security
+from localstack import certificates, kafka_node, maven, processes, readiness, registry, security
 from localstack.aot import aot_cache, keep_recordings
 from localstack.config import (
     ENV_CONTROLLER_PORT,
@@ -186,7 +187,7 @@ class LocalStack:
             raise StackError(_size_mismatch(config.home, formatted, brokers))
         if formatted and security.has_credentials(config.home) != secure:
             raise StackError(_security_mismatch(config.home, secure))
-        registry_process = RegistryProcess.of(config)
+        registry_process = RegistryProcess.of(config, tls=secure)
         return _Plan(
             config=config,
             nodes=nodes,
@@ -215,6 +216,7 @@ class LocalStack:
         java = find_java(config.java)
         self._prepare_home()
         credentials = security.ensure_credentials(config.home) if plan.info.secure else None
+        tls = certificates.ensure_certificates(config.home, config.host) if plan.info.secure else None
         with ThreadPoolExecutor(max_workers=1) as downloads:
             # The registry's 160 MB download overlaps Kafka's download, formatting and start.
             registry_install = downloads.submit(maven.install_registry, config.cache) if plan.start_registry else None
@@ -222,14 +224,14 @@ class LocalStack:
             self._write_run(RunRecord.of(config, plan.info, java))
             started: list[readiness.Watched] = []
             try:
-                self._launch_kafka(plan, java, libs, started, credentials)
+                self._launch_kafka(plan, java, libs, started, credentials, tls)
                 self._await_kafka(plan, started, deadline)
                 if credentials is not None:
                     count = security.apply_acls(plan.info.bootstrap, credentials[security.ADMIN])
                     log.info("Kafka requires SASL/%s; %d ACLs in place", security.MECHANISM, count)
                 if registry_install is not None:
                     admin = credentials[security.ADMIN] if credentials else None
-                    security.write_registry_settings(plan.registry.folder, admin)
+                    security.write_registry_settings(plan.registry.folder, admin, tls)
                     self._launch_registry(plan, java, registry_install.result(), started)
                 if plan.info.registry_url:
                     self._await_registry(plan.registry, started, deadline)
@@ -244,6 +246,7 @@ class LocalStack:
         libs: Path,
         started: list[readiness.Watched],
         credentials: dict[str, security.Credential] | None,
+        tls: certificates.TlsFiles | None,
     ) -> None:
         """Write every node's configuration, format a new cluster's storage, launch the idle nodes.
 
@@ -256,7 +259,7 @@ class LocalStack:
             for node in plan.nodes
         ]
         for node in plan.nodes:
-            secured = security.broker_properties(node, credentials[security.NODE]) if credentials else None
+            secured = security.broker_properties(node, credentials[security.NODE], tls) if credentials and tls else None
             kafka_node.write_configuration(node, plan.nodes, secured)
         if plan.cluster_id is None:
             cluster_id = kafka_node.new_cluster_id()
@@ -320,10 +323,11 @@ class LocalStack:
     @staticmethod
     def _await_registry(registry_process: RegistryProcess, started: list[readiness.Watched], deadline: float) -> None:
         began = time.monotonic()
-        readiness.wait_for_registry(registry_process.url, started, deadline, registry_process.log_file)
+        ca = _registry_ca(registry_process)
+        readiness.wait_for_registry(registry_process.url, started, deadline, registry_process.log_file, ca)
         if started:
             log.info("Registry ready after %.1f s", time.monotonic() - began)
-        log.info("Registry global compatibility: %s", registry.ensure_compatibility(registry_process.url))
+        log.info("Registry global compatibility: %s", registry.ensure_compatibility(registry_process.url, ca))
 
     # --------------------------------------------------------------------------------------------- down
 
@@ -354,6 +358,7 @@ class LocalStack:
                     shutil.rmtree(path, ignore_errors=True)
                 (home / RUN_FILE).unlink(missing_ok=True)
                 security.forget_credentials(home)  # they open only the deleted cluster
+                certificates.forget_certificates(home)
                 accounts.append(f"deleted the data and logs under {home}")
         return accounts
 
@@ -371,7 +376,8 @@ class LocalStack:
             components.append(
                 ComponentStatus(f"kafka {KAFKA_VERSION} {folder.name}", pid, address, folder / "logs" / "server.log")
             )
-        registry_process = RegistryProcess.of(config)
+        secure = record.secure if record else security.has_credentials(config.home)
+        registry_process = RegistryProcess.of(config, tls=secure)
         if registry_process.folder.exists():
             components.append(
                 ComponentStatus(
@@ -382,7 +388,6 @@ class LocalStack:
                 )
             )
         java = record.java_description + f" ({record.java})" if record else None
-        secure = record.secure if record else security.has_credentials(config.home)
         credentials = security.client_credential_files(config.home) if secure else []
         return StackStatus(config.home, config.cache, cluster_id, formatted, components, java, secure, credentials)
 
@@ -396,7 +401,7 @@ class LocalStack:
             return None
         config = self._running_config()
         nodes = kafka_node.plan_nodes(config, record.brokers)
-        registry_process = RegistryProcess.of(config)
+        registry_process = RegistryProcess.of(config, tls=record.secure)
         if any(processes.running_pid(node.pid_file, node.marker) is None for node in nodes):
             return None
         if record.with_registry and _pid(registry_process) is None:
@@ -411,7 +416,7 @@ class LocalStack:
         probe = readiness.quiet_admin(info.bootstrap, _admin_security(config.home, record.secure))
         if readiness.kafka_broker_count(probe, timeout=5) < info.brokers:
             return None
-        if info.registry_url and not registry.answers(info.registry_url):
+        if info.registry_url and not registry.answers(info.registry_url, _registry_ca(registry_process)):
             return None
         return info
 
@@ -482,6 +487,11 @@ def _admin_security(home: Path, secure: bool) -> dict[str, str] | None:
     if admin is None:
         raise StackError(f"The secure stack under {home} lost its credentials: `kdp stack down --purge` resets it.")
     return admin.client_config()
+
+
+def _registry_ca(registry_process: RegistryProcess) -> Path | None:
+    """The CA to trust for the registry's HTTPS (secure stack), else None."""
+    return certificates.tls_files(registry_process.folder.parent).ca if registry_process.tls else None
 
 
 def _pid(registry_process: RegistryProcess) -> int | None:

@@ -38,10 +38,22 @@ log = logging.getLogger(__name__)
 TRANSACTION_TIMEOUT_MS = 30_000
 """A crashed process's open transaction holds back read_committed readers until it times out or a
 producer with the same id starts again: keep it short."""
-CALL_TIMEOUT_SECONDS = 10.0
-"""The timeout given to each transactional call; one that times out is retried (while the transaction lives)."""
-STUCK_AFTER_SECONDS = CALL_TIMEOUT_SECONDS + 10.0
-"""A call that has not returned this long after it started ignored its timeout: the producer is stuck."""
+CALL_TIMEOUT_SECONDS = 5.0
+"""The timeout given to each transactional call; one that times out is retried (while the transaction lives).
+Short, because it also sets how soon a call that ignores it is found stuck (below)."""
+STUCK_AFTER_SECONDS = CALL_TIMEOUT_SECONDS + 3.0
+"""A call that has not returned this long after it started ignored its timeout: the producer is stuck.
+
+The one seen (tests/faults, group coordinator's broker killed): `send_offsets_to_transaction` waits for ever on
+a coordinator that left the metadata (confluentinc/librdkafka#5511), once the leaders have moved; it was
+detected 20 s later with 10 + 10 s, now 8 s. A call that honours its timeout returns after 5 s plus scheduling,
+well inside the 3 s margin even on a loaded machine; a false alarm would cost a producer replacement and a redo
+of the batch (its transaction aborted), never a loss or a duplicate."""
+
+RETRY_PAUSE_MAX_SECONDS = 1.0
+"""The longest pause between two tries of a retriable transactional call (each try already waits up to
+`CALL_TIMEOUT_SECONDS`). It was 10 s: when the brokers came back from an outage, an abort_transaction then
+slept up to 10 s before asking again (seen in tests/faults, all brokers down 30 s)."""
 
 
 class ProducerStuck(RuntimeError):
@@ -135,7 +147,7 @@ class ExactlyOnce(ProducerDelivery):
                     raise
                 log.warning("%s: %s; retrying in %.1fs", what, kafka_error.str(), delay)
                 time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, RETRY_PAUSE_MAX_SECONDS)
 
     def begin(self) -> None:
         self._failures.clear()

@@ -164,6 +164,9 @@ class Settings:
     def registry_config(self) -> dict[str, str]:
         """Settings for confluent_kafka's SchemaRegistryClient."""
         config = {"url": self.registry_url}
+        if self.ssl_ca_location and self.registry_url.startswith("https:"):
+            # One private CA signs the brokers' and the registry's certificates (`kdp stack up --secure`).
+            config["ssl.ca.location"] = self.ssl_ca_location
         if self.registry_user:
             config["basic.auth.user.info"] = f"{self.registry_user}:{self.registry_password or ''}"
         return config

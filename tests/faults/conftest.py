@@ -3,10 +3,12 @@
 Started once per session beside the developer's stack (own home under pytest's temporary folder, free ports,
 the shared download cache), since the tests kill, freeze and stop its processes. Every topic is
 replicated three times with two in-sync replicas required, so one broker may be down without loss.
+`KDP_FAULTS_KEEP_HOME=1` keeps the stack's home (the brokers' and registry's logs) after the session.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -28,7 +30,7 @@ def fault_cluster_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     finally:
         if cluster is not None:
             cluster.thaw_brokers()  # a frozen JVM cannot act on the SIGTERM of `down`
-        local.down(purge=True)
+        local.down(purge=os.environ.get("KDP_FAULTS_KEEP_HOME") != "1")
 
 
 @pytest.fixture

@@ -9,18 +9,23 @@ comes back on its own data and ports, as it would after a crash on a real host.
 from __future__ import annotations
 
 import os
+import re
 import signal
+import subprocess
 import time
 from dataclasses import dataclass
 
+from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from localstack import kafka_node, processes
+from localstack.errors import StackError
 from localstack.kafka_node import KafkaNode
 from localstack.registry import RegistryProcess
 from localstack.stack import LocalStack, StackInfo
 
 STOP_TIMEOUT = 60.0
+PORT_WAIT = 30.0
 
 
 @dataclass
@@ -66,17 +71,59 @@ class FaultCluster:
             if pid is not None:
                 os.kill(pid, signal.SIGCONT)
 
+    def stop_broker(self, node_id: int) -> None:
+        """Stop one broker gracefully (SIGTERM, as an operator's rolling restart does): it hands over its
+        leaderships and group coordinators before it exits."""
+        node = self.nodes[node_id - 1]
+        stopped = processes.stop(node.pid_file, node.marker, STOP_TIMEOUT)
+        assert stopped is not None, f"broker {node_id} was not running"
+
+    def out_of_sync(self) -> list[str]:
+        """Partitions of every topic (internal ones included) with a replica outside the in-sync set."""
+        admin = AdminClient({"bootstrap.servers": self.info.bootstrap})
+        names = list(admin.list_topics(timeout=30).topics)
+        described = admin.describe_topics(TopicCollection(names), request_timeout=30)
+        lagging = []
+        for name, future in described.items():
+            for partition in future.result(timeout=60).partitions:
+                if {r.id for r in partition.isr} != {r.id for r in partition.replicas}:
+                    lagging.append(f"{name}[{partition.id}]")
+        return lagging
+
+    def wait_in_sync(self, timeout: float = 180.0) -> float:
+        """Seconds until every replica of every partition is back in sync (what a rolling restart waits for
+        before it stops the next broker, so that two in-sync replicas remain throughout)."""
+        began = time.monotonic()
+        _wait_until(lambda: not self.out_of_sync(), "every replica to be back in sync", timeout, poll=1.0)
+        return time.monotonic() - began
+
     def stop_registry(self) -> None:
         """Stop the registry (SIGTERM, as an operator or an orchestrator would)."""
         stopped = processes.stop(self.registry.pid_file, self.registry.marker, STOP_TIMEOUT)
         assert stopped is not None, "the registry was not running"
 
     def heal(self) -> float:
-        """Thaw every broker and start whatever is not running; seconds until the whole stack is usable."""
+        """Thaw every broker and start whatever is not running; seconds until the whole stack is usable.
+
+        A port of a node stopped a moment ago can be reported taken for a little while (seen once in a rolling
+        restart: the controller port of the node just stopped); `up` is tried again for `PORT_WAIT` seconds,
+        then fails with the sockets that hold the ports.
+        """
         began = time.monotonic()
         self.thaw_brokers()
-        self.local.up(brokers=self.info.brokers, with_registry=self.info.registry_url is not None)
-        return time.monotonic() - began
+        while True:
+            try:
+                self.local.up(brokers=self.info.brokers, with_registry=self.info.registry_url is not None)
+                return time.monotonic() - began
+            except StackError as error:
+                if "already in use" not in str(error):
+                    raise
+                if time.monotonic() - began > PORT_WAIT:
+                    holders = subprocess.run(["ss", "-tanp"], capture_output=True, text=True).stdout
+                    ports = re.findall(r"^\s+(\d+):", str(error), re.M)
+                    lines = [line for line in holders.splitlines() if any(f":{port} " in line for port in ports)]
+                    raise StackError(f"{error}\nSockets on those ports:\n" + "\n".join(lines)) from error
+                time.sleep(1.0)
 
     def create_topics(self, names: list[str], partitions: int = 3) -> None:
         """Topics as production has them: replication 3 (or the cluster size), two in-sync replicas required."""
@@ -94,9 +141,9 @@ def create_topics(bootstrap: str, names: list[str], partitions: int, replication
         future.result(timeout=60)
 
 
-def _wait_until(condition, what: str, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def _wait_until(condition, what: str, timeout: float = 30.0, poll: float = 0.1) -> None:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError(f"gave up waiting for {what}")
-        time.sleep(0.1)
+        time.sleep(poll)

@@ -114,8 +114,7 @@ class GroupProgress:
                 "isolation.level": "read_uncommitted",
             }
         )
-        metadata = self.consumer.list_topics(self.topic, timeout=30).topics[self.topic]
-        self.partitions = [TopicPartition(self.topic, p) for p in sorted(metadata.partitions)]
+        self.partitions = [TopicPartition(self.topic, p) for p in _partitions_once_known(self.consumer, self.topic)]
         self.last_answer = "not asked yet"
         """What the last `committed()` heard from the coordinator, for the message of a timeout."""
 
@@ -126,7 +125,11 @@ class GroupProgress:
         except KafkaException as error:  # the brokers are down or the coordinator moves: not knowing is an answer
             self.last_answer = f"error {error.args[0].str()}"
             return -1
-        self.last_answer = ", ".join(f"[{tp.partition}] {tp.offset}" for tp in found)
+        self.last_answer = ", ".join(
+            f"[{tp.partition}] {tp.offset}" + (f" ({tp.error.str()})" if tp.error else "") for tp in found
+        )
+        if any(tp.error for tp in found):  # a partition's answer is an error, not an offset
+            return -1
         return sum(max(tp.offset, 0) for tp in found)
 
     def end(self, timeout: float = 60.0) -> int:
@@ -163,3 +166,21 @@ class GroupProgress:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def _partitions_once_known(consumer: Consumer, topic: str, timeout: float = 60.0) -> list[int]:
+    """The partitions of `topic`, asked until a broker knows it.
+
+    A topic just created is known to the controller at once but to each broker only when that broker has
+    applied the new metadata. A broker that has not answers "unknown topic" with no partitions, and
+    `list_topics` does not raise for it: a watcher built on that empty answer would read the committed
+    offsets of no partition at all, sum 0 for ever, and see no commit however many the converter makes.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        metadata = consumer.list_topics(topic, timeout=30).topics[topic]
+        if metadata.error is None and metadata.partitions:
+            return sorted(metadata.partitions)
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{topic}: no broker knows its partitions after {timeout:.0f} s ({metadata.error})")
+        time.sleep(0.2)

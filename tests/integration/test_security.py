@@ -8,14 +8,18 @@ and the converter's own probes write only inside aborted transactions, which rea
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import dagster as dg
 import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
@@ -27,11 +31,14 @@ from kafka.admin import AlterConfigOp, ConfigResourceType, KafkaAdminClient
 from kafka.admin import ConfigResource as KafkaConfigResource
 from kafka_io import read_all
 
-from localstack import cli, security
+from localstack import certificates, cli, security
 from localstack.config import StackConfig
 from localstack.ports import config_on_free_ports
 from localstack.stack import LocalStack, StackInfo
+from orchestration.definitions import defs
+from orchestration.defs.conversion.jobs import run_config_for
 from orchestration.defs.conversion.offsets import active_members, read_offsets
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
 from orchestration.reassignment.executor import (
     BROKER_RATE_KEYS,
     Throttles,
@@ -44,6 +51,7 @@ from streaming.dead_letter import read_dead_letter_headers
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
 from streaming.kafka_clients import make_consumer
+from streaming.offset_ranges import OffsetRange
 from streaming.pipeline import open_converter
 from streaming.settings import Settings
 
@@ -137,6 +145,75 @@ def test_a_wrong_password_is_refused_with_an_authentication_error(secure_stack: 
     assert any(error.code() == KafkaError._AUTHENTICATION for error in errors), errors
     with pytest.raises(KafkaException):
         producer.list_topics(timeout=2)
+
+
+# ----------------------------------------------------------------------------------------------- TLS
+
+
+def test_a_client_that_does_not_trust_the_stack_ca_is_refused_before_logging_in(secure_stack: StackInfo) -> None:
+    """Right credentials, but the system's CAs instead of the stack's: the TLS handshake fails, so the
+    password never leaves the client."""
+    config = {key: value for key, value in _client(secure_stack, "admin").items() if key != "ssl.ca.location"}
+    errors: list[KafkaError] = []
+    admin = AdminClient({**config, "error_cb": errors.append})
+
+    with pytest.raises(KafkaException):
+        admin.list_topics(timeout=5)
+    for _ in range(100):  # the error callback is served by poll()
+        admin.poll(0.1)
+        if errors:
+            break
+
+    assert any(error.code() == KafkaError._SSL for error in errors), errors
+
+
+def test_a_client_that_does_not_speak_tls_is_refused(secure_stack: StackInfo) -> None:
+    settings = _settings(secure_stack, "admin", security_protocol="SASL_PLAINTEXT")
+    admin = AdminClient({**settings.kafka_config(), **QUIET})
+
+    with pytest.raises(KafkaException) as refused:
+        admin.list_topics(timeout=5)
+
+    assert _error_code(refused.value) == KafkaError._TRANSPORT
+
+
+def test_the_registry_answers_only_over_https_to_clients_that_trust_the_stack_ca(secure_stack: StackInfo) -> None:
+    url = secure_stack.registry_url
+    assert url is not None and url.startswith("https://")
+    ca = _settings(secure_stack, "admin").ssl_ca_location
+    assert ca is not None
+
+    with urllib.request.urlopen(f"{url}/subjects", timeout=10, context=ssl.create_default_context(cafile=ca)) as ok:
+        assert ok.status == 200
+    with pytest.raises(urllib.error.URLError) as untrusted:
+        urllib.request.urlopen(f"{url}/subjects", timeout=10)
+    assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
+    with pytest.raises((urllib.error.URLError, ConnectionError)):
+        urllib.request.urlopen(url.replace("https://", "http://") + "/subjects", timeout=10)
+
+
+def test_the_stack_ca_key_is_never_stored_and_its_files_are_private(secure_stack: StackInfo) -> None:
+    assert secure_stack.home is not None
+    tls = certificates.tls_files(secure_stack.home)
+
+    assert tls.folder.stat().st_mode & 0o777 == 0o700
+    assert sorted(path.name for path in tls.folder.iterdir()) == ["ca.pem", "server-key.pem", "server.pem"]
+    assert {path.stat().st_mode & 0o777 for path in tls.folder.iterdir()} == {0o600}
+    server_key = tls.key.read_text().strip()
+    holding_a_key = [path for path in secure_stack.home.rglob("*") if path.is_file() and _holds_private_key(path)]
+    assert tls.key in holding_a_key
+    for path in holding_a_key:  # the server key (in its file and the nodes' 0600 configuration), nothing else
+        text = path.read_text()
+        assert text.count("PRIVATE KEY-----") == 2, path  # one BEGIN, one END: a single key
+        assert server_key in text or server_key.replace("\n", "\\n") in text, path
+        assert path.stat().st_mode & 0o777 == 0o600, path
+
+
+def _holds_private_key(path: Path) -> bool:
+    try:
+        return b"PRIVATE KEY" in path.read_bytes()
+    except OSError:
+        return False
 
 
 # ------------------------------------------------------------------------------------------ authorization
@@ -365,3 +442,56 @@ def test_the_pipeline_runs_end_to_end_under_its_own_principals(secure_stack: Sta
     assert len(source) >= 300
     assert set(positions) == source
     assert set(positions.values()) == {1}
+
+
+def test_a_dagster_conversion_run_converts_its_ranges_over_tls(
+    secure_stack: StackInfo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The control plane end to end: the sensor's offset read, then a `convert_ranges` run, as `dagster`, with
+    the registry over HTTPS; every message up to the ranges' ends has exactly one output afterwards."""
+    factory = EventFactory(12, IrregularityRates.with_malformed(0.05))
+    generated = generate(_settings(secure_stack, "generator").kafka_config(), topics.SOURCE_TOPIC, factory, count=200)
+    assert generated.ok and generated.delivered == 200
+    assert secure_stack.home is not None
+    for name, value in {
+        **secure_stack.environment(),
+        **security.principal_environment(secure_stack.home, "dagster"),
+    }.items():
+        monkeypatch.setenv(name, value)  # as in a Dagster deployment: KDP_* variables, resources left unset
+    settings = Settings.from_env()
+    offsets = read_offsets(settings, topics.SOURCE_TOPIC)
+    ranges = [
+        OffsetRange(topics.SOURCE_TOPIC, p, offsets.committed[p] or offsets.low[p], offsets.high[p])
+        for p in sorted(offsets.high)
+        if (offsets.committed[p] or offsets.low[p]) < offsets.high[p]
+    ]
+    assert ranges
+
+    result = defs.resolve_job_def("convert_ranges").execute_in_process(
+        run_config=run_config_for(ranges),
+        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        instance=dg.DagsterInstance.ephemeral(),
+    )
+
+    assert result.success
+    after = read_offsets(settings, topics.SOURCE_TOPIC)
+    assert all(after.committed[r.partition] == r.end for r in ranges)
+    reader = _settings(secure_stack, "admin")
+    ends = {r.partition: r.end for r in ranges}
+    source = {
+        (m.partition(), m.offset())
+        for m in read_all(reader, topics.SOURCE_TOPIC)
+        if m.offset() < ends.get(m.partition(), 0)
+    }
+    deserialize = AvroDeserializer(SchemaRegistryClient(reader.registry_config()))
+    context = SerializationContext(topics.OUTPUT_TOPIC, MessageField.VALUE)
+    positions = Counter(
+        (record["source_partition"], record["source_offset"])
+        for record in (deserialize(m.value(), context) for m in read_all(reader, topics.OUTPUT_TOPIC))
+    )
+    for letter in read_all(reader, topics.DEAD_LETTER_TOPIC):
+        headers = read_dead_letter_headers(letter.headers())
+        positions[int(headers["kdp.dlq.source.partition"]), int(headers["kdp.dlq.source.offset"])] += 1
+    converted = {where: count for where, count in positions.items() if where in source}
+    assert set(converted) == source
+    assert set(converted.values()) == {1}

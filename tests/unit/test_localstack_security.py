@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
 
-from localstack import cli, security, stack
+from localstack import certificates, cli, security, stack
 from localstack.config import StackConfig
 from localstack.errors import StackError
 from localstack.kafka_node import plan_nodes, server_properties
@@ -66,16 +66,19 @@ def test_dagster_may_reassign_and_provision_but_create_only_the_pipeline_topics(
     ) in grants
 
 
-def test_a_secure_node_listens_only_with_sasl_and_denies_what_no_acl_allows(tmp_path: Path) -> None:
+def test_a_secure_node_listens_only_with_tls_and_sasl_and_denies_what_no_acl_allows(tmp_path: Path) -> None:
     [node] = plan_nodes(StackConfig.from_env({}, home=tmp_path), 1)
     secret = security.Credential(security.NODE, "node-secret")
+    tls = certificates.ensure_certificates(tmp_path, node.host)
 
-    properties = server_properties(node, [node], security.broker_properties(node, secret))
+    properties = server_properties(node, [node], security.broker_properties(node, secret, tls))
 
-    assert properties["listeners"] == "SASL_PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9192"
-    assert properties["advertised.listeners"] == "SASL_PLAINTEXT://127.0.0.1:9092"
-    assert "PLAINTEXT:PLAINTEXT" not in properties["listener.security.protocol.map"]
-    assert properties["inter.broker.listener.name"] == "SASL_PLAINTEXT"
+    assert properties["listeners"] == "SASL_SSL://127.0.0.1:9092,CONTROLLER://127.0.0.1:9192"
+    assert properties["advertised.listeners"] == "SASL_SSL://127.0.0.1:9092"
+    assert properties["listener.security.protocol.map"] == "SASL_SSL:SASL_SSL,CONTROLLER:SASL_PLAINTEXT"
+    assert properties["inter.broker.listener.name"] == "SASL_SSL"
+    assert properties["ssl.keystore.key"] == tls.key.read_text().strip()
+    assert properties["ssl.truststore.certificates"] == tls.ca.read_text().strip()
     assert properties["sasl.mechanism.controller.protocol"] == "PLAIN"
     assert properties["authorizer.class.name"].endswith("StandardAuthorizer")
     assert properties["allow.everyone.if.no.acl.found"] == "false"
@@ -99,6 +102,7 @@ def test_credentials_are_private_stable_distinct_and_ready_to_source(tmp_path: P
         check=True,
     ).stdout.splitlines()
     assert "KDP_SASL_USERNAME=converter" in sourced
+    assert f"KDP_SSL_CA_LOCATION={certificates.tls_files(tmp_path).ca}" in sourced
     settings = Settings.from_env(security.principal_environment(tmp_path, "converter"))
     assert settings.kafka_config()["sasl.password"] == first["converter"].password
     assert first["converter"].password not in repr(first["converter"])
@@ -124,9 +128,13 @@ def test_format_arguments_carry_every_credential() -> None:
 def test_the_registry_gets_its_kafka_login_privately_and_loses_it_on_a_plain_start(tmp_path: Path) -> None:
     path = tmp_path / "config" / "application.properties"
 
-    security.write_registry_settings(tmp_path, security.Credential("admin", "s3cret"))
+    tls = certificates.ensure_certificates(tmp_path / "home", "127.0.0.1")
+    security.write_registry_settings(tmp_path, security.Credential("admin", "s3cret"), tls)
     text = path.read_text()
-    assert "apicurio.kafka.common.security.protocol=SASL_PLAINTEXT" in text
+    assert "apicurio.kafka.common.security.protocol=SASL_SSL" in text
+    assert f"apicurio.kafka.common.ssl.truststore.location={tls.ca}" in text
+    assert f"quarkus.http.ssl.certificate.key-files={tls.key}" in text
+    assert "quarkus.http.insecure-requests=disabled" in text
     assert 'username="admin" password="s3cret"' in text
     assert path.stat().st_mode & 0o777 == 0o600
 
@@ -195,3 +203,25 @@ def test_cli_parses_secure() -> None:
 
     assert parser.parse_args(["up", "--secure"]).secure is True
     assert parser.parse_args(["up"]).secure is False
+
+
+def test_the_stack_ca_signs_a_certificate_for_its_host_and_its_key_is_not_kept(tmp_path: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    tls = certificates.ensure_certificates(tmp_path, "127.0.0.1")
+    again = certificates.ensure_certificates(tmp_path, "127.0.0.1")
+
+    assert again == tls and tls.certificate.read_bytes() == again.certificate.read_bytes()  # made once
+    assert tls.folder.stat().st_mode & 0o777 == 0o700
+    assert {path.stat().st_mode & 0o777 for path in tls.folder.iterdir()} == {0o600}
+    assert sorted(path.name for path in tls.folder.iterdir()) == ["ca.pem", "server-key.pem", "server.pem"]
+    ca = x509.load_pem_x509_certificate(tls.ca.read_bytes())
+    server = x509.load_pem_x509_certificate(tls.certificate.read_bytes())
+    server.verify_directly_issued_by(ca)
+    assert isinstance(ca.public_key(), ec.EllipticCurvePublicKey)
+    names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+    moved = certificates.ensure_certificates(tmp_path, "10.1.2.3")  # another host: a new CA and certificate
+    assert moved.ca.read_bytes() != ca.public_bytes(Encoding.PEM)

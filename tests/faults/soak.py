@@ -1,0 +1,299 @@
+"""The soak (`make soak`): the pipeline for half an hour under a sustained rate, with the faults of a normal week.
+
+    make soak                                  # 30 minutes, figures into docs/soak.md and docs/img/soak.png
+    make soak SOAK_MINUTES=4 SOAK_OUT=.kdp/soak  # a quick check of the harness
+
+Not collected by `make test` or `make faults` (the file name does not start with `test_`): `make soak` names it.
+On the fault tests' own three-broker stack, `kdp stack` style, with `kdp stream --delivery exactly-once`:
+
+* traffic at `KDP_SOAK_RATE` login events per second (5% malformed), all the time;
+* the converter killed with SIGKILL every `KDP_SOAK_KILL_EVERY_S` (5 min) and started again under the same name;
+* one broker restarted (gracefully stopped, started, waited for until its replicas are in sync) half-way;
+* every `KDP_SOAK_SAMPLE_S` (1 min): the converter's resident memory and open file descriptors (from /proc) and
+  the group's lag (end offsets minus committed offsets, read from outside the group).
+
+Pass: the ledger is exact (nothing lost, no duplicate: exactly-once), and after warm-up RSS and descriptors grow
+by no more than 5%. Warm-up: the first minute of every converter process's life (each kill starts a new one,
+which loads its libraries and fills its client buffers again). Two checks: within each process's life, its last
+sample against its first after warm-up (a leak within a process); and every sample after warm-up against the
+first process's (the median of its samples after warm-up: growth that survives restarts, such as a backlog).
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from fault_cluster import FaultCluster
+from fault_ledger import Ledger, account
+from fault_pipeline import LivePipeline
+from scenario_settings import scenario_settings
+
+pytestmark = [pytest.mark.faults, pytest.mark.soak]
+
+GROWTH_LIMIT = 0.05
+WARM_UP_S = 60.0
+"""Of every converter process's life: imports, the registry lookup, the clients' first buffers."""
+
+
+@dataclass(frozen=True)
+class SoakPlan:
+    minutes: float
+    rate: int
+    kill_every_s: float
+    sample_every_s: float
+    out: Path
+
+    @classmethod
+    def from_env(cls) -> SoakPlan:
+        env = os.environ
+        return cls(
+            minutes=float(env.get("KDP_SOAK_MINUTES", "30")),
+            rate=int(env.get("KDP_SOAK_RATE", "1000")),
+            kill_every_s=float(env.get("KDP_SOAK_KILL_EVERY_S", "300")),
+            sample_every_s=float(env.get("KDP_SOAK_SAMPLE_S", "60")),
+            out=Path(env.get("KDP_SOAK_OUT", "docs")),
+        )
+
+    @property
+    def seconds(self) -> float:
+        return self.minutes * 60
+
+    def kills(self) -> list[float]:
+        """When the converter is killed: every `kill_every_s`, not in the last minute (that is the drain)."""
+        count = int((self.seconds - 60) // self.kill_every_s)
+        return [self.kill_every_s * (k + 1) for k in range(count)]
+
+    def broker_restart(self) -> float:
+        """Half-way, between two kills, so that the two faults are told apart."""
+        return self.seconds / 2 + self.kill_every_s / 2 if self.kill_every_s < self.seconds / 2 else self.seconds / 2
+
+
+@dataclass(frozen=True)
+class Sample:
+    at_s: float
+    """Seconds since the soak started."""
+    pid: int
+    age_s: float
+    """Seconds since this converter process started."""
+    rss_mb: float
+    open_fds: int
+    lag: int
+
+
+@dataclass
+class SoakRecord:
+    samples: list[Sample] = field(default_factory=list)
+    kills: list[tuple[float, float]] = field(default_factory=list)
+    """(at_s, recovery_s): seconds until the restarted converter committed beyond the killed one."""
+    broker_restart: tuple[float, float, int] | None = None
+    """(at_s, seconds until in sync again, broker id)."""
+
+
+def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
+    plan = SoakPlan.from_env()
+    settings = scenario_settings(cluster.info.bootstrap, cluster.info.registry_url or "", "exactly-once", "soak")
+    cluster.create_topics([settings.source_topic, settings.output_topic, settings.dlq_topic])
+    record = SoakRecord()
+    kills = plan.kills()
+    restart_at = plan.broker_restart()
+    with LivePipeline(settings, tmp_path / "converter.log", plan.rate) as live:
+        live.progress.wait_for_commit_beyond(0, timeout=120)
+        began = time.monotonic()
+        born = began
+        next_sample = 0.0
+        while (now := time.monotonic() - began) < plan.seconds:
+            if now >= next_sample:
+                pid = live.converter.process.pid
+                record.samples.append(_sample(now, pid, time.monotonic() - born, live))
+                next_sample += plan.sample_every_s
+            if kills and now >= kills[0]:
+                kills.pop(0)
+                committed = live.restart_converter(kill=True)
+                born = time.monotonic()
+                record.kills.append((now, live.progress.wait_for_commit_beyond(committed, timeout=180)))
+            if record.broker_restart is None and now >= restart_at:
+                stopped = time.monotonic()
+                cluster.stop_broker(2)
+                cluster.heal()
+                cluster.wait_in_sync()
+                record.broker_restart = (now, time.monotonic() - stopped, 2)
+            time.sleep(0.5)
+        produced = live.finish(timeout=600)
+        exits = list(live.restarts)
+
+    ledger = account(settings)
+    verdict = _verdict(record.samples)
+    worst_recovery = max((recovery for _, recovery in record.kills), default=None)
+    print(ledger.line(f"soak {plan.minutes:g} min at {plan.rate}/s (exactly-once)", worst_recovery,
+                      kills=len(record.kills), converter_exits=exits, growth=verdict.text))  # fmt: skip
+    _write_report(plan, record, ledger, verdict, exits, produced.rate)
+    ledger.assert_nothing_lost(produced, "exactly-once")
+    assert exits == [], "the converter exited on its own"
+    assert verdict.passed, verdict.text
+
+
+def _sample(at_s: float, pid: int, age_s: float, live: LivePipeline) -> Sample:
+    committed = live.progress.committed()
+    end = live.progress.end()
+    return Sample(at_s, pid, age_s, _rss_mb(pid), _open_fds(pid), end - committed if committed >= 0 else -1)
+
+
+def _rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def _open_fds(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/fd"))
+    except OSError:
+        return -1
+
+
+@dataclass(frozen=True)
+class Verdict:
+    passed: bool
+    rss_baseline_mb: float
+    rss_max_mb: float
+    fds_baseline: float
+    fds_max: int
+    rss_within_life: float
+    """The largest growth of RSS within one process's life, from its first sample after warm-up to its last."""
+    fds_within_life: float
+
+    @property
+    def rss_growth(self) -> float:
+        return self.rss_max_mb / self.rss_baseline_mb - 1
+
+    @property
+    def fds_growth(self) -> float:
+        return self.fds_max / self.fds_baseline - 1
+
+    @property
+    def text(self) -> str:
+        return (
+            f"RSS {self.rss_baseline_mb:.1f} -> max {self.rss_max_mb:.1f} MB ({self.rss_growth:+.1%}), "
+            f"fds {self.fds_baseline:.0f} -> max {self.fds_max} ({self.fds_growth:+.1%}); within one process's "
+            f"life RSS {self.rss_within_life:+.1%}, fds {self.fds_within_life:+.1%} at most; "
+            f"limit +{GROWTH_LIMIT:.0%}: {'pass' if self.passed else 'FAIL'}"
+        )
+
+
+def _verdict(samples: list[Sample]) -> Verdict:
+    """See the module docstring: baseline = the first process's samples after warm-up; the rest within 5%."""
+    warm = [s for s in samples if s.age_s >= WARM_UP_S and s.rss_mb == s.rss_mb and s.open_fds >= 0]
+    assert warm, "no sample after warm-up: the soak was too short"
+    first_pid = warm[0].pid
+    baseline = [s for s in warm if s.pid == first_pid]
+    rss_base = statistics.median(s.rss_mb for s in baseline)
+    fds_base = statistics.median(s.open_fds for s in baseline)
+    rss_max = max(s.rss_mb for s in warm)
+    fds_max = max(s.open_fds for s in warm)
+    lives: dict[int, list[Sample]] = {}
+    for s in warm:
+        lives.setdefault(s.pid, []).append(s)
+    rss_life = max(life[-1].rss_mb / life[0].rss_mb - 1 for life in lives.values())
+    fds_life = max(life[-1].open_fds / life[0].open_fds - 1 for life in lives.values())
+    passed = (
+        rss_max <= rss_base * (1 + GROWTH_LIMIT)
+        and fds_max <= fds_base * (1 + GROWTH_LIMIT)
+        and rss_life <= GROWTH_LIMIT
+        and fds_life <= GROWTH_LIMIT
+    )
+    return Verdict(passed, rss_base, rss_max, fds_base, fds_max, rss_life, fds_life)
+
+
+def _write_report(
+    plan: SoakPlan, record: SoakRecord, ledger: Ledger, verdict: Verdict, exits: list[int], produced_rate: float
+) -> None:
+    """docs/soak.md (the figures) and docs/img/soak.png (lag, RSS and descriptors against time)."""
+    image = plan.out / "img" / "soak.png"
+    image.parent.mkdir(parents=True, exist_ok=True)
+    _chart(record, image)
+    rows = [
+        f"| {s.at_s / 60:.1f} | {s.pid} | {s.age_s / 60:.1f} | {s.rss_mb:.1f} | {s.open_fds} | {s.lag} |"
+        for s in record.samples
+    ]
+    kills = ", ".join(f"{at / 60:.1f} min ({recovery:.1f} s)" for at, recovery in record.kills) or "none"
+    restart = "none"
+    if record.broker_restart is not None:
+        at, took, broker = record.broker_restart
+        restart = f"broker {broker} at {at / 60:.1f} min, stopped, started and back in sync in {took:.1f} s"
+    lags = [s.lag for s in record.samples if s.lag >= 0]
+    recoveries = [r for _, r in record.kills]
+    duration = (
+        f"{plan.minutes:g} min offered at {plan.rate} login events/s (5% malformed; the traffic delivered "
+        f"{produced_rate:.0f}/s), `kdp stream --delivery exactly-once`"
+    )
+    accounted = (
+        f"in {ledger.messages_in}, processed {ledger.processed}, dead letters {ledger.dead_letters}, "
+        f"duplicates {ledger.duplicates}, lost {ledger.lost}"
+    )
+    recovery = f"max {max(recoveries):.1f} s, median {statistics.median(recoveries):.1f} s" if recoveries else "no kill"
+    text = f"""# Soak: figures of the last `make soak`
+
+Written by `tests/faults/soak.py` (`make soak`) on {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; what it
+does and its pass criteria are in that file's docstring. Load average at the end (2 cores, shared with other
+work): {" / ".join(f"{x:.1f}" for x in os.getloadavg())}.
+
+| | |
+|---|---|
+| duration | {duration} |
+| cluster | 3 brokers (KRaft, combined roles), replication 3, min in-sync replicas 2; Apicurio registry |
+| converter kills (SIGKILL), recovery | {len(record.kills)}: {kills} |
+| broker restart | {restart} |
+| ledger | {accounted} |
+| converter exits on its own | {len(exits)} |
+| kill recovery (until the next commit) | {recovery} |
+| lag (sampled) | median {statistics.median(lags) if lags else 0:.0f}, max {max(lags, default=0)} messages |
+| growth after warm-up | {verdict.text} |
+| verdict | {"PASS" if verdict.passed and ledger.lost == 0 and ledger.duplicates == 0 and not exits else "FAIL"} |
+
+![Lag, resident memory and open descriptors of the converter during the soak](img/soak.png)
+
+## Samples
+
+| minute | converter pid | process age, min | RSS, MB | open fds | lag, messages |
+|---:|---:|---:|---:|---:|---:|
+{chr(10).join(rows)}
+"""
+    (plan.out / "soak.md").write_text(text)
+
+
+def _chart(record: SoakRecord, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = [s.at_s / 60 for s in record.samples]
+    figure, (lag_axis, memory_axis) = plt.subplots(2, 1, sharex=True, figsize=(9, 5.5), dpi=100)
+    lag_axis.plot(minutes, [max(s.lag, 0) for s in record.samples], marker="o", color="tab:blue")
+    lag_axis.set_ylabel("lag, messages")
+    memory_axis.plot(minutes, [s.rss_mb for s in record.samples], marker="o", color="tab:green", label="RSS, MB")
+    memory_axis.set_ylabel("converter RSS, MB")
+    fds_axis = memory_axis.twinx()
+    fds_axis.plot(minutes, [s.open_fds for s in record.samples], marker="x", color="tab:purple", label="open fds")
+    fds_axis.set_ylabel("open descriptors")
+    memory_axis.set_xlabel("minutes since start")
+    for axis in (lag_axis, memory_axis):
+        for at, _recovery in record.kills:
+            axis.axvline(at / 60, color="grey", linestyle="--", linewidth=1)
+        if record.broker_restart is not None:
+            axis.axvline(record.broker_restart[0] / 60, color="tab:red", linestyle="-", linewidth=1)
+    lag_axis.set_title("Soak: converter killed (grey dashed), broker restarted (red)")
+    memory_axis.legend(loc="upper left")
+    fds_axis.legend(loc="upper right")
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
