@@ -35,8 +35,8 @@ import numpy as np
 
 INF = highspy.kHighsInf
 INTEGRAL = 1e-6  # a column value this close to 0 or 1 counts as integral
-RELATIVE_HOLD = 1e-7  # an optimum held for later goals may drift this much (relative), for the solvers' tolerances
-ABSOLUTE_HOLD = 1e-6  # goals are in units near 1 (a broker's mean load), so this is a millionth of one
+RELATIVE_HOLD = 1e-6  # an optimum held for later goals may drift this much (relative), for the solvers' tolerances
+ABSOLUTE_HOLD = 1e-5  # goals are in units near 1 (a broker's mean load); HiGHS rows may be off by 1e-6
 MAX_PRICING_ROUNDS = 60
 PRICED_PER_ITEM = 4
 PRICING_TOLERANCE = 1e-6  # above HiGHS' dual feasibility tolerance (1e-7), or rounding noise keeps pricing going
@@ -268,11 +268,15 @@ class _Model:
         self.highs.run()
         status = self.highs.getModelStatus()
         if status not in (highspy.HighsModelStatus.kOptimal, highspy.HighsModelStatus.kInfeasible):
-            # the primal simplex (faster here) occasionally gives up on a degenerate LP: redo it with the default
+            # Seen with HiGHS 1.16: the primal simplex (faster here) gives up on a degenerate LP, or the MIP
+            # presolve reduces a tiny model to nothing and postsolves to a point that breaks a row ("Solve
+            # error"). Redo it without presolve and with the default simplex.
             self.highs.setOptionValue("simplex_strategy", 1)
+            self.highs.setOptionValue("presolve", "off")
             self.highs.clearSolver()
             self.highs.run()
             self.highs.setOptionValue("simplex_strategy", 4)
+            self.highs.setOptionValue("presolve", "choose")
             status = self.highs.getModelStatus()
         if status != highspy.HighsModelStatus.kOptimal:
             raise RuntimeError(f"HiGHS ended with {self.highs.modelStatusToString(status)}")

@@ -168,7 +168,10 @@ def plan_reassignment(
     held = np.array([[b in old[tp] for b in targets] for tp in partitions], dtype=bool).reshape(len(partitions), -1)
     size_vector = np.array([size[tp] for tp in partitions], dtype=float)
 
-    problem, goals = _placement_problem(held, size_vector, wanted, targets, racks, tolerance, disk_limits, weighed)
+    leads = np.array([[old[tp][:1] == (b,) for b in targets] for tp in partitions], dtype=bool).reshape(held.shape)
+    problem, goals = _placement_problem(
+        held, size_vector, wanted, targets, racks, tolerance, disk_limits, weighed, leaders_held=leads
+    )
     x, bound = _solve_placement(problem, goals, held, exact_pairs)
     replica_sets = {tp: {targets[b] for b in np.flatnonzero(x[i] > 0.5)} for i, tp in enumerate(partitions)}
 
@@ -256,6 +259,7 @@ def _placement_problem(
     tolerance: float,
     disk_limits: Mapping[int, int] | None,
     weighed: bool,
+    leaders_held: np.ndarray | None = None,
 ) -> tuple[Problem, list[Goal]]:
     items, brokers = len(wanted), len(targets)
     unit = _unit(size_vector, wanted, brokers)
@@ -275,7 +279,12 @@ def _placement_problem(
     goals.append(Goal("count_balance", slack={("count", "over"): 1.0, ("count", "under"): 1.0}))
     copied = ~held
     goals.append(Goal("bytes_copied", pair_cost=copied * disk[:, None]))
-    goals.append(Goal("replicas_copied", pair_cost=copied.astype(float)))
+    # then keep each partition's current leader where possible (a tie-break inside the integer count of
+    # copies: the weights of all leader terms together stay below one copy)
+    not_leader = np.ones_like(held, dtype=float)
+    if leaders_held is not None:
+        not_leader[leaders_held] = 0.0
+    goals.append(Goal("replicas_copied", pair_cost=copied + not_leader / (float(wanted.sum()) + 1.0)))
 
     group_of = group_lower = group_upper = None
     if racks is not None:

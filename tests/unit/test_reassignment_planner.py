@@ -164,7 +164,8 @@ def test_removing_a_broker_can_need_one_move_more_than_a_counting_bound():
     current = round_robin({"a": 8, "b": 1}, [1, 2, 3, 4, 5, 6], 3)
     plan = plan_reassignment(current, [2, 3, 4, 5, 6])
     assert (plan.lower_bound, plan.moves) == (5, 5)
-    assert plan.replicas_after == {1: 0, 2: 6, 3: 6, 4: 5, 5: 5, 6: 5}
+    # Which two brokers end with 6 is a tie among equally cheap plans (the HiGHS planner breaks it differently).
+    assert plan.replicas_after[1] == 0 and sorted(plan.replicas_after.values()) == [0, 5, 5, 5, 6, 6]
 
 
 @given(
