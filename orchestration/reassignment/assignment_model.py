@@ -86,6 +86,9 @@ class Solution:
     x: np.ndarray  # items x brokers, in [0, 1]
     goal_values: dict[str, float]
     integral: bool
+    # per goal, what the solver proved no solution (holding the earlier goals) can beat: the MIP's dual
+    # bound when exact, the LP optimum when relaxed
+    goal_bounds: dict[str, float] = field(default_factory=dict)
 
 
 class _Model:
@@ -264,6 +267,11 @@ class _Model:
         self.held_rows.append(self.row_count)
         self.row_count += 1
 
+    def dual_bound(self) -> float:
+        """After `run`: the MIP's proven dual bound, or the LP's optimum."""
+        info = self.highs.getInfo()
+        return float(info.mip_dual_bound) if self.integer else float(info.objective_function_value)
+
     def run(self) -> float:
         self.highs.run()
         status = self.highs.getModelStatus()
@@ -319,8 +327,9 @@ def solve_exact(problem: Problem, goals: list[Goal], hold: dict[str, float] | No
     """Every goal in order, as a MIP over all allowed pairs. A goal in `hold` is held at max(optimum, given)."""
     model = _Model(problem, integer=True, goals=goals)
     model.add_pairs(np.argwhere(problem.allowed))
-    values = _minimise_in_order(model, goals, hold or {})
-    return Solution(model.x(), values, integral=True)
+    bounds: dict[str, float] = {}
+    values = _minimise_in_order(model, goals, hold or {}, bounds=bounds)
+    return Solution(model.x(), values, integral=True, goal_bounds=bounds)
 
 
 def solve_relaxed(
@@ -329,13 +338,18 @@ def solve_relaxed(
     """Every goal in order on the LP relaxation, by column generation from the pairs in `start` (bool mask)."""
     model = _Model(problem, integer=False, goals=goals)
     model.add_pairs(np.argwhere(start & problem.allowed))
-    values = _minimise_in_order(model, goals, hold or {}, price=True)
+    bounds: dict[str, float] = {}
+    values = _minimise_in_order(model, goals, hold or {}, price=True, bounds=bounds)
     x = model.x()
-    return Solution(x, values, integral=bool(np.all((x < INTEGRAL) | (x > 1 - INTEGRAL))))
+    return Solution(x, values, integral=bool(np.all((x < INTEGRAL) | (x > 1 - INTEGRAL))), goal_bounds=bounds)
 
 
 def _minimise_in_order(
-    model: _Model, goals: list[Goal], hold: dict[str, float], price: bool = False
+    model: _Model,
+    goals: list[Goal],
+    hold: dict[str, float],
+    price: bool = False,
+    bounds: dict[str, float] | None = None,
 ) -> dict[str, float]:
     values: dict[str, float] = {}
     for goal in goals:
@@ -353,6 +367,8 @@ def _minimise_in_order(
             rank = np.arange(len(candidates)) - first
             model.add_pairs(candidates[rank < PRICED_PER_ITEM])
             value = model.run()
+        if bounds is not None:
+            bounds[goal.name] = min(model.dual_bound(), value)
         if goal.name in hold:  # held at the given value (at least the optimum, or the model would be infeasible)
             value = max(value, hold[goal.name])
         values[goal.name] = value

@@ -38,11 +38,13 @@ both solved goal by goal with HiGHS (`assignment_model`, whose docstring says wh
 inputs (at most `EXACT_PAIRS` partition-broker pairs) are solved exactly; larger ones through the LP
 relaxation by column generation, with the few partitions it leaves fractional solved exactly after.
 
-`Plan.lower_bound` is the LP relaxation's optimum of goal 5: no assignment, even a fractional one,
-that meets goals 3 and 4 at least as well as the plan copies fewer bytes. Without sizes the LP of
-goals 1-5 has an integral optimum (its matrix is totally unimodular: two laminar families of rows),
-so the bound is the optimum itself. With sizes the gap `bytes_copied - lower_bound` is what rounding
-cost at most. Measured in `bench/planner.py` (`make bench-planner`).
+`Plan.lower_bound` (bytes): no assignment that meets goals 1-4 at least as well as the plan copies
+fewer bytes. When solved exactly it is HiGHS' proven dual bound of the bytes goal (zero MIP gap: the
+plan's own bytes). Through the LP path it is the LP relaxation's optimum: no assignment, even a
+fractional one, at least as balanced as the plan copies fewer bytes; the gap `bytes_copied -
+lower_bound` is what rounding cost at most. Without sizes the LP of goals 1-5 has an integral optimum
+(its matrix is totally unimodular: two laminar families of rows), so the bound is the optimum itself.
+Measured at scale in `bench/planner.py` (`make bench-planner`).
 """
 
 from __future__ import annotations
@@ -308,17 +310,18 @@ def _placement_problem(
 def _solve_placement(
     problem: Problem, goals: list[Goal], held: np.ndarray, exact_pairs: int
 ) -> tuple[np.ndarray, float]:
-    """The 0/1 placement and the LP bound of bytes copied (in units) for plans at least as balanced."""
+    """The 0/1 placement and a lower bound of bytes copied (in units) for plans at least as balanced."""
     balance_goals = [g.name for g in goals if g.name not in ("bytes_copied", "replicas_copied")]
     start = _starting_pairs(problem, held)
-    relaxed = None
     if problem.allowed.size <= exact_pairs:
-        x = solve_exact(problem, goals).x
-    else:
-        relaxed = solve_relaxed(problem, goals, start)
-        x = round_relaxed(problem, goals, relaxed)
+        # solved to proven optimality: the MIP's dual bound on bytes (balance goals held at the plan's own
+        # values) is the bound, far tighter than the LP when a few partitions are large
+        exact = solve_exact(problem, goals)
+        return exact.x, exact.goal_bounds["bytes_copied"]
+    relaxed = solve_relaxed(problem, goals, start)
+    x = round_relaxed(problem, goals, relaxed)
     achieved = _goal_values(problem, goals, x)
-    if relaxed is not None and all(achieved[name] <= relaxed.goal_values[name] + 1e-9 for name in balance_goals):
+    if all(achieved[name] <= relaxed.goal_values[name] + 1e-9 for name in balance_goals):
         return x, relaxed.goal_values["bytes_copied"]  # the plan is as balanced as the LP: its bound stands
     bound_goals = [g for g in goals if g.name != "replicas_copied"]
     hold = {name: achieved[name] for name in balance_goals}
