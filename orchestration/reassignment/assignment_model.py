@@ -138,7 +138,7 @@ class _Model:
         slack_count = 0
         for load in p.loads:
             rows = np.full((4, brokers), -1, dtype=np.int64)
-            kinds = {"over": [], "under": [], "top": [], "bottom": []}
+            kinds: dict[str, list[tuple[int, int, float]]] = {"over": [], "under": [], "top": [], "bottom": []}
             for b in range(brokers):
                 if load.upper[b] < INF:
                     rows[0, b] = len(lower)
@@ -180,7 +180,9 @@ class _Model:
         by_column: dict[int, list[tuple[int, float]]] = {}
         for column, row, value in slack_entries:
             by_column.setdefault(column, []).append((row, value))
-        starts, indices, values = [], [], []
+        starts: list[int] = []
+        indices: list[int] = []
+        values: list[float] = []
         for column in range(slack_count):
             starts.append(len(indices))
             for row, value in by_column.get(column, []):
@@ -205,7 +207,9 @@ class _Model:
         pairs = np.array([pair for pair in map(tuple, pairs) if self.column_of[pair] < 0], dtype=np.int64)
         if len(pairs) == 0:
             return
-        starts, indices, values = [], [], []
+        starts: list[int] = []
+        indices: list[int] = []
+        values: list[float] = []
         for i, b in pairs:
             starts.append(len(indices))
             entries = [(int(self.item_row[i]), 1.0)]
@@ -225,8 +229,12 @@ class _Model:
                 values.append(value)
         first = self.slack_count + len(self.pairs)
         count = len(pairs)
-        goal = self.current_goal
-        costs = np.zeros(count) if goal is None or goal.pair_cost is None else goal.pair_cost[pairs[:, 0], pairs[:, 1]]
+        current = self.current_goal
+        costs = (
+            np.zeros(count)
+            if current is None or current.pair_cost is None
+            else current.pair_cost[pairs[:, 0], pairs[:, 1]]
+        )
         self.highs.addCols(
             count,
             np.asarray(costs, dtype=float),

@@ -93,11 +93,11 @@ def read_bytes_in_file(path: Path) -> dict[Partition, float]:
 
 
 def sample_bytes_in(
-    consumer_config: dict[str, object], sizes: Mapping[Partition, int], interval_s: float = 10.0
+    consumer_config: Mapping[str, object], sizes: Mapping[Partition, int], interval_s: float = 10.0
 ) -> dict[Partition, float]:
     """Bytes per second into each partition of `sizes`, from its end offset twice `interval_s` apart
     times its mean record size on disk. A partition without records counts 0."""
-    consumer = Consumer(consumer_config | {"group.id": "kdp-reassignment-sampler", "enable.auto.commit": False})
+    consumer = Consumer({**consumer_config, "group.id": "kdp-reassignment-sampler", "enable.auto.commit": False})
     try:
         partitions = sorted(sizes)
 

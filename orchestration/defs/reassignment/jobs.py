@@ -133,7 +133,7 @@ def plan_reassignment_op(context: dg.OpExecutionContext, config: PlanConfig, kaf
         bytes_in = read_bytes_in_file(Path(config.bytes_in_file))
     elif config.sample_bytes_in_seconds > 0:
         bytes_in = sample_bytes_in(
-            kafka.settings().kafka_config(), log_dirs.sizes if log_dirs else {}, config.sample_bytes_in_seconds
+            dict(kafka.settings().kafka_config()), log_dirs.sizes if log_dirs else {}, config.sample_bytes_in_seconds
         )
     plan = plan_reassignment(
         state.assignment,
@@ -155,7 +155,7 @@ def plan_reassignment_op(context: dg.OpExecutionContext, config: PlanConfig, kaf
         {
             "plan_file": dg.MetadataValue.path(str(plan_file)),
             "rollback_file": dg.MetadataValue.path(str(rollback_file)),
-            "racks": dg.MetadataValue.json(racks or {}),
+            "racks": dg.MetadataValue.json({str(b): r for b, r in (racks or {}).items()}),
             **_plan_metadata(plan, config.throttle_bytes_per_second),
             "plan": dg.MetadataValue.json(json.loads(plan.to_json())),
         }
