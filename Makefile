@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit lint typecheck stack-up stack-down dev bench faults soak lock clean
+.PHONY: install demo test unit lint typecheck stack-up stack-down dev bench bench-planner faults soak lock clean
 
 # The install's own output goes to $(VENV)/install.log, shown only when it fails.
 $(BIN)/.installed: pyproject.toml constraints.txt
@@ -78,3 +78,7 @@ lock:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## make bench-planner: the reassignment planner at 10,000 partitions, RF 3, 30 brokers in 3 racks (time and bound gap)
+bench-planner: install
+	$(BIN)/python -m bench.planner

@@ -1,40 +1,50 @@
-"""The partition-reassignment planner: a pure, deterministic function from an assignment to a plan.
+"""The partition-reassignment planner: a pure, deterministic function from an assignment and its load to a plan.
 
 Why not Kafka's own `kafka-reassign-partitions --generate`: it ignores where replicas are today (it
-lays every topic out afresh from a random broker), so adding one broker typically moves most of the
-cluster's data. This planner keeps replicas where they are unless a goal requires moving them.
+lays every topic out afresh from a random broker) and knows nothing of sizes, so adding one broker
+typically copies most of the cluster's data and can still leave one broker with the biggest
+partitions. This planner keeps replicas where they are unless a goal requires moving them, and counts
+what a move costs in bytes.
 
 Goals, strictly in this order (an earlier goal is never traded for a later one):
-1. every partition's replicas sit on distinct target brokers, with the requested replication factor;
-2. rack awareness: each partition's replicas are spread as evenly as possible over the racks, hence
+1. every partition's replicas sit on distinct target brokers, with the requested replication factor
+   (hard);
+2. rack awareness (hard): each partition's replicas are spread as evenly as the racks allow, hence
    over min(RF, number of racks) distinct racks;
-3. replica balance: the brokers' replica counts (all topics together) are as even as possible,
-   max - min <= 1 whenever racks allow it;
-4. the fewest replica moves (a move = a replica placed on a broker that did not hold it before: each
-   one copies a whole partition over the network);
-5. preferred-leader balance (leader = first replica): leader counts per broker as even as possible,
-   max - min <= 1 whenever the replica sets allow it, changing as few leaders as possible. Reordering
-   replicas moves no data, so this never costs a move.
+3. disk: no broker above its `disk_limits` entry (bytes), then every broker's bytes within
+   `tolerance` of the mean (e.g. 10%: between 0.9 and 1.1 times the mean). What cannot be met is
+   minimised (the total excess outside the band), never refused;
+4. replica-count balance: every broker between floor and ceiling of the mean count (max - min <= 1
+   whenever the goals above allow it);
+5. the fewest bytes copied (a copy = a replica placed on a broker that did not hold it; each one
+   copies the whole partition), then the fewest replica copies (which breaks ties among empty
+   partitions);
+6. leadership: the preferred leaders' load (bytes-in per second when given, else the count of
+   partitions) as even as possible (max - min), accepting a spread of `tolerance` x the mean when
+   bytes-in is given, then the fewest leader changes.
 
-Leader balance comes after moves on purpose: it is reached by reordering alone, and never buys a
-partition copy. With one replication factor across the plan, balanced replicas always admit
-max - min <= 1 leaders (the property tests check it). With mixed factors they may not: ten
-single-replica partitions on one broker lead there whatever the order; such a plan reports its
-`leaders_after` spread rather than copying data to fix it.
+Leadership comes last, after bytes, although an operator might rank it before: it is reached by
+reordering replicas, which copies nothing, so the only way to rank it higher would be to buy copies
+for leadership, and a copy of a large partition costs far more than a leader imbalance that the next
+plan (or a partition's own replica set) can fix. With one replication factor, balanced replica sets
+always admit a leader spread of at most one partition (the property tests check it); with mixed
+factors they may not, and the plan reports its `leaders_after`.
 
-Goals 1-4 are one min-cost flow (`min_cost_flow.py`): partition -> (partition, rack) -> broker ->
-sink, where the cost of an arc encodes the goals as lexicographic weights: a second replica of a
-partition in the same rack costs RACK, each replica beyond a broker's fair share costs BALANCE
-(growing with the overload, so the flow prefers even counts), and a replica on a broker that did not
-hold it costs 1. RACK dominates any sum of BALANCE costs, and BALANCE dominates any number of moves,
-so the flow's optimum is the lexicographic optimum. Goal 5 is a second, smaller flow over the chosen
-replica sets.
+Without `sizes`, every partition weighs one byte: bytes are replicas, goal 3 is the same as goal 4
+(and is skipped), and the plan is the replica-count plan of the previous planner.
 
-`Plan.lower_bound` is a move count no plan with the same broker balance can beat (see
-`move_lower_bound`); comparing it with `Plan.moves` shows how far from ideal a plan is (no gap in the
-common cases of adding brokers, removing brokers and raising the replication factor, as the tests
-show). Cost, measured on a 2-core machine for 2,000 partitions of RF 3 going from 12 to 16 brokers:
-about 1 s without racks, about 10 s with three racks (the flow then needs ~50 Dijkstra rounds).
+How: goals 1-5 are one integer program, goal 6 a second smaller one over the chosen replica sets,
+both solved goal by goal with HiGHS (`assignment_model`, whose docstring says why that solver). Small
+inputs (at most `EXACT_PAIRS` partition-broker pairs) are solved exactly; larger ones through the LP
+relaxation by column generation, with the few partitions it leaves fractional solved exactly after.
+
+`Plan.lower_bound` (bytes): no assignment that meets goals 1-4 at least as well as the plan copies
+fewer bytes. When solved exactly it is HiGHS' proven dual bound of the bytes goal (zero MIP gap: the
+plan's own bytes). Through the LP path it is the LP relaxation's optimum: no assignment, even a
+fractional one, at least as balanced as the plan copies fewer bytes; the gap `bytes_copied -
+lower_bound` is what rounding cost at most. Without sizes the LP of goals 1-5 has an integral optimum
+(its matrix is totally unimodular: two laminar families of rows), so the bound is the optimum itself.
+Measured at scale in `bench/planner.py` (`make bench-planner`).
 """
 
 from __future__ import annotations
@@ -43,26 +53,47 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from orchestration.reassignment import plan_json
-from orchestration.reassignment.min_cost_flow import FlowNetwork
+from orchestration.reassignment.assignment_model import (
+    INF,
+    Goal,
+    Load,
+    Problem,
+    round_relaxed,
+    solve_exact,
+    solve_relaxed,
+)
 
 Partition = tuple[str, int]
 Assignment = Mapping[Partition, Sequence[int]]
 
+EXACT_PAIRS = 3_000  # partitions x brokers up to which every goal is solved as an exact MIP
+DEFAULT_TOLERANCE = 0.10
+
 
 @dataclass(frozen=True)
 class Plan:
-    """A proposed assignment and what it costs. `current` and `proposed` cover the same partitions."""
+    """A proposed assignment and what it costs. `current` and `proposed` cover the same partitions.
+
+    Bytes are the partitions' `sizes` (1 per partition when none were given); `lower_bound` is in bytes.
+    """
 
     current: dict[Partition, tuple[int, ...]]
     proposed: dict[Partition, tuple[int, ...]]
     brokers: tuple[int, ...]
+    sizes: dict[Partition, int]
     moves: int
+    bytes_copied: int
     lower_bound: int
     replicas_before: dict[int, int]
     replicas_after: dict[int, int]
     leaders_before: dict[int, int]
     leaders_after: dict[int, int]
+    bytes_before: dict[int, int]
+    bytes_after: dict[int, int]
+    tolerance: float = DEFAULT_TOLERANCE
 
     @property
     def changed(self) -> dict[Partition, tuple[int, ...]]:
@@ -74,6 +105,11 @@ class Plan:
         """For each partition that gains replicas, the brokers that must copy it."""
         gained = {tp: tuple(b for b in replicas if b not in self.current[tp]) for tp, replicas in self.proposed.items()}
         return {tp: brokers for tp, brokers in gained.items() if brokers}
+
+    def disk_band(self) -> tuple[float, float]:
+        """The tolerance band around the mean bytes per target broker after the plan."""
+        mean = sum(self.bytes_after[b] for b in self.brokers) / len(self.brokers)
+        return mean * (1 - self.tolerance), mean * (1 + self.tolerance)
 
     def to_json(self) -> str:
         """The changed partitions as Kafka's reassignment JSON (for `kafka-reassign-partitions --execute`)."""
@@ -89,11 +125,14 @@ class Plan:
             "partitions": len(self.proposed),
             "changed_partitions": len(self.changed),
             "moves": self.moves,
+            "bytes_copied": self.bytes_copied,
             "lower_bound": self.lower_bound,
             "replicas_before": self.replicas_before,
             "replicas_after": self.replicas_after,
             "leaders_before": self.leaders_before,
             "leaders_after": self.leaders_after,
+            "bytes_before": self.bytes_before,
+            "bytes_after": self.bytes_after,
         }
 
 
@@ -102,107 +141,269 @@ def plan_reassignment(
     brokers: Sequence[int],
     racks: Mapping[int, str] | None = None,
     replication_factor: int | None = None,
+    *,
+    sizes: Mapping[Partition, int] | None = None,
+    bytes_in: Mapping[Partition, float] | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
+    disk_limits: Mapping[int, int] | None = None,
+    exact_pairs: int = EXACT_PAIRS,
 ) -> Plan:
     """Plan the move of `current` onto `brokers` (see the module docstring for the goals and their order).
 
     `current` maps (topic, partition) to its replicas, preferred leader first; brokers that hold
-    replicas but are not in `brokers` are being removed. `racks` maps broker -> rack and must cover
-    every target broker (or be None: no rack awareness). `replication_factor` None keeps each
-    partition's current count; a number sets it for all partitions (raising or lowering it).
+    replicas but are not in `brokers` are drained. A broker in `brokers` without replicas is a new one.
+    `racks` maps broker -> rack and must cover every target broker (or be None: no rack awareness).
+    `replication_factor` None keeps each partition's current count; a number sets it for all.
+    `sizes`: bytes of one replica of each partition (DescribeLogDirs); missing partitions weigh 0.
+    `bytes_in`: bytes per second produced to each partition, for leadership; None balances leader counts.
+    `tolerance`: the disk band (and the accepted leader bytes-in spread) as a fraction of the mean.
+    `disk_limits`: broker -> most bytes it may hold after the plan ("keep this disk under X%").
+    `exact_pairs`: up to this many partition x broker pairs, solve exactly (tests lower it to force the LP path).
     Raises ValueError when the request cannot be met (e.g. more replicas than brokers).
     """
-    targets = _validate(current, brokers, racks, replication_factor)
+    targets = _validate(current, brokers, racks, replication_factor, tolerance)
     partitions = sorted(current)
     old = {tp: tuple(current[tp]) for tp in partitions}
-    wanted = {tp: replication_factor or len(old[tp]) for tp in partitions}
+    weighed = sizes is not None
+    size = {tp: int(sizes.get(tp, 0)) if sizes is not None else 1 for tp in partitions}
+    wanted = np.array([replication_factor or len(old[tp]) for tp in partitions])
+    held = np.array([[b in old[tp] for b in targets] for tp in partitions], dtype=bool).reshape(len(partitions), -1)
+    size_vector = np.array([size[tp] for tp in partitions], dtype=float)
 
-    replica_sets = _place_replicas(old, wanted, targets, racks)
-    proposed = _order_replicas(old, replica_sets, targets)
+    leads = np.array([[old[tp][:1] == (b,) for b in targets] for tp in partitions], dtype=bool).reshape(held.shape)
+    problem, goals = _placement_problem(
+        held, size_vector, wanted, targets, racks, tolerance, disk_limits, weighed, leaders_held=leads
+    )
+    x, bound = _solve_placement(problem, goals, held, exact_pairs)
+    replica_sets = {tp: {targets[b] for b in np.flatnonzero(x[i] > 0.5)} for i, tp in enumerate(partitions)}
 
-    replicas_after = _replica_counts(proposed.values(), targets)
-    lower_bound = move_lower_bound(old, wanted, targets, {b: replicas_after[b] for b in targets})
-    return plan_from_proposal(old, proposed, targets, lower_bound=lower_bound)
+    leader_weight = np.array([float(bytes_in.get(tp, 0.0)) for tp in partitions]) if bytes_in else None
+    leaders = _choose_leaders(old, replica_sets, partitions, targets, leader_weight, tolerance, exact_pairs)
+    proposed = {}
+    for tp in partitions:
+        leader = leaders[tp]
+        kept = [b for b in old[tp] if b in replica_sets[tp] and b != leader]
+        added = sorted(replica_sets[tp] - set(old[tp]) - {leader})
+        proposed[tp] = (leader, *kept, *added)
+    unit = _unit(size_vector, wanted, len(targets))
+    lower_bound = max(int(np.ceil(bound * unit - 1e-6 * unit)), 0)  # the LP's float noise is far below a byte
+    return plan_from_proposal(old, proposed, targets, sizes=size, lower_bound=lower_bound, tolerance=tolerance)
 
 
 def plan_from_proposal(
-    current: Assignment, proposed: Assignment, brokers: Sequence[int], lower_bound: int | None = None
+    current: Assignment,
+    proposed: Assignment,
+    brokers: Sequence[int],
+    *,
+    sizes: Mapping[Partition, int] | None = None,
+    lower_bound: int | None = None,
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> Plan:
     """The `Plan` of an assignment proposed elsewhere (a reviewed JSON file, Kafka's `--generate`).
 
     Covers the partitions of `proposed`; `current` must hold each of them. Without a known
-    `lower_bound` the plan's own move count stands in for it.
+    `lower_bound` the plan's own bytes copied stand in for it.
     """
     partitions = sorted(proposed)
     old = {tp: tuple(current[tp]) for tp in partitions}
     new = {tp: tuple(proposed[tp]) for tp in partitions}
+    size = {tp: int(sizes.get(tp, 0)) if sizes is not None else 1 for tp in partitions}
     targets = tuple(sorted(set(brokers)))
     moves = sum(len(set(new[tp]) - set(old[tp])) for tp in partitions)
-    everyone = sorted(set(targets).union(*old.values()))  # removed brokers show up with 0 after
+    copied = _bytes_copied(old, new, size)
+    everyone = sorted(set(targets).union(*old.values()))  # drained brokers show up with 0 after
     return Plan(
         current=old,
         proposed=new,
         brokers=targets,
+        sizes=size,
         moves=moves,
-        lower_bound=moves if lower_bound is None else lower_bound,
+        bytes_copied=copied,
+        lower_bound=copied if lower_bound is None else lower_bound,
         replicas_before=_replica_counts(old.values(), everyone),
         replicas_after=_replica_counts(new.values(), everyone),
         leaders_before=_leader_counts(old.values(), everyone),
         leaders_after=_leader_counts(new.values(), everyone),
+        bytes_before=_bytes_per_broker(old, size, everyone),
+        bytes_after=_bytes_per_broker(new, size, everyone),
+        tolerance=tolerance,
     )
 
 
-def move_lower_bound(
-    current: Mapping[Partition, Sequence[int]],
-    wanted: Mapping[Partition, int],
-    targets: Sequence[int],
-    replicas_after: Mapping[int, int],
-) -> int:
-    """The fewest moves any plan with this broker balance needs (rack constraints aside).
+def rack_bounds(rack_sizes: Sequence[int], replicas: int) -> tuple[list[int], list[int]]:
+    """The fewest and most replicas of one partition per rack for the most even spread.
 
-    Three independent bounds, the largest wins:
-    - replicas that must be created: per partition, the replicas it lacks on target brokers (those
-      on removed brokers, plus the growth of its replication factor);
-    - replicas that must arrive: a broker ending with f replicas and holding c of them today receives
-      at least f - c. When the plan is balanced, any balanced outcome would do, so the bound takes the
-      cheapest one (fair shares topped up first on brokers that already hold enough); otherwise it
-      uses the plan's own counts;
-    - replicas that must leave (when no partition shrinks): those on removed brokers, plus what
-      brokers above their fair share must shed; each leaves a partition short of one replica.
-    A gap between `Plan.moves` and this bound comes from rack constraints or from an outcome where
-    the two kinds of moves cannot coincide.
+    The level L is the smallest with sum(min(size, L)) >= replicas; each rack then holds between
+    min(size, L - 1) and min(size, L). With L = 1 that is at most one per rack (RF distinct racks);
+    with L >= 2 every rack holds at least one (all racks used).
     """
-    must_create = sum(max(0, wanted[tp] - len(set(replicas) & set(targets))) for tp, replicas in current.items())
-    held = _replica_counts(current.values(), targets)
-    counts = list(replicas_after.values())
-    if max(counts) - min(counts) <= 1:
-        floor, extra = divmod(sum(wanted.values()), len(targets))
-        already_above = sum(1 for b in targets if held[b] > floor)
-        must_arrive = sum(max(0, floor - held[b]) for b in targets) + max(0, extra - already_above)
-    else:
-        must_arrive = sum(max(0, replicas_after[b] - held[b]) for b in targets)
-    return max(must_create, must_arrive, _must_leave(current, wanted, targets, held, replicas_after))
+    level = 0
+    while sum(min(size, level) for size in rack_sizes) < replicas:
+        level += 1
+    return [min(size, max(level - 1, 0)) for size in rack_sizes], [min(size, level) for size in rack_sizes]
 
 
-def _must_leave(
-    current: Mapping[Partition, Sequence[int]],
-    wanted: Mapping[Partition, int],
-    targets: Sequence[int],
-    held: Mapping[int, int],
-    replicas_after: Mapping[int, int],
-) -> int:
-    """Replicas that must leave their broker: all on removed brokers, plus the surplus of brokers
-    above their share. Each is a move when no partition shrinks (its partition must regain it)."""
-    if any(wanted[tp] < len(replicas) for tp, replicas in current.items()):
-        return 0
-    on_removed = sum(1 for replicas in current.values() for b in replicas if b not in targets)
-    counts = list(replicas_after.values())
-    if max(counts) - min(counts) <= 1:
-        floor, extra = divmod(sum(wanted.values()), len(targets))
-        fullest = sorted((held[b] for b in targets), reverse=True)
-        surplus = sum(max(0, h - floor - 1) for h in fullest[:extra]) + sum(max(0, h - floor) for h in fullest[extra:])
+# --- goals 1-5: which brokers hold each partition -------------------------------------------------
+
+
+def _unit(size_vector: np.ndarray, wanted: np.ndarray, broker_count: int) -> float:
+    """Bytes are measured in units of the mean bytes per broker, which keeps the solver's numbers near 1."""
+    total = float(size_vector @ wanted)
+    return total / broker_count if total > 0 else 1.0
+
+
+def _placement_problem(
+    held: np.ndarray,
+    size_vector: np.ndarray,
+    wanted: np.ndarray,
+    targets: tuple[int, ...],
+    racks: Mapping[int, str] | None,
+    tolerance: float,
+    disk_limits: Mapping[int, int] | None,
+    weighed: bool,
+    leaders_held: np.ndarray | None = None,
+) -> tuple[Problem, list[Goal]]:
+    items, brokers = len(wanted), len(targets)
+    unit = _unit(size_vector, wanted, brokers)
+    disk = size_vector / unit
+    none, zeros = np.full(brokers, -INF), np.zeros(brokers)
+    loads, goals = [], []
+    if disk_limits:
+        limits = np.array([disk_limits.get(b, INF) for b in targets], dtype=float) / unit
+        loads.append(Load("limit", disk, none, np.where(np.isfinite(limits), limits, INF), zeros))
+        goals.append(Goal("disk_limit", slack={("limit", "over"): 1.0}))
+    if weighed and np.any(disk != disk[0]):  # equal sizes: the disk goal is the count goal
+        loads.append(Load("disk", disk, np.full(brokers, 1 - tolerance), np.full(brokers, 1 + tolerance), zeros))
+        goals.append(Goal("disk_balance", slack={("disk", "over"): 1.0, ("disk", "under"): 1.0}))
+    floor, extra = divmod(int(wanted.sum()), brokers)
+    ceiling = floor + (1 if extra else 0)
+    loads.append(Load("count", np.ones(items), np.full(brokers, float(floor)), np.full(brokers, float(ceiling)), zeros))
+    goals.append(Goal("count_balance", slack={("count", "over"): 1.0, ("count", "under"): 1.0}))
+    copied = ~held
+    goals.append(Goal("bytes_copied", pair_cost=copied * disk[:, None]))
+    # then keep each partition's current leader where possible (a tie-break inside the integer count of
+    # copies: the weights of all leader terms together stay below one copy)
+    not_leader = np.ones_like(held, dtype=float)
+    if leaders_held is not None:
+        not_leader[leaders_held] = 0.0
+    goals.append(Goal("replicas_copied", pair_cost=copied + not_leader / (float(wanted.sum()) + 1.0)))
+
+    group_of = group_lower = group_upper = None
+    if racks is not None:
+        names = sorted({racks[b] for b in targets})
+        group_of = np.array([names.index(racks[b]) for b in targets])
+        rack_sizes = [int((group_of == g).sum()) for g in range(len(names))]
+        bounds = {rf: rack_bounds(rack_sizes, int(rf)) for rf in set(wanted.tolist())}
+        group_lower = np.array([bounds[rf][0] for rf in wanted.tolist()]).reshape(items, len(names))
+        group_upper = np.array([bounds[rf][1] for rf in wanted.tolist()]).reshape(items, len(names))
+    problem = Problem(
+        cardinality=wanted,
+        allowed=np.ones((items, brokers), dtype=bool),
+        loads=loads,
+        group_of=group_of,
+        group_lower=group_lower,
+        group_upper=group_upper,
+    )
+    return problem, goals
+
+
+def _solve_placement(
+    problem: Problem, goals: list[Goal], held: np.ndarray, exact_pairs: int
+) -> tuple[np.ndarray, float]:
+    """The 0/1 placement and a lower bound of bytes copied (in units) for plans at least as balanced."""
+    balance_goals = [g.name for g in goals if g.name not in ("bytes_copied", "replicas_copied")]
+    start = _starting_pairs(problem, held)
+    if problem.allowed.size <= exact_pairs:
+        # solved to proven optimality: the MIP's dual bound on bytes (balance goals held at the plan's own
+        # values) is the bound, far tighter than the LP when a few partitions are large
+        exact = solve_exact(problem, goals)
+        return exact.x, exact.goal_bounds["bytes_copied"]
+    relaxed = solve_relaxed(problem, goals, start)
+    x = round_relaxed(problem, goals, relaxed)
+    achieved = _goal_values(problem, goals, x)
+    if all(achieved[name] <= relaxed.goal_values[name] + 1e-9 for name in balance_goals):
+        return x, relaxed.goal_values["bytes_copied"]  # the plan is as balanced as the LP: its bound stands
+    bound_goals = [g for g in goals if g.name != "replicas_copied"]
+    hold = {name: achieved[name] for name in balance_goals}
+    bound = solve_relaxed(problem, bound_goals, start | (x > 0.5), hold=hold).goal_values["bytes_copied"]
+    return x, bound
+
+
+def _starting_pairs(problem: Problem, held: np.ndarray) -> np.ndarray:
+    """Pairs to start column generation from: what is held today, plus in each rack (or overall) the
+    brokers with the least load today, as many as a partition may place there (so the LP is feasible)."""
+    items, brokers = problem.shape
+    start = held.copy()
+    today = held.sum(axis=0) if not problem.loads else problem.loads[0].weights @ held
+    order = np.argsort(today, kind="stable")
+    if problem.group_of is None:
+        most = int(problem.cardinality.max())
+        start[:, order[:most]] = True
+        return start
+    assert problem.group_upper is not None
+    for g in range(problem.group_upper.shape[1]):
+        in_group = [b for b in order if problem.group_of[b] == g]
+        most = int(problem.group_upper[:, g].max())
+        start[:, in_group[:most]] = True
+    return start
+
+
+def _goal_values(problem: Problem, goals: list[Goal], x: np.ndarray) -> dict[str, float]:
+    """Each goal's value at the 0/1 assignment `x` (the slacks at their least)."""
+    values = {}
+    loads = {load.name: load.offset + load.weights @ x for load in problem.loads}
+    by_name = {load.name: load for load in problem.loads}
+    for goal in goals:
+        value = 0.0 if goal.pair_cost is None else float((goal.pair_cost * x).sum())
+        for (name, kind), weight in goal.slack.items():
+            load, level = by_name[name], loads[name]
+            if kind == "over":
+                value += weight * float(np.maximum(level - load.upper, 0).sum())
+            elif kind == "under":
+                value += weight * float(np.maximum(load.lower - level, 0).sum())
+            elif kind == "top":
+                value += weight * float(level.max())
+            else:
+                value += weight * float(level.min())
+        values[goal.name] = value
+    return values
+
+
+# --- goal 6: the preferred leader of each partition -------------------------------------------------
+
+
+def _choose_leaders(
+    old: Mapping[Partition, tuple[int, ...]],
+    replica_sets: Mapping[Partition, set[int]],
+    partitions: list[Partition],
+    targets: tuple[int, ...],
+    bytes_in: np.ndarray | None,
+    tolerance: float,
+    exact_pairs: int,
+) -> dict[Partition, int]:
+    items, brokers = len(partitions), len(targets)
+    allowed = np.array([[b in replica_sets[tp] for b in targets] for tp in partitions], dtype=bool)
+    allowed = allowed.reshape(items, brokers)
+    weights = np.ones(items) if bytes_in is None else bytes_in
+    mean = float(weights.sum()) / brokers
+    unit = mean if bytes_in is not None and mean > 0 else 1.0
+    load = Load("leaders", weights / unit, np.full(brokers, -INF), np.full(brokers, INF), np.zeros(brokers), True)
+    current_leader = np.array([[old[tp][:1] == (b,) for b in targets] for tp in partitions], dtype=bool)
+    current_leader = current_leader.reshape(items, brokers)
+    allowance = tolerance if bytes_in is not None else -INF  # in units of the mean
+    goals = [
+        Goal("leader_spread", slack={("leaders", "top"): 1.0, ("leaders", "bottom"): -1.0}, allowance=allowance),
+        Goal("leader_changes", pair_cost=(~current_leader).astype(float)),
+    ]
+    problem = Problem(cardinality=np.ones(items, dtype=int), allowed=allowed, loads=[load])
+    if allowed.sum() <= exact_pairs // 3:
+        x = solve_exact(problem, goals).x
     else:
-        surplus = sum(max(0, held[b] - replicas_after[b]) for b in targets)
-    return on_removed + surplus
+        x = round_relaxed(problem, goals, solve_relaxed(problem, goals, allowed))
+    return {tp: targets[int(np.argmax(x[i]))] for i, tp in enumerate(partitions)}
+
+
+# --- validation and counting ------------------------------------------------------------------------
 
 
 def _validate(
@@ -210,12 +411,15 @@ def _validate(
     brokers: Sequence[int],
     racks: Mapping[int, str] | None,
     replication_factor: int | None,
+    tolerance: float,
 ) -> tuple[int, ...]:
     targets = tuple(sorted(set(brokers)))
     if len(targets) != len(brokers):
         raise ValueError(f"target brokers {list(brokers)} contain duplicates")
     if not targets:
         raise ValueError("no target brokers")
+    if not 0 <= tolerance < 1:
+        raise ValueError(f"tolerance {tolerance} must be a fraction of the mean in [0, 1)")
     if replication_factor is not None and not 1 <= replication_factor <= len(targets):
         raise ValueError(f"replication factor {replication_factor} needs 1 to {len(targets)} brokers")
     for tp, replicas in current.items():
@@ -230,101 +434,10 @@ def _validate(
     return targets
 
 
-def _place_replicas(
-    old: Mapping[Partition, tuple[int, ...]],
-    wanted: Mapping[Partition, int],
-    targets: tuple[int, ...],
-    racks: Mapping[int, str] | None,
-) -> dict[Partition, set[int]]:
-    """Goals 1-4: which brokers hold each partition (one min-cost flow; module docstring)."""
-    rack_of = {b: (racks[b] if racks is not None else str(b)) for b in targets}
-    rack_names = sorted(set(rack_of.values()))
-    total = sum(wanted.values())
-    move = 1
-    balance = total + 1  # more than any number of moves
-    fair_share, _ = divmod(total, len(targets))
-    most_per_broker = len(old)
-    balance_arcs = most_per_broker - fair_share
-    # More than any total of balance costs (and so of balance and move costs together).
-    rack = balance * len(targets) * balance_arcs * (balance_arcs + 1) // 2 + balance
-    if racks is None:
-        rack = 0  # no racks: each broker is its own rack, and distinct brokers are enforced by capacity
-
-    net = FlowNetwork()
-    source, sink = net.add_node(), net.add_node()
-    broker_node, fair_arc = _brokers_to_sink(net, sink, targets, fair_share, balance_arcs, balance)
-
-    placement_arcs: dict[Partition, dict[int, int]] = {}
-    free_rack_arc: dict[tuple[Partition, str], int] = {}
-    source_arc = {}
-    for tp in sorted(old):
-        partition_node = net.add_node()
-        source_arc[tp] = net.add_arc(source, partition_node, wanted[tp], 0)
-        placement_arcs[tp] = {}
-        for rack_name in rack_names:
-            rack_brokers = [b for b in targets if rack_of[b] == rack_name]
-            rack_node = net.add_node()
-            for nth in range(min(wanted[tp], len(rack_brokers))):
-                arc = net.add_arc(partition_node, rack_node, 1, nth * rack)
-                if nth == 0:
-                    free_rack_arc[tp, rack_name] = arc
-            for b in rack_brokers:
-                placement_arcs[tp][b] = net.add_arc(rack_node, broker_node[b], 1, 0 if b in old[tp] else move)
-
-    # Replicas that can stay at no cost are routed first (see FlowNetwork.preload): it leaves the
-    # solver only the units that must move, and makes it keep the earliest replicas (the leader).
-    for tp in sorted(old):
-        kept = 0
-        for b in old[tp]:
-            if b not in broker_node or kept == wanted[tp] or b not in fair_arc:
-                continue
-            path = [source_arc[tp], free_rack_arc[tp, rack_of[b]], placement_arcs[tp][b], fair_arc[b]]
-            if all(net.residual(arc) > 0 for arc in path):
-                net.preload(path)
-                kept += 1
-
-    net.solve(source, sink, total)
-    return {tp: {b for b, arc in arcs.items() if net.flow(arc)} for tp, arcs in placement_arcs.items()}
-
-
-def _order_replicas(
-    old: Mapping[Partition, tuple[int, ...]],
-    replica_sets: Mapping[Partition, set[int]],
-    targets: tuple[int, ...],
-) -> dict[Partition, tuple[int, ...]]:
-    """Goal 5: choose each partition's preferred leader (a flow), then order its replicas.
-
-    Leader first; then the replicas it keeps, in their current order; then the new ones by broker id.
-    """
-    partitions = sorted(replica_sets)
-    fair_share = len(partitions) // len(targets)
-    excess_arcs = len(partitions) - fair_share
-    balance = len(partitions) + 1  # more than any number of leader changes
-
-    net = FlowNetwork()
-    source, sink = net.add_node(), net.add_node()
-    broker_node, fair_arc = _brokers_to_sink(net, sink, targets, fair_share, excess_arcs, balance)
-    leader_arcs: dict[Partition, dict[int, int]] = {}
-    for tp in partitions:
-        partition_node = net.add_node()
-        source_arc = net.add_arc(source, partition_node, 1, 0)
-        leader_arcs[tp] = {}
-        current_leader = old[tp][0] if old[tp] else None
-        for b in sorted(replica_sets[tp]):
-            leader_arcs[tp][b] = net.add_arc(partition_node, broker_node[b], 1, 0 if b == current_leader else 1)
-        if current_leader in replica_sets[tp] and current_leader in fair_arc:
-            path = [source_arc, leader_arcs[tp][current_leader], fair_arc[current_leader]]
-            if net.residual(path[-1]) > 0:
-                net.preload(path)
-    net.solve(source, sink, len(partitions))
-
-    ordered = {}
-    for tp in partitions:
-        leader = next(b for b, arc in leader_arcs[tp].items() if net.flow(arc))
-        kept = [b for b in old[tp] if b in replica_sets[tp] and b != leader]
-        added = sorted(replica_sets[tp] - set(old[tp]) - {leader})
-        ordered[tp] = (leader, *kept, *added)
-    return ordered
+def _bytes_copied(
+    old: Mapping[Partition, tuple[int, ...]], new: Mapping[Partition, tuple[int, ...]], size: Mapping[Partition, int]
+) -> int:
+    return sum(size[tp] * len(set(new[tp]) - set(old[tp])) for tp in new)
 
 
 def _replica_counts(assignments: Iterable[Sequence[int]], targets: Sequence[int]) -> dict[int, int]:
@@ -337,16 +450,11 @@ def _leader_counts(assignments: Iterable[Sequence[int]], targets: Sequence[int])
     return {b: counts[b] for b in sorted(set(targets) | set(counts))}
 
 
-def _brokers_to_sink(
-    net: FlowNetwork, sink: int, targets: Sequence[int], fair_share: int, excess_arcs: int, balance: int
-) -> tuple[dict[int, int], dict[int, int]]:
-    """A node per broker, draining to `sink`: `fair_share` units free, then one unit per arc at a cost
-    rising by `balance` each, so the cheapest flow fills brokers evenly. Returns (node, fair-share arc)."""
-    broker_node = {b: net.add_node() for b in targets}
-    fair_arc = {}
-    for b in targets:
-        if fair_share:
-            fair_arc[b] = net.add_arc(broker_node[b], sink, fair_share, 0)
-        for excess in range(1, excess_arcs + 1):
-            net.add_arc(broker_node[b], sink, 1, excess * balance)
-    return broker_node, fair_arc
+def _bytes_per_broker(
+    assignment: Mapping[Partition, Sequence[int]], size: Mapping[Partition, int], targets: Sequence[int]
+) -> dict[int, int]:
+    totals: Counter[int] = Counter()
+    for tp, replicas in assignment.items():
+        for b in replicas:
+            totals[b] += size[tp]
+    return {b: totals[b] for b in sorted(set(targets) | set(totals))}

@@ -281,7 +281,9 @@ def test_the_dagster_jobs_plan_then_execute_a_reviewed_plan_file(cluster, admin,
     assert sum(len(set(r) - {1}) for r in proposed.values()) == 8  # the lower bound, as the planner test shows
     output = next(e for e in planned.all_events if e.event_type_value == "STEP_OUTPUT")
     shown = output.event_specific_data.metadata
-    assert shown["replica_moves"].value == shown["lower_bound_moves"].value == 8
+    assert shown["replica_moves"].value == 8  # the fewest replica moves, as the planner test shows
+    # weighed by size now (DescribeLogDirs; equal-sized partitions here): the bound is in bytes
+    assert 0 < shown["lower_bound_bytes"].value <= shown["bytes_to_copy"].value
 
     executed = execute_partition_reassignment.execute_in_process(
         run_config={
@@ -307,3 +309,83 @@ def test_the_dagster_jobs_plan_then_execute_a_reviewed_plan_file(cluster, admin,
         instance=instance,
     )
     assert again.success and again.output_for_node("execute_reassignment_op")["changed_partitions"] == 0
+
+
+def test_skewed_sizes_are_balanced_by_bytes_within_the_bound_beside_kafkas_generate(
+    cluster, admin, kafka_admin, topic_name, tmp_path, monkeypatch
+):
+    """Three big partitions all on brokers 1 and 2, nine small ones spread: by replica count the topic is
+    balanced, by bytes broker 3 is nearly empty. The plan (sizes from DescribeLogDirs) brings every broker
+    within the tolerance, copies no more than the bound plus the tolerance's slack; then the Dagster job
+    executes it one batch at a time: stopped after the first batch, resumed, complete."""
+    import dagster as dg
+
+    from orchestration.defs.reassignment.jobs import execute_partition_reassignment
+    from orchestration.defs.resources import KafkaResource
+    from orchestration.reassignment.cluster_load import read_log_dirs
+    from orchestration.reassignment.planner import plan_from_proposal
+
+    info, config = cluster
+    big = [[1, 2], [2, 1], [1, 2]]
+    small = [[2, 3], [3, 1], [1, 3], [3, 2], [2, 3], [3, 1], [1, 3], [3, 2], [2, 1]]
+    layout = big + small
+    admin.create_topics([NewTopic(topic_name, len(layout), replica_assignment=layout)])[topic_name].result(timeout=30)
+    producer = Producer({"bootstrap.servers": info.bootstrap, "linger.ms": 20, "compression.type": "none"})
+    for partition in range(len(layout)):
+        for _ in range(2048 if partition < len(big) else 256):  # KiB
+            producer.produce(topic_name, bytes(1024), partition=partition)
+            producer.poll(0)
+    assert producer.flush(60) == 0
+
+    state = read_cluster_state(admin, [topic_name])
+    sizes = {}
+    deadline = time.monotonic() + 60
+    while len(sizes) < len(layout) and time.monotonic() < deadline:  # every replica has flushed its segment
+        sizes = read_log_dirs(kafka_admin, [topic_name]).sizes
+        time.sleep(0.5)
+    plan = plan_reassignment(state.assignment, state.brokers, state.racks, sizes=sizes, tolerance=0.1)
+    low, high = plan.disk_band()
+    mean = sum(plan.bytes_after[b] for b in BROKERS) / len(BROKERS)
+    kafka = plan_from_proposal(
+        state.assignment, kafka_generate(config, info.bootstrap, topic_name, tmp_path), state.brokers, sizes=sizes
+    )
+
+    def per_broker(bytes_on: dict[int, int]) -> str:
+        return ", ".join(f"{b}: {bytes_on[b] / 2**20:.1f} MiB" for b in BROKERS)
+
+    ours_copied, kafka_copied = plan.bytes_copied / 2**20, kafka.bytes_copied / 2**20
+    print(f"\n[reassignment] skewed sizes, before: {per_broker(plan.bytes_before)}")
+    print(f"  ours: {ours_copied:.1f} MiB copied ({plan.moves} replicas), after {per_broker(plan.bytes_after)}")
+    print(f"  lower bound {plan.lower_bound / 2**20:.1f} MiB; band {low / 2**20:.1f}-{high / 2**20:.1f} MiB")
+    print(f"  kafka --generate: {kafka_copied:.1f} MiB ({kafka.moves} replicas), after {per_broker(kafka.bytes_after)}")
+    assert max(plan.bytes_before[b] for b in BROKERS) > high, "the input is skewed beyond the tolerance"
+    assert all(low <= plan.bytes_after[b] <= high for b in BROKERS)
+    assert plan.lower_bound <= plan.bytes_copied <= plan.lower_bound + plan.tolerance * mean
+    assert plan.replicas_after == {1: 8, 2: 8, 3: 8}
+
+    plan_file = tmp_path / "plan.json"
+    plan_file.write_text(plan.to_json())
+    monkeypatch.setenv("KDP_BOOTSTRAP", info.bootstrap)
+    resources, instance = {"kafka": KafkaResource()}, dg.DagsterInstance.ephemeral()
+
+    def run(max_batches):  # type: ignore[no-untyped-def]
+        options = {"plan_file": str(plan_file), "throttle_bytes_per_second": 20_000_000, "batch_bytes": 2**21}
+        if max_batches is not None:
+            options["max_batches"] = max_batches
+        result = execute_partition_reassignment.execute_in_process(
+            run_config={"ops": {"execute_reassignment_op": {"config": options}}}, resources=resources, instance=instance
+        )
+        assert result.success
+        return result.output_for_node("execute_reassignment_op")
+
+    first = run(1)
+    assert first["batches_done"] == 1 and first["batches_total"] > 1 and first["remaining_partitions"] > 0
+    rest = run(None)
+    # the resumed run plans only what is left (gains are recomputed from the new assignment, so the rest
+    # may be cut into batches differently) and runs every batch
+    assert rest["remaining_partitions"] == 0 and rest["batches_done"] == rest["batches_total"]
+    assert 0 < rest["changed_partitions"] < first["changed_partitions"]
+    assert read_cluster_state(admin, [topic_name]).assignment == {
+        tp: plan.proposed.get(tp, replicas) for tp, replicas in state.assignment.items()
+    }
+    assert current_throttles(kafka_admin, BROKERS, [topic_name]) == Throttles()

@@ -1,14 +1,19 @@
 """Partition reassignment from Dagster: plan in one job, execute a reviewed plan in another.
 
-`plan_partition_reassignment` reads the live assignment, plans the move onto the target brokers
-(fewest replica moves, balanced replicas and leaders, rack-aware: `orchestration.reassignment`)
-and writes two files in Kafka's reassignment format: the plan, which `kafka-reassign-partitions
---execute` accepts as it is, and the rollback (the current assignment of the same partitions).
-Nothing changes in the cluster.
+`plan_partition_reassignment` reads the live assignment and its load (partition sizes from the
+brokers' log directories; bytes-in per partition from a file or sampled from end offsets, when asked),
+plans the move onto the target brokers (`orchestration.reassignment.planner`: rack-aware, disk within
+the tolerance, balanced replicas, fewest bytes copied, leaders by bytes-in) and writes two files in
+Kafka's reassignment format: the plan, which `kafka-reassign-partitions --execute` accepts as it is,
+and the rollback. Its metadata: bytes per broker before and after (a table and a chart), bytes to
+copy, the lower bound, and the estimated copy time under the chosen throttle. Nothing changes in the
+cluster.
 
-`execute_partition_reassignment` is separate and explicit: it takes a plan file, refuses it if the
-cluster no longer matches, applies it with an optional replication throttle, waits and verifies,
-and always removes the throttle.
+`execute_partition_reassignment` is separate and explicit: it takes a plan file and carries it out in
+batches, largest gain first (`batches`), each under the replication throttle, waited for and
+verified before the next; the throttle is always removed. It can be stopped (terminate the run, or
+`max_batches`) and resumed by running it again with the same file: partitions already at their
+planned replicas drop out, and a batch still copying from a stopped run is waited for first.
 """
 
 import json
@@ -19,18 +24,41 @@ import dagster as dg
 
 from orchestration.defs.resources import KafkaResource
 from orchestration.reassignment import plan_from_proposal, plan_reassignment
-from orchestration.reassignment.cluster_state import read_cluster_state
+from orchestration.reassignment.batches import batches, copy_seconds
+from orchestration.reassignment.cluster_load import (
+    disk_limits_under,
+    read_bytes_in_file,
+    read_log_dirs,
+    sample_bytes_in,
+)
+from orchestration.reassignment.cluster_state import ClusterState, read_cluster_state
 from orchestration.reassignment.executor import PartitionStatus, execute, kafka_python_admin, verify
 from orchestration.reassignment.plan_json import parse_reassignment_json
+from orchestration.reassignment.plan_report import broker_table, bytes_chart_markdown
+from orchestration.reassignment.planner import Plan
+
+GB = 10**9
 
 
 class PlanConfig(dg.Config):
     topics: list[str]
     """Topics whose partitions to place."""
     brokers: list[int] = []
-    """Target broker ids; empty means every live broker."""
+    """Target broker ids; empty means every live broker. A live broker left out is drained; a new one gets its share."""
     replication_factor: int | None = None
     """None keeps each partition's replica count; a number sets it (e.g. 1 -> 3)."""
+    tolerance: float = 0.10
+    """Disk band around the mean bytes per broker (0.10: every broker within +-10%)."""
+    weigh_by_size: bool = True
+    """Weigh partitions by their size on disk (DescribeLogDirs); False plans by replica counts alone."""
+    disk_cap_fraction: float | None = None
+    """Keep every target broker's log directories under this fraction of their total size (e.g. 0.8)."""
+    bytes_in_file: str | None = None
+    """JSON {"topic:partition": bytes per second}: leaders are balanced by it."""
+    sample_bytes_in_seconds: float = 0.0
+    """Instead of a file: sample end offsets this many seconds apart to estimate bytes-in (0 = count leaders)."""
+    throttle_bytes_per_second: int = 50_000_000
+    """The replication throttle the copy-time estimate assumes (use the same when executing)."""
     output_dir: str | None = None
     """Where to write the plan files; default `<DAGSTER_HOME storage>/reassignment`."""
 
@@ -39,22 +67,16 @@ class ExecuteConfig(dg.Config):
     plan_file: str
     """A reassignment JSON written by `plan_partition_reassignment` (or by hand, reviewed)."""
     throttle_bytes_per_second: int | None = None
-    """Replication throttle while replicas are copied; removed when the job ends, whatever happens."""
+    """Replication throttle while replicas are copied; removed after each batch, whatever happens."""
+    batch_bytes: int = 10 * GB
+    """Bytes copied per batch at most (a bigger partition goes alone)."""
+    max_batches: int | None = None
+    """Stop after this many batches (run again with the same file to resume); None runs them all."""
     timeout_seconds: float = 600.0
+    """Per batch."""
 
 
-def _counts_table(plan_summary: dict) -> str:
-    brokers = sorted(set(plan_summary["replicas_before"]) | set(plan_summary["replicas_after"]))
-    rows = ["| broker | replicas before | replicas after | leaders before | leaders after |", "|---|---|---|---|---|"]
-    for b in brokers:
-        rows.append(
-            f"| {b} | {plan_summary['replicas_before'].get(b, 0)} | {plan_summary['replicas_after'].get(b, 0)}"
-            f" | {plan_summary['leaders_before'].get(b, 0)} | {plan_summary['leaders_after'].get(b, 0)} |"
-        )
-    return "\n".join(rows)
-
-
-def _read_state(kafka: KafkaResource, topics: list[str]):  # type: ignore[no-untyped-def]
+def _read_state(kafka: KafkaResource, topics: list[str]) -> ClusterState:
     """The live assignment; retried briefly, as metadata of a new topic reaches brokers one by one."""
     admin = kafka.admin()
     for attempt in range(5):
@@ -67,7 +89,31 @@ def _read_state(kafka: KafkaResource, topics: list[str]):  # type: ignore[no-unt
     raise AssertionError("unreachable")
 
 
-@dg.op(description="Plan a minimal-movement, balanced, rack-aware reassignment; write plan and rollback JSON.")
+def _sizes(kafka: KafkaResource, topics: list[str]):  # type: ignore[no-untyped-def]
+    admin = kafka_python_admin(kafka.settings())
+    try:
+        return read_log_dirs(admin, topics)
+    finally:
+        admin.close()
+
+
+def _plan_metadata(plan: Plan, throttle: int) -> dict[str, dg.MetadataValue]:
+    low, high = plan.disk_band()
+    return {
+        "bytes_to_copy": dg.MetadataValue.int(plan.bytes_copied),
+        "lower_bound_bytes": dg.MetadataValue.int(plan.lower_bound),
+        "bound_gap_bytes": dg.MetadataValue.int(plan.bytes_copied - plan.lower_bound),
+        "replica_moves": dg.MetadataValue.int(plan.moves),
+        "changed_partitions": dg.MetadataValue.int(len(plan.changed)),
+        "estimated_copy_seconds": dg.MetadataValue.float(round(copy_seconds(plan, throttle), 1)),
+        "throttle_bytes_per_second": dg.MetadataValue.int(throttle),
+        "disk_band_bytes": dg.MetadataValue.json({"low": int(low), "high": int(high), "tolerance": plan.tolerance}),
+        "per_broker": broker_table(plan),
+        "bytes_per_broker_chart": dg.MetadataValue.md(bytes_chart_markdown(plan)),
+    }
+
+
+@dg.op(description="Plan a rack-aware reassignment balancing disk, replicas and leaders with the fewest bytes copied.")
 def plan_reassignment_op(context: dg.OpExecutionContext, config: PlanConfig, kafka: KafkaResource) -> str:
     state = _read_state(kafka, config.topics)
     brokers = config.brokers or list(state.brokers)
@@ -75,65 +121,127 @@ def plan_reassignment_op(context: dg.OpExecutionContext, config: PlanConfig, kaf
     if unknown:
         raise dg.Failure(f"target brokers {sorted(unknown)} are not in the cluster (live: {list(state.brokers)})")
     racks = {b: r for b, r in state.racks.items() if b in brokers} if state.racks else None
-    plan = plan_reassignment(state.assignment, brokers, racks, config.replication_factor)
+    log_dirs = _sizes(kafka, config.topics) if config.weigh_by_size or config.disk_cap_fraction else None
+    sizes = log_dirs.sizes if log_dirs and config.weigh_by_size else None
+    limits = (
+        disk_limits_under(log_dirs.disk_total, config.disk_cap_fraction, brokers)
+        if log_dirs and config.disk_cap_fraction
+        else None
+    )
+    bytes_in = None
+    if config.bytes_in_file:
+        bytes_in = read_bytes_in_file(Path(config.bytes_in_file))
+    elif config.sample_bytes_in_seconds > 0:
+        bytes_in = sample_bytes_in(
+            dict(kafka.settings().kafka_config()), log_dirs.sizes if log_dirs else {}, config.sample_bytes_in_seconds
+        )
+    plan = plan_reassignment(
+        state.assignment,
+        brokers,
+        racks,
+        config.replication_factor,
+        sizes=sizes,
+        bytes_in=bytes_in,
+        tolerance=config.tolerance,
+        disk_limits=limits,
+    )
     folder = Path(config.output_dir or Path(context.instance.storage_directory()) / "reassignment")
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{time.strftime('%Y%m%dT%H%M%S')}-{context.run_id[:8]}"
     plan_file, rollback_file = folder / f"{stem}-plan.json", folder / f"{stem}-rollback.json"
     plan_file.write_text(plan.to_json())
     rollback_file.write_text(plan.rollback_json())
-    summary = plan.summary()
     context.add_output_metadata(
         {
             "plan_file": dg.MetadataValue.path(str(plan_file)),
             "rollback_file": dg.MetadataValue.path(str(rollback_file)),
-            "replica_moves": dg.MetadataValue.int(plan.moves),
-            "lower_bound_moves": dg.MetadataValue.int(plan.lower_bound),
-            "changed_partitions": dg.MetadataValue.int(len(plan.changed)),
-            "racks": dg.MetadataValue.json(racks or {}),
-            "per_broker": dg.MetadataValue.md(_counts_table(summary)),
+            "racks": dg.MetadataValue.json({str(b): r for b, r in (racks or {}).items()}),
+            **_plan_metadata(plan, config.throttle_bytes_per_second),
             "plan": dg.MetadataValue.json(json.loads(plan.to_json())),
         }
     )
-    context.log.info("plan: %d replica moves (lower bound %d), written to %s", plan.moves, plan.lower_bound, plan_file)
+    context.log.info(
+        "plan: %d bytes to copy in %d replica moves (lower bound %d bytes), written to %s",
+        plan.bytes_copied,
+        plan.moves,
+        plan.lower_bound,
+        plan_file,
+    )
     return str(plan_file)
 
 
-@dg.op(description="Execute a reassignment plan file with an optional throttle; verify; remove the throttle.")
+def _finish_ongoing(kafka_admin, partitions: list[tuple[str, int]], deadline: float) -> None:  # type: ignore[no-untyped-def]
+    """Wait for reassignments of `partitions` still copying (a batch of a stopped run) to end."""
+    from kafka import TopicPartition
+
+    while kafka_admin.list_partition_reassignments([TopicPartition(*tp) for tp in partitions]):
+        if time.monotonic() > deadline:
+            raise dg.Failure("a previous run's batch is still copying; wait for it or cancel it, then resume")
+        time.sleep(1)
+
+
+@dg.op(description="Execute a reassignment plan file in batches, largest gain first, throttled, verified; resumable.")
 def execute_reassignment_op(context: dg.OpExecutionContext, config: ExecuteConfig, kafka: KafkaResource) -> dict:
     proposed = parse_reassignment_json(Path(config.plan_file).read_text())
-    state = _read_state(kafka, sorted({topic for topic, _ in proposed}))
-    missing = set(proposed) - set(state.assignment)
-    if missing:
-        raise dg.Failure(f"the plan names partitions the cluster does not have: {sorted(missing)}")
-    plan = plan_from_proposal(state.assignment, proposed, state.brokers)
+    topics = sorted({topic for topic, _ in proposed})
     admin = kafka_python_admin(kafka.settings())
     try:
-        report = execute(
-            admin, plan, throttle_bytes_per_second=config.throttle_bytes_per_second, timeout_s=config.timeout_seconds
-        )
+        _finish_ongoing(admin, sorted(proposed), time.monotonic() + config.timeout_seconds)
+        state = _read_state(kafka, topics)
+        missing = set(proposed) - set(state.assignment)
+        if missing:
+            raise dg.Failure(f"the plan names partitions the cluster does not have: {sorted(missing)}")
+        sizes = read_log_dirs(admin, topics).sizes
+        plan = plan_from_proposal(state.assignment, proposed, state.brokers, sizes=sizes)
+        todo = batches(plan, config.batch_bytes) if plan.changed else []
+        done: list[dict] = []
+        started = time.monotonic()
+        for number, batch in enumerate(todo[: config.max_batches], start=1):
+            part = plan_from_proposal(state.assignment, {tp: proposed[tp] for tp in batch}, state.brokers, sizes=sizes)
+            report = execute(
+                admin,
+                part,
+                throttle_bytes_per_second=config.throttle_bytes_per_second,
+                timeout_s=config.timeout_seconds,
+            )
+            statuses = verify(admin, part)
+            if set(statuses.values()) - {PartitionStatus.COMPLETE}:
+                raise dg.Failure(f"batch {number} not complete: {statuses}")
+            done.append(
+                {
+                    "batch": number,
+                    "partitions": len(batch),
+                    "bytes": part.bytes_copied,
+                    "seconds": round(report.seconds, 1),
+                }
+            )
+            context.log.info(
+                "batch %d/%d: %d partitions, %d bytes, verified", number, len(todo), len(batch), part.bytes_copied
+            )
         statuses = verify(admin, plan)
     finally:
         admin.close()
-    incomplete = {f"{t}:{p}": str(s) for (t, p), s in statuses.items() if s is not PartitionStatus.COMPLETE}
+    remaining = sorted(f"{t}:{p}" for (t, p), s in statuses.items() if s is not PartitionStatus.COMPLETE)
+    after = plan_from_proposal(state.assignment, {**state.assignment, **proposed}, state.brokers, sizes=sizes)
     result = {
         "changed_partitions": len(plan.changed),
         "replica_moves": plan.moves,
-        "seconds": round(report.seconds, 1),
-        "throttled_brokers": sorted(report.throttles.brokers),
-        "leader_election_errors": {f"{t}:{p}": e for (t, p), e in report.leader_election_errors.items()},
+        "bytes_copied": sum(b["bytes"] for b in done),
+        "batches_done": len(done),
+        "batches_total": len(todo),
+        "remaining_partitions": len(remaining),
+        "seconds": round(time.monotonic() - started, 1) if todo else 0.0,
     }
     context.add_output_metadata(
         {
-            "changed_partitions": dg.MetadataValue.int(len(plan.changed)),
-            "replica_moves": dg.MetadataValue.int(plan.moves),
-            "seconds": dg.MetadataValue.float(report.seconds),
-            "per_broker": dg.MetadataValue.md(_counts_table(plan.summary())),
-            "verification": dg.MetadataValue.json({f"{t}:{p}": str(s) for (t, p), s in statuses.items()}),
+            **{key: dg.MetadataValue.int(value) for key, value in result.items() if isinstance(value, int)},
+            "batches": dg.MetadataValue.json(done),
+            "per_broker_when_complete": broker_table(after),
+            "remaining": dg.MetadataValue.json(remaining[:200]),
         }
     )
-    if incomplete:
-        raise dg.Failure(f"reassignment not complete: {incomplete}")
+    if remaining and config.max_batches is None:
+        raise dg.Failure(f"reassignment not complete: {remaining[:20]}")
     return result
 
 
@@ -142,6 +250,6 @@ def plan_partition_reassignment() -> None:
     plan_reassignment_op()
 
 
-@dg.job(description="Execute a reviewed partition-reassignment plan file, throttled, verified.")
+@dg.job(description="Execute a reviewed partition-reassignment plan file in verified, throttled batches; resumable.")
 def execute_partition_reassignment() -> None:
     execute_reassignment_op()
