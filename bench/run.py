@@ -15,7 +15,8 @@ then ratios, target verdicts and their explanations (`bench.targets`, `bench.ana
 subject's report (`bench.memory`).
 
 Budget with the defaults on a 2-core machine: about 12 minutes (the latency runs take 2 x 3 x 20 s plus
-set-up; each 1M-message subject of ours 10-30 s, each peer one to two minutes), plus the cadence table once
+set-up; each 1M-message subject of ours 10-30 s; each peer reads `--peer-events` (200,000) of the backlog, as
+the peers run at a few thousand msg/s, in one to two minutes), plus the cadence table once
 the converter reads `KDP_COMMIT_INTERVAL_MS` (per value: one backlog pass and 3 x 10 s of latency), plus
 building the Quix Streams venv the first time (about 2 minutes). `--events`, `--latency-seconds`, `--peers`
 and `--skip` shrink it (the smoke test runs it with 5,000 events and the Arroyo peer only). A step that
@@ -59,6 +60,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-seconds", type=float, default=20.0, help="per run (default 20)")
     parser.add_argument("--latency-repetitions", type=int, default=3, help="runs per latency figure (default 3)")
     parser.add_argument("--peers", default=",".join(p.key for p in PEERS), help="peers to run (default all)")
+    parser.add_argument(
+        "--peer-events", type=int, default=200_000, help="messages of the backlog each peer reads (default 200,000)"
+    )
     parser.add_argument(
         "--cadences", default="default,20,100,500", help=f"{cadence.VARIABLE} values of the exactly-once table"
     )
@@ -108,6 +112,7 @@ class Run:
                 "latency_seconds": args.latency_seconds,
                 "latency_repetitions": args.latency_repetitions,
                 "peers": [p.key for p in args.peers],
+                "peer_events": args.peer_events,
                 "cadences": args.cadences,
                 "cadence_seconds": args.cadence_seconds,
                 "scaling": args.scaling,
@@ -166,7 +171,8 @@ class Run:
             "venv": str(Path(python).parent.parent) if peer.environment.own_venv else "the project's venv",
             "venv_build_s": None if built_before else round(time.monotonic() - started, 1),
         }
-        result = self.subject(peer.key, peer.module, ["--expect", str(self.results["backlog"]["count"])], python=python)
+        expect = min(self.args.peer_events, self.results["backlog"]["count"])
+        result = self.subject(peer.key, peer.module, ["--expect", str(expect)], python=python)
         return {**result, "environment": environment}
 
     @property
