@@ -277,9 +277,10 @@ class Converter:
                     result = transform(value, topic, partition, offset, now_ms, oldest_ms=oldest_ms)
                 if type(result) is dict:
                     try:
-                        # The output's timestamp is the event time, so that readers can find an
-                        # event-time window with offsets_for_times.
-                        out = (output, encode(result), result["user_id"].encode(), result["event_time"], None)
+                        # Stamped with the processing time, never the event time: time-based retention
+                        # judges a segment by its records' timestamps, so an old event time would let the
+                        # broker delete the record soon after delivery. The event time is in the record.
+                        out = (output, encode(result), result["user_id"].encode(), now_ms, None)
                         insights.add_record(result["device_type"], result["locale"])
                     except RecordEncodingError as error:  # the schema cannot hold it: a dead letter
                         result = Rejection(Reason.ENCODING_FAILED, str(error))
@@ -287,7 +288,8 @@ class Converter:
                     assert isinstance(result, Rejection)
                     source_ts = message.timestamp()[1]
                     headers = dead_letter_headers(result, topic, partition, offset, source_ts, now_ms)
-                    out = (dlq, value, message.key(), max(source_ts, 0), headers)
+                    # Stamped with the failure time, for the same reason; the source's is in a header.
+                    out = (dlq, value, message.key(), now_ms, headers)
                     insights.add_rejection(result.reason)
                 if careful:
                     if not self._produce_carefully(out, (topic, partition, offset), failures):

@@ -89,6 +89,11 @@ DLQ_SOURCE_OFFSET = "kdp.dlq.source.offset"
 DLQ_SOURCE_TIMESTAMP = "kdp.dlq.source.timestamp"  # the source message's timestamp, epoch milliseconds
 DLQ_FAILED_AT = "kdp.dlq.failed_at"  # when the converter rejected it, epoch milliseconds
 
+# Written only on the dead letter of a replayed message that was refused again (`streaming.replay_headers`).
+DLQ_REPLAY_COUNT = "kdp.dlq.replay.count"  # how many replays it has been through, 1 after the first
+DLQ_REPLAY_PREVIOUS_REASON = "kdp.dlq.replay.previous_reason"  # the reason of the dead letter it replaced
+DLQ_REPLAY_ID = "kdp.dlq.replay.id"  # the replay that wrote it (`ReplaySelection.replay_id`)
+
 DLQ_HEADERS: tuple[str, ...] = (
     DLQ_REASON,
     DLQ_DETAIL,
@@ -98,3 +103,5 @@ DLQ_HEADERS: tuple[str, ...] = (
     DLQ_SOURCE_TIMESTAMP,
     DLQ_FAILED_AT,
 )
+
+DLQ_REPLAY_HEADERS: tuple[str, ...] = (DLQ_REPLAY_COUNT, DLQ_REPLAY_PREVIOUS_REASON, DLQ_REPLAY_ID)

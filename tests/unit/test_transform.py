@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streaming.events import EventFactory, Irregularity, IrregularityRates
-from streaming.records import DLQ_HEADERS, MAX_DETAIL_CHARS, Reason, Rejection
+from streaming.records import DLQ_HEADERS, DLQ_REPLAY_HEADERS, MAX_DETAIL_CHARS, Reason, Rejection
 from streaming.transform import MAX_MESSAGE_BYTES, transform
 
 NOW_MS = 1_720_576_830_000  # processing time: five seconds after the event
@@ -369,7 +369,7 @@ def test_every_reason_code_and_dead_letter_header_is_documented_for_consumers() 
 
     for code in Reason:
         assert f"| `{code.value}` |" in readme
-    for header in DLQ_HEADERS:
+    for header in DLQ_HEADERS + DLQ_REPLAY_HEADERS:
         assert f"| `{header}` |" in readme
 
 
