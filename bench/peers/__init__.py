@@ -47,6 +47,7 @@ QUIX = Peer(
         "Avro by Quix's `AvroSerializer` with a schema-registry config, which hands each record to confluent-kafka's "
         "`AvroSerializer` (the stock encoder of row (b))",
         "processing time read once per message (ours: once per batch)",
+        "outputs and dead letters keep the source message's timestamp, Quix's default (ours: the processing time)",
         "checkpoint (flush, then commit) every 5 s, Quix's default `commit_interval`; producer at Quix's defaults "
         "(ours: acks=all, idempotent, lz4)",
         "no running insights (ours counts devices and locales per batch)",
@@ -62,7 +63,8 @@ ARROYO = Peer(
     differences=(
         "one message per `poll()`, and per `submit()` of each strategy (Arroyo processes message by message)",
         "Avro by confluent-kafka's `AvroSerializer` (the stock encoder of row (b)); Arroyo has no Avro codec",
-        "the output's timestamp is the produce time (Arroyo's producer takes no timestamp; ours: the event time)",
+        "outputs and dead letters are stamped at produce time (Arroyo's producer takes no timestamp; ours: the "
+        "batch's clock reading)",
         "dead letters carry Arroyo's `original_partition`/`original_offset` headers, and our `kdp.dlq.*` headers "
         "through a small `KafkaDlqProducer` subclass (Arroyo passes the reason but does not write it)",
         "processing time read once per message (ours: once per batch)",

@@ -3,8 +3,8 @@
 Written as Quix's docs show it: an `Application` (at-least-once, its default), the source topic read as
 bytes (a message that is not JSON must reach the dead-letter topic, not stop the app in the deserializer),
 one `apply()` that validates, then two branches off it ("Multiple Topic Output" in Quix's branching docs):
-- records: `set_timestamp` (the event time, as ours) and `to_topic` on a topic whose value serializer is
-  Quix's `AvroSerializer` with a `SchemaRegistryClientConfig` (Confluent wire format, schema registered);
+- records: `to_topic` on a topic whose value serializer is Quix's `AvroSerializer` with a
+  `SchemaRegistryClientConfig` (Confluent wire format, schema registered), keyed by `user_id` as ours;
 - rejections: `set_headers` (our `kdp.dlq.*` headers) and `to_topic` on the dead-letter topic, original bytes.
 
 Validation is the project's pure `streaming.transform.transform` (see `bench.peers`). It runs in its own
@@ -92,7 +92,6 @@ def build(settings: Settings, tally: Tally, state_dir: str) -> Application:
     checked = app.dataframe(source).apply(check)
 
     records = checked.filter(lambda verdict: "record" in verdict).apply(lambda verdict: verdict["record"])
-    records = records.set_timestamp(lambda record, key, timestamp, headers: record["event_time"])
     records.to_topic(output, key=lambda record: record["user_id"].encode())
 
     rejections = checked.filter(lambda verdict: "rejection" in verdict)
