@@ -127,11 +127,11 @@ def latency_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
         rows.append([
             mode, str(data.get("repetitions", 1)), _number(data["achieved_msg_per_s"]), _spread(over["p50"]),
             _spread(over["p99"]), _spread(over["p99.9"]), _spread(over["max"]),
-            f"{before['p50']:.0f} / {before['p99']:.0f} | {after['p50']:.0f} / {after['p99']:.0f}",
+            f"{before['p50']:.0f} / {before['p99']:.0f}; {after['p50']:.0f} / {after['p99']:.0f}",
             _number(data.get("load_1m"), 1),
         ])  # fmt: skip
     headers = ["delivery", "runs", "msg/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]
-    headers += ["run 1: to batch p50/p99 | batch to visible p50/p99", "load"]
+    headers += ["run 1: to batch p50/p99; batch to visible p50/p99", "load"]
     return _rows(headers, rows, markdown)
 
 

@@ -166,9 +166,9 @@ class Run:
         """Run one peer over the backlog, building its own venv first if it has one and it is not built yet."""
         started = time.monotonic()
         built_before = peer.environment.is_built(bench_cache())
-        python = peer.environment.python()
+        python = peer.environment.python() if peer.environment.own_venv else None
         environment = {
-            "venv": str(Path(python).parent.parent) if peer.environment.own_venv else "the project's venv",
+            "venv": str(Path(python).parent.parent) if python else "the project's venv",
             "venv_build_s": None if built_before else round(time.monotonic() - started, 1),
         }
         expect = min(self.args.peer_events, self.results["backlog"]["count"])
