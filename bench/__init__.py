@@ -14,7 +14,9 @@ One concern per file:
 - `converter_subject`: our converter, built as `kdp stream` builds it;
 - `baselines/`: (a) `seed_design`, (b) `stock_serializer`, (c) `passthrough`;
 - `kafka_perf`: (d) Kafka's ProducerPerformance and ConsumerPerformance;
-- `latency`, `scaling`, `memory`, `profile`: the other measurements;
+- `peers/`: the same job in (e) Quix Streams and (f) Arroyo, and the venvs they run in (`environments`);
+- `latency` (repeated runs, min / median / max), `cadence` (exactly-once commit cadence against latency and
+  throughput), `scaling`, `memory`, `profile`: the other measurements;
 - `targets`, `analysis`, `report`: ratios and verdicts, why a target was missed, and the outputs;
 - `environment`, `kafka_admin`: machine facts and the few cluster calls.
 """

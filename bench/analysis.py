@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, SEED, STOCK, Verdict
+from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, PEER_NAMES, SEED, STOCK, Verdict
 from streaming.kafka_clients import consumer_config, producer_config
 from streaming.settings import Settings
 
@@ -87,26 +87,67 @@ def _ratio(results: dict[str, Any], key: str, threshold: float) -> str:
     return ""
 
 
-def _latency(results: dict[str, Any], threshold: float) -> str:
-    latency = results.get("latency", {}).get("at-least-once")
+def _peer(results: dict[str, Any], peer: str, threshold: float) -> str:
+    throughput = results.get("throughput", {})
+    ours, theirs = throughput.get(OURS_ALO, {}), throughput.get(peer, {})
+    if not ours.get("cpu_us_per_msg") or not theirs.get("cpu_us_per_msg"):
+        return ""
+    stock = _cpu(results, STOCK)
+    text = (
+        f"{PEER_NAMES[peer]} spends {theirs['cpu_us_per_msg']:.1f} µs of CPU per message, ours "
+        f"{ours['cpu_us_per_msg']:.1f}: {threshold:g}x needs ours at or under "
+        f"{theirs['cpu_us_per_msg'] / threshold:.1f} µs."
+    )
+    if stock:
+        text += f" Both peers encode with the stock AvroSerializer, which alone puts row (b) at {stock:.1f} µs."
+    return f"{text} {_profile_top(results)}".strip()
+
+
+def _cpu_over_passthrough(results: dict[str, Any], threshold: float) -> str:
+    ours, passthrough = _cpu(results, OURS_ALO), _cpu(results, PASSTHROUGH)
+    if not ours or not passthrough:
+        return ""
+    return (
+        f"Ours costs {ours:.1f} µs CPU per message, pass-through {passthrough:.1f}: {threshold:g}x needs ours at or "
+        f"under {passthrough * threshold:.1f} µs, {ours - passthrough * threshold:.1f} µs less than now; the "
+        f"{ours - passthrough:.1f} µs between the two is the transform, the encoder and the loop's per-message work. "
+        f"{_profile_top(results)}"
+    ).strip()
+
+
+def _latency(results: dict[str, Any], threshold: float, delivery: str = "at-least-once") -> str:
+    latency = results.get("latency", {}).get(delivery)
     if not latency or "latency_ms" not in latency:
         return ""
     before, after = latency["produced_to_batch_start_ms"], latency["batch_start_to_visible_ms"]
     total = latency["latency_ms"]
+    p99 = latency.get("over_runs", {}).get("p99")
+    spread = (
+        f"p99 over {latency.get('repetitions')} runs: {p99['min']:.0f} / {p99['median']:.0f} / {p99['max']:.0f} ms "
+        "(min / median / max). In the first run, "
+        if p99
+        else ""
+    )
     batch = results.get("throughput", {}).get(OURS_ALO, {}).get("details", {}).get("batch_size")
     rate = latency["offered_msg_per_s"]
-    text = (
-        f"Of a median {total['p50']:.0f} ms (p99 {total['p99']:.0f}), {before['p50']:.0f} ms (p99 {before['p99']:.0f}) "
-        f"pass before the converter starts the record's batch (generator linger, broker, and the converter waiting "
-        f"for its batch) and {after['p50']:.0f} ms (p99 {after['p99']:.0f}) from batch start to visible "
-        f"(convert the batch, produce, flush, commit, fetch)."
+    split = (
+        f"f a median {total['p50']:.0f} ms (p99 {total['p99']:.0f}), {before['p50']:.0f} ms "
+        f"(p99 {before['p99']:.0f}) pass before the converter starts the record's batch (generator linger, broker, "
+        f"and the converter waiting for its batch) and {after['p50']:.0f} ms (p99 {after['p99']:.0f}) from batch "
+        "start to visible (convert the batch, produce, flush, commit, fetch)."
     )
+    text = spread + ("o" if spread else "O") + split
     if batch and rate and before["p50"] > total["p50"] / 2:
         fill_ms = batch / rate * 1000
         text += (
             f" Most of it is spent before the batch starts, which is what waiting to fill a batch looks like: "
             f"`Consumer.consume(n, timeout)` returns once n messages are there or the timeout has passed, and "
             f"{batch:,} messages take {fill_ms:,.0f} ms to arrive at {rate:,} msg/s."
+        )
+    if delivery == "exactly-once":
+        text += (
+            " Exactly-once output becomes visible only when its transaction commits, so the commit's round trips "
+            "to the transaction coordinator are part of batch to visible; the cadence table shows the trade-off."
         )
     return text
 
@@ -120,6 +161,12 @@ def explain(verdict: Verdict, results: dict[str, Any]) -> str:
         return _throughput(results, threshold)
     if key == "latency_p99_ms_alo":
         return _latency(results, threshold)
+    if key == "latency_p99_ms_eos":
+        return _latency(results, threshold, "exactly-once")
+    if key == "cpu_over_passthrough":
+        return _cpu_over_passthrough(results, threshold)
+    if key.startswith("ours_over_") and key.endswith("_cpu"):
+        return _peer(results, key.removeprefix("ours_over_").removesuffix("_cpu"), threshold)
     if key == "peak_rss_mb":
         settings = Settings.from_env()
         prefetch = int(consumer_config(settings)["queued.max.messages.kbytes"]) // 1024  # type: ignore[call-overload]

@@ -61,6 +61,23 @@ def distribution(values: Sequence[float]) -> dict[str, float]:
     return summary
 
 
+def summarise_runs(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Min, median and max over repeated runs of each statistic of `latency_ms` (p50, p99, p99.9, mean, max).
+
+    One run's p99 moves a lot on a shared machine; the median of three is the figure to quote, and min and
+    max show how far apart the runs were. With an even number of runs the median is the mean of the middle two.
+    """
+    if not runs:
+        raise ValueError("no runs")
+    summary = {}
+    for statistic in runs[0]["latency_ms"]:
+        values = sorted(run["latency_ms"][statistic] for run in runs)
+        middle = len(values) // 2
+        median = values[middle] if len(values) % 2 else (values[middle - 1] + values[middle]) / 2
+        summary[statistic] = {"min": values[0], "median": round(median, 1), "max": values[-1]}
+    return summary
+
+
 def _without_logical_types(schema: Any) -> Any:
     """The schema with `logicalType` removed, so that timestamps decode as plain epoch milliseconds."""
     if isinstance(schema, dict):
@@ -134,13 +151,18 @@ def measure_latency(
     logs: Path,
     partitions: int = 6,
     seed: int = 11,
+    tag: str = "",
+    extra_environment: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Run generator, converter and reader for `seconds` at `rate` msg/s; latency distributions in ms."""
-    mode = "eos" if delivery == "exactly-once" else "alo"
+    """Run generator, converter and reader for `seconds` at `rate` msg/s; latency distributions in ms.
+
+    `tag` tells apart the topics, group and logs of repeated runs; `extra_environment` is laid over the
+    converter's (e.g. `KDP_COMMIT_INTERVAL_MS` for the cadence table)."""
+    mode = ("eos" if delivery == "exactly-once" else "alo") + (f"-{tag}" if tag else "")
     source = f"{run_id}-latency-{mode}-src"
     lane = runner.Lane.for_subject(run_id, f"latency-{mode}", source)
     create_topics(settings, [source, *lane.topics], partitions)
-    environment = lane.environment(delivery)
+    environment = {**lane.environment(delivery), **(extra_environment or {})}
     converter_command = [
         sys.executable,
         "-m",
@@ -192,4 +214,43 @@ def measure_latency(
         "batch_start_to_visible_ms": distribution(batch_to_visible),
         "topics": {"source": source, "output": lane.output},
         "commands": {"converter": " ".join(converter_command[1:]), "generator": " ".join(generator_command[1:])},
+    }
+
+
+def measure_latency_repeated(
+    settings: Settings,
+    run_id: str,
+    delivery: str,
+    rate: int,
+    seconds: float,
+    logs: Path,
+    partitions: int = 6,
+    repetitions: int = 3,
+    tag: str = "",
+    extra_environment: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """`measure_latency` `repetitions` times, one after the other (fresh topics and group each time).
+
+    Returns the first run's fields (offered load, commands, the split of the first run), every run's
+    distribution under `runs`, and `over_runs` (`summarise_runs`): min / median / max of each statistic.
+    """
+    runs = [
+        measure_latency(
+            settings,
+            run_id,
+            delivery,
+            rate,
+            seconds,
+            logs,
+            partitions,
+            tag=f"{tag}r{index}" if tag else f"r{index}",
+            extra_environment=extra_environment,
+        )  # fmt: skip
+        for index in range(1, repetitions + 1)
+    ]
+    return {
+        **runs[0],
+        "repetitions": repetitions,
+        "runs": [{key: run[key] for key in ("achieved_msg_per_s", "timed_records", "latency_ms")} for run in runs],
+        "over_runs": summarise_runs(runs),
     }

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench.peers import PEERS
 from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, RATIOS, SEED, STOCK
 
 SUBJECT_LABELS = {
@@ -19,11 +20,13 @@ SUBJECT_LABELS = {
     SEED: "(a) seed design",
     STOCK: "(b) stock AvroSerializer",
     PASSTHROUGH: "(c) pass-through",
+    **{peer.key: peer.label for peer in PEERS},
 }
 RATIO_LABELS = {
     "ours_over_seed": "ours / seed design",
     "ours_over_stock": "ours / stock AvroSerializer",
     "ours_over_passthrough": "ours / pass-through",
+    **{f"ours_over_{peer.key}": f"ours / {peer.label[4:]}" for peer in PEERS},
     "eos_over_alo": "exactly-once / at-least-once",
 }
 
@@ -105,22 +108,71 @@ def ratio_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
     return _rows(["ratio", "by msg/s", "by CPU per message"], rows, markdown)
 
 
+def _spread(summary: dict[str, float] | None) -> str:
+    """`min / median / max` of one statistic over repeated runs."""
+    if not summary:
+        return "-"
+    return f"{summary['min']:,.1f} / {summary['median']:,.1f} / {summary['max']:,.1f}"
+
+
 def latency_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
     rows = []
     for mode, data in results.get("latency", {}).items():
         if _problem(data):
             rows.append([mode, _problem(data) or "", *[""] * 7])
             continue
-        total, before, after = data["latency_ms"], data["produced_to_batch_start_ms"], data["batch_start_to_visible_ms"]
+        single = {key: {"min": v, "median": v, "max": v} for key, v in data["latency_ms"].items()}
+        over = data.get("over_runs") or single  # results of one run, from before repetitions
+        before, after = data["produced_to_batch_start_ms"], data["batch_start_to_visible_ms"]
         rows.append([
-            mode, _number(data["achieved_msg_per_s"]), _number(total["p50"], 1), _number(total["p99"], 1),
-            _number(total["p99.9"], 1), _number(total["max"], 1),
-            f"{before['p50']:.0f} / {before['p99']:.0f}", f"{after['p50']:.0f} / {after['p99']:.0f}",
+            mode, str(data.get("repetitions", 1)), _number(data["achieved_msg_per_s"]), _spread(over["p50"]),
+            _spread(over["p99"]), _spread(over["p99.9"]), _spread(over["max"]),
+            f"{before['p50']:.0f} / {before['p99']:.0f}; {after['p50']:.0f} / {after['p99']:.0f}",
             _number(data.get("load_1m"), 1),
         ])  # fmt: skip
-    headers = ["delivery", "msg/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]
-    headers += ["to batch p50/p99", "batch to visible p50/p99", "load"]
+    headers = ["delivery", "runs", "msg/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]
+    headers += ["run 1: to batch p50/p99; batch to visible p50/p99", "load"]
     return _rows(headers, rows, markdown)
+
+
+def cadence_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
+    section = results.get("cadence", {})
+    if not section:
+        return ["not measured"]
+    if "pending" in section:
+        return [f"**Pending**: {section['pending']}." if markdown else f"pending: {section['pending']}"]
+    if _problem(section):
+        return [_problem(section) or ""]
+    rows = []
+    for row in section.get("rows", []):
+        rows.append([
+            str(row["commit_interval_ms"]),
+            _number(row.get("msg_per_s")) if not row.get("throughput_error") else f"error: {row['throughput_error']}",
+            _number(row.get("cpu_us_per_msg"), 2),
+            _spread(row.get("latency_p50_ms")),
+            _spread(row.get("latency_p99_ms")) if not row.get("latency_error") else f"error: {row['latency_error']}",
+        ])  # fmt: skip
+    return _rows(["KDP_COMMIT_INTERVAL_MS", "msg/s", "CPU µs/msg", "p50 ms", "p99 ms"], rows, markdown)
+
+
+def peers_text(results: dict[str, Any]) -> list[str]:
+    """Per peer: versions, where it ran, and where its job differs from ours."""
+    lines = []
+    for peer in PEERS:
+        data = results.get("throughput", {}).get(peer.key)
+        if not data:
+            continue
+        versions = data.get("details", {}).get("versions") or {}
+        shown = ", ".join(f"{name} {version}" for name, version in versions.items()) or "versions unknown"
+        where = data.get("environment", {})
+        built = f", built in this run in {where['venv_build_s']:.0f} s" if where.get("venv_build_s") else ""
+        lines.append(
+            f"- **{peer.label}** (`{peer.module.replace('.', '/')}.py`; {shown}; ran in {where.get('venv', '?')}"
+            f"{built}). Same validation (our `streaming.transform.transform`); differs from ours in: "
+            + "; ".join(peer.differences)
+            + "."
+        )
+    return lines
 
 
 def scaling_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
@@ -180,7 +232,8 @@ def print_table(results: dict[str, Any]) -> None:
     for title, lines in (
         ("", throughput_table(results)),
         ("Ratios", ratio_table(results)),
-        ("Latency (ms)", latency_table(results)),
+        ("Latency (ms, min / median / max over runs)", latency_table(results)),
+        ("Exactly-once cadence", cadence_table(results)),
         ("Scaling (at-least-once, one group)", scaling_table(results)),
         ("Targets", target_table(results)),
     ):
@@ -211,7 +264,7 @@ def markdown(results: dict[str, Any]) -> str:
         f"- code {env['code_revision']}, run `{results['run_id']}` at {results['started_at']}, "
         f"{results['duration_s']:.0f} s in all",
         f"- load average (1, 5, 15 min): {load['start']} at start, {load['end']} at end; the broker and "
-        "other work share the cores",
+        "other work share the cores (each step's 1-minute load at its start is in its table's *load* column)",
         f"- command: `{results['commands']['run']}`",
         "",
         "## Throughput",
@@ -236,18 +289,38 @@ def markdown(results: dict[str, Any]) -> str:
         ],
         *[f"- {line}" for line in results.get("kafka_perf", {}).get("commands", [])],
         "",
+        "## Peers",
+        "",
+        "The same job written as each library's docs show it, at-least-once, on the same backlog, timed the same way "
+        f"(first message -> last commit), over its first {options.get('peer_events', 0):,} messages (the peers run "
+        "at a few thousand msg/s; CPU per message does not depend on the count). Ratios ours / peer are in the next "
+        "section; the target is ours >= 2x each peer by CPU per message.",
+        "",
+        *(peers_text(results) or ["not measured"]),
+        "",
         "## Ratios",
         "",
         *ratio_table(results, markdown=True),
         "",
         "## End-to-end latency",
         "",
-        f"Offered load {options['latency_rate']:,} msg/s for {options['latency_seconds']:g} s per mode: `kdp generate` "
-        "-> source topic -> `kdp stream` -> output topic -> a `read_committed` reader in the harness. Latency = time "
-        "the reader got the record - the source record's CreateTime. Split at the record's `processed_at` (the "
-        "converter's clock at batch start): *to batch* = produced -> batch start, *batch to visible* = the rest.",
+        f"Offered load {options['latency_rate']:,} msg/s for {options['latency_seconds']:g} s per run, "
+        f"{options.get('latency_repetitions', 1)} runs per mode, one after the other, each on fresh topics; every "
+        "figure is min / median / max over the runs (quote the median). `kdp generate` -> source topic -> `kdp stream` "
+        "-> output topic -> a `read_committed` reader in the harness. Latency = time the reader got the record - the "
+        "source record's CreateTime. The first run is split at the record's `processed_at` (the converter's clock at "
+        "batch start): *to batch* = produced -> batch start, *batch to visible* = the rest.",
         "",
         *latency_table(results, markdown=True),
+        "",
+        "## Exactly-once cadence: latency against throughput",
+        "",
+        f"Our exactly-once converter with `KDP_COMMIT_INTERVAL_MS` set to each value (`default`: unset): msg/s and "
+        f"CPU over the whole backlog, and latency at {options['latency_rate']:,} msg/s "
+        f"({options.get('cadence_seconds', 0):g} s per run, min / median / max over "
+        f"{options.get('latency_repetitions', 1)} runs).",
+        "",
+        *cadence_table(results, markdown=True),
         "",
         "## Scaling",
         "",

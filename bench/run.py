@@ -4,19 +4,24 @@ Steps, in order (each subject a separate process on the same backlog, with its o
 1. fill a fresh 6-partition backlog with `--events` generator events (`bench.backlog`);
 2. throughput of our converter at-least-once and exactly-once (`bench.converter_subject`), then of the
    baselines: (a) the seed's design, (b) the stock AvroSerializer, (c) pass-through (`bench.baselines`),
-   and (d) Kafka's own perf tools (`bench.kafka_perf`);
-3. end-to-end latency at `--latency-rate` for `--latency-seconds`, both modes (`bench.latency`);
+   (d) Kafka's own perf tools (`bench.kafka_perf`), and the peers: (e) Quix Streams, (f) Arroyo
+   (`bench.peers`; a peer's own venv is built on first use, once per machine);
+3. end-to-end latency at `--latency-rate` for `--latency-seconds`, both modes, `--latency-repetitions`
+   times each (`bench.latency`), and the exactly-once cadence table (`bench.cadence`);
 4. scaling over 1, 2, 3 processes (`bench.scaling`);
 5. a CPU profile over `--profile-events` messages (`bench.profile`);
 then ratios, target verdicts and their explanations (`bench.targets`, `bench.analysis`), written to
 `<out-dir>/results.json` and `--results-md` and printed (`bench.report`). Peak memory comes with every
 subject's report (`bench.memory`).
 
-Budget with the defaults on a 2-core machine: about 5 minutes (the latency runs take 2 x 30 s plus
-set-up; each 1M-message subject 10-30 s plus start-up). `--events`, `--latency-seconds` and `--skip`
-shrink it (the smoke test runs it with 5,000 events in about a minute). A step that fails is recorded
-under `errors` and the run goes on; everything the run created on the cluster (topics, groups, schema
-subjects, all prefixed with the run id) is deleted at the end unless `--keep-topics`.
+Budget with the defaults on a 2-core machine: about 12 minutes (the latency runs take 2 x 3 x 20 s plus
+set-up; each 1M-message subject of ours 10-30 s; each peer reads `--peer-events` (200,000) of the backlog, as
+the peers run at a few thousand msg/s, in one to two minutes), plus the cadence table once
+the converter reads `KDP_COMMIT_INTERVAL_MS` (per value: one backlog pass and 3 x 10 s of latency), plus
+building the Quix Streams venv the first time (about 2 minutes). `--events`, `--latency-seconds`, `--peers`
+and `--skip` shrink it (the smoke test runs it with 5,000 events and the Arroyo peer only). A step that
+fails is recorded under `errors` and the run goes on; everything the run created on the cluster (topics,
+groups, schema subjects, all prefixed with the run id) is deleted at the end unless `--keep-topics`.
 """
 
 from __future__ import annotations
@@ -31,17 +36,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import analysis, environment, report, runner
+from bench import analysis, cadence, environment, report, runner
 from bench.backlog import fill_backlog
 from bench.kafka_admin import create_topics, delete_run_artifacts
 from bench.kafka_perf import KafkaPerfTools, KafkaPerfUnavailable, write_payload_file
-from bench.latency import measure_latency
+from bench.latency import measure_latency_repeated
+from bench.peers import PEERS, Peer
+from bench.peers.environments import bench_cache
 from bench.profile import summarise
 from bench.scaling import measure_scaling
 from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, SEED, STOCK, ratios, verdicts
 from streaming.settings import Settings
 
-STEPS = ("kafka-perf", "latency", "scaling", "profile")
+STEPS = ("kafka-perf", "peers", "latency", "cadence", "scaling", "profile")
 BENCH = Path(__file__).resolve().parent
 
 
@@ -50,7 +57,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=1_000_000, help="backlog size (default 1,000,000)")
     parser.add_argument("--partitions", type=int, default=6, help="partitions of the backlog (default 6)")
     parser.add_argument("--latency-rate", type=int, default=10_000, help="offered load in msg/s (default 10,000)")
-    parser.add_argument("--latency-seconds", type=float, default=30.0, help="per delivery mode (default 30)")
+    parser.add_argument("--latency-seconds", type=float, default=20.0, help="per run (default 20)")
+    parser.add_argument("--latency-repetitions", type=int, default=3, help="runs per latency figure (default 3)")
+    parser.add_argument("--peers", default=",".join(p.key for p in PEERS), help="peers to run (default all)")
+    parser.add_argument(
+        "--peer-events", type=int, default=200_000, help="messages of the backlog each peer reads (default 200,000)"
+    )
+    parser.add_argument(
+        "--cadences", default="default,20,100,500", help=f"{cadence.VARIABLE} values of the exactly-once table"
+    )
+    parser.add_argument("--cadence-seconds", type=float, default=10.0, help="per latency run of the cadence table")
     parser.add_argument("--scaling", default="1,2,3", help="process counts (default 1,2,3)")
     parser.add_argument("--profile-events", type=int, default=200_000, help="messages profiled (default 200,000)")
     parser.add_argument("--skip", default="", help=f"comma-separated steps to leave out: {', '.join(STEPS)}")
@@ -63,6 +79,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown := args.skip - set(STEPS):
         parser.error(f"--skip: unknown steps {', '.join(sorted(unknown))}; choose from {', '.join(STEPS)}")
     args.scaling = [int(n) for n in args.scaling.split(",") if n.strip()]
+    known = {p.key: p for p in PEERS}
+    names = [name.strip() for name in args.peers.split(",") if name.strip()]
+    if unknown_peers := [name for name in names if name not in known]:
+        parser.error(f"--peers: unknown {', '.join(unknown_peers)}; choose from {', '.join(known)}")
+    args.peers = [known[name] for name in names]
+    try:
+        args.cadences = cadence.parse_values(args.cadences)
+    except ValueError as error:
+        parser.error(str(error))
+    if args.latency_repetitions < 1:
+        parser.error("--latency-repetitions must be at least 1")
     return args
 
 
@@ -83,6 +110,11 @@ class Run:
                 "partitions": args.partitions,
                 "latency_rate": args.latency_rate,
                 "latency_seconds": args.latency_seconds,
+                "latency_repetitions": args.latency_repetitions,
+                "peers": [p.key for p in args.peers],
+                "peer_events": args.peer_events,
+                "cadences": args.cadences,
+                "cadence_seconds": args.cadence_seconds,
                 "scaling": args.scaling,
                 "profile_events": args.profile_events,
                 "skipped": sorted(args.skip),
@@ -110,18 +142,48 @@ class Run:
             print(f"  failed: {message.splitlines()[0]}", file=sys.stderr, flush=True)
             return {"error": message.splitlines()[0]}
 
-    def subject(self, key: str, module: str, args: list[str], delivery: str = "at-least-once") -> dict[str, Any]:
-        """Run one throughput subject on the backlog, in its own lane."""
+    def subject(
+        self,
+        key: str,
+        module: str,
+        args: list[str],
+        delivery: str = "at-least-once",
+        extra_environment: dict[str, str] | None = None,
+        python: str | None = None,
+    ) -> dict[str, Any]:
+        """Run one throughput subject on the backlog, in its own lane (with `python`, default the harness's)."""
         lane = runner.Lane.for_subject(self.run_id, key, self.backlog_topic)
         create_topics(self.settings, lane.topics, self.args.partitions)
-        command = runner.python_module(module, *args)
-        result = runner.run(command, lane.environment(delivery), self.logs / f"{key}.log", self.args.subject_timeout)
+        command = [python or sys.executable, "-m", module, *args]
+        environment = {**lane.environment(delivery), **(extra_environment or {})}
+        result = runner.run(command, environment, self.logs / f"{key}.log", self.args.subject_timeout)
         mode = "KDP_DELIVERY=exactly-once " if delivery == "exactly-once" else ""
-        return {**result.as_dict(), "command": f"{mode}python -m {module} {' '.join(args)}".strip()}
+        mode += "".join(f"{name}={value} " for name, value in (extra_environment or {}).items())
+        shown = "python" if python is None else f"<{key} venv>/bin/python"
+        return {**result.as_dict(), "command": f"{mode}{shown} -m {module} {' '.join(args)}".strip()}
+
+    def peer(self, peer: Peer) -> dict[str, Any]:
+        """Run one peer over the backlog, building its own venv first if it has one and it is not built yet."""
+        started = time.monotonic()
+        built_before = peer.environment.is_built(bench_cache())
+        python = peer.environment.python() if peer.environment.own_venv else None
+        environment = {
+            "venv": str(Path(python).parent.parent) if python else "the project's venv",
+            "venv_build_s": None if built_before else round(time.monotonic() - started, 1),
+        }
+        expect = min(self.args.peer_events, self.results["backlog"]["count"])
+        result = self.subject(peer.key, peer.module, ["--expect", str(expect)], python=python)
+        return {**result, "environment": environment}
 
     @property
     def backlog_topic(self) -> str:
         return f"{self.run_id}-backlog"
+
+    def cadence_throughput(self, key: str, extra_environment: dict[str, str]) -> dict[str, Any]:
+        """Our exactly-once converter over the backlog with `extra_environment`; a failure is its report."""
+        return self.step(
+            key, self.subject, key, "bench.converter_subject", ["--instance", key], "exactly-once", extra_environment
+        )
 
     def kafka_perf(self) -> dict[str, Any]:
         try:
@@ -176,6 +238,9 @@ class Run:
         ]
         for key, module, extra, delivery in subjects:
             results["throughput"][key] = self.step(key, self.subject, key, module, extra, delivery)
+        if "peers" not in args.skip:
+            for peer in args.peers:
+                results["throughput"][peer.key] = self.step(peer.key, self.peer, peer)
         results["memory"] = {
             "method": "VmHWM (the kernel's peak resident set size) from /proc/self/status at each subject's end",
             "peak_rss_mb": {k: results["throughput"][k].get("peak_rss_mb") for k in (OURS_ALO, OURS_EOS)},
@@ -186,8 +251,8 @@ class Run:
             delivery: skipped
             if "latency" in args.skip
             else self.step(
-                f"latency {delivery}",
-                measure_latency,
+                f"latency {delivery} x{args.latency_repetitions}",
+                measure_latency_repeated,
                 settings,
                 self.run_id,
                 delivery,
@@ -195,9 +260,27 @@ class Run:
                 args.latency_seconds,
                 self.logs,
                 args.partitions,
+                args.latency_repetitions,
             )
             for delivery in ("at-least-once", "exactly-once")
         }
+        results["cadence"] = (
+            skipped
+            if "cadence" in args.skip
+            else self.step(
+                "cadence",
+                cadence.measure_cadence,
+                settings,
+                self.run_id,
+                args.cadences,
+                self.cadence_throughput,
+                args.latency_rate,
+                args.cadence_seconds,
+                args.latency_repetitions,
+                self.logs,
+                args.partitions,
+            )
+        )
         if "scaling" in args.skip:
             results["scaling"] = skipped
         else:

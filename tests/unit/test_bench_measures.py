@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.latency import _without_logical_types, distribution, percentile
+from bench.latency import _without_logical_types, distribution, percentile, summarise_runs
 from bench.scaling import aggregate
 from bench.subject import SubjectReport
 
@@ -46,3 +46,15 @@ def test_a_process_that_found_nothing_left_does_not_stretch_the_span() -> None:
     together = aggregate([_process(1_000, 100.0, 101.0), _process(0, None, None, cpu=0.0)])
     assert together["seconds"] == 1.0
     assert together["msg_per_s"] == 1_000.0
+
+
+def test_repeated_latency_is_summarised_as_min_median_max_of_each_statistic() -> None:
+    runs = [{"latency_ms": {"p50": p50, "p99": p99}} for p50, p99 in ((10.0, 31.0), (12.0, 95.0), (11.0, 28.0))]
+    assert summarise_runs(runs) == {
+        "p50": {"min": 10.0, "median": 11.0, "max": 12.0},
+        "p99": {"min": 28.0, "median": 31.0, "max": 95.0},  # one bad run moves the max, not the median
+    }
+    two = summarise_runs(runs[:2])
+    assert two["p99"]["median"] == 63.0  # an even count: the mean of the middle two
+    with pytest.raises(ValueError):
+        summarise_runs([])
