@@ -31,12 +31,21 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import OFFSET_INVALID, Consumer, KafkaError, KafkaException, Message, TopicPartition
+from confluent_kafka import (
+    OFFSET_INVALID,
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from streaming.avro_codegen import RecordEncodingError
 from streaming.dead_letter import dead_letter_headers
 from streaming.delivery import BatchFailed, Delivery, wait_for_deliveries
 from streaming.encoding import WireFormatEncoder
+from streaming.observer import BatchTally, ConverterObserver
 from streaming.offset_ranges import OffsetRange
 from streaming.records import Reason, Rejection
 from streaming.running_insights import RunningInsights
@@ -120,9 +129,11 @@ class Converter:
         poll_timeout: float = 1.0,
         log_every: float = 10.0,
         new_consumer: Callable[[], Consumer] | None = None,
+        observer: ConverterObserver | None = None,
     ) -> None:
         """`new_consumer` builds a consumer like `consumer`, to replace one broken by a fatal error (see
-        `_replace_consumer`); without it such an error ends `run` with `ConsumerBroken`."""
+        `_replace_consumer`); without it such an error ends `run` with `ConsumerBroken`. `observer` is told
+        about each batch boundary (`streaming.observer`), for metrics."""
         self.settings = settings
         self.consumer = consumer
         self._new_consumer = new_consumer
@@ -139,6 +150,7 @@ class Converter:
         self._careful = False  # the next batch reports each delivery (set after a failed batch)
         self._awaiting_redo: set[tuple[str, int]] = set()  # partitions rewound, not yet redone
         self._refused: dict[tuple[str, int, int], str] = {}  # source -> the broker's refusal of its output
+        self.observer = observer
 
     # -- modes -------------------------------------------------------------------------------
 
@@ -232,6 +244,8 @@ class Converter:
     def _convert_batch(self, messages: list[Message]) -> None:
         """Convert and deliver one batch, or rewind it to its first offsets when it fails."""
         delivery = self.delivery
+        started = time.perf_counter()
+        replaced_before = getattr(delivery, "replaced_producers", 0)
         delivery.begin()  # first: it may replace the producer (see streaming.exactly_once)
         produce = delivery.producer.produce
         poll = delivery.producer.poll
@@ -307,6 +321,7 @@ class Converter:
                 delivery.complete(self.consumer, [TopicPartition(t, p, o) for (t, p), o in after.items()])
         except BatchFailed as failure:
             delivery.abandon()
+            self._observe_failure(failure, replaced_before)
             self._rewind(first, failure)
             return
         except BaseException:
@@ -321,10 +336,50 @@ class Converter:
         self.summary.batches += 1
         self.summary.bytes_in += nbytes
         self.summary.insights.merge(insights)
+        if self.observer is not None:
+            self._observe_delivered(messages, count, nbytes, insights, bool(after), started, replaced_before)
         for where, offset in after.items():
             if where in ends and offset >= ends[where]:
                 del ends[where]
                 self.consumer.pause([TopicPartition(*where)])
+
+    def _observe_delivered(
+        self,
+        messages: list[Message],
+        count: int,
+        nbytes: int,
+        insights: RunningInsights,
+        committed: bool,
+        started: float,
+        replaced_before: int,
+    ) -> None:
+        """Tell the observer about a delivered batch (and the producers replaced while it ran)."""
+        observer = self.observer
+        assert observer is not None
+        kind, timestamp = messages[0].timestamp()
+        tally = BatchTally(
+            consumed=count,
+            processed=insights.processed,
+            dead_letters=dict(insights.reasons),
+            bytes_in=nbytes,
+            oldest_timestamp_ms=timestamp if kind != TIMESTAMP_NOT_AVAILABLE else None,
+        )
+        for _ in range(getattr(self.delivery, "replaced_producers", 0) - replaced_before):
+            observer.producer_replaced()
+        if committed and self.delivery.atomic:
+            observer.transaction_committed()
+        observer.batch_delivered(tally, time.perf_counter() - started)
+
+    def _observe_failure(self, failure: BatchFailed, replaced_before: int) -> None:
+        """Tell the observer about a failed batch: redone, its transaction (if any) aborted."""
+        observer = self.observer
+        if observer is None:
+            return
+        for _ in range(getattr(self.delivery, "replaced_producers", 0) - replaced_before):
+            observer.producer_replaced()
+        if self.delivery.atomic:
+            observer.transaction_aborted()
+        observer.batch_redone(str(failure))
 
     def _replace_consumer(self, broken: ConsumerBroken) -> None:
         """Put a new consumer in the place of one a fatal error broke, in the same mode, or raise `broken`.
@@ -342,6 +397,8 @@ class Converter:
         except (KafkaException, RuntimeError) as error:
             log.info("closing the broken consumer: %s", error)
         self.consumer = self._new_consumer()
+        if self.observer is not None:
+            self.observer.consumer_replaced()
         self._awaiting_redo.clear()
         if self._range_mode:
             self.assign_ranges(self._ranges)

@@ -29,6 +29,9 @@ def add_stream_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-messages", type=int, help="stop after this many messages")
     parser.add_argument("--until-caught-up", action="store_true", help="stop when no message is left to read")
     parser.add_argument("--log-every", type=float, default=10.0, help="seconds between progress lines")
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default: $KDP_METRICS_PORT)"
+    )
     parser.set_defaults(handler=run_stream)
 
 
@@ -37,7 +40,14 @@ def run_stream(args: argparse.Namespace) -> int:
 
     if args.max_messages is not None and args.max_messages < 1:
         raise SystemExit("kdp stream: --max-messages must be at least 1")
-    settings = Settings.from_env(delivery=args.delivery, batch_size=args.batch_size)
+    settings = Settings.from_env(delivery=args.delivery, batch_size=args.batch_size, metrics_port=args.metrics_port)
+    metrics = None
+    if settings.metrics_port is not None:  # first: a port in use fails the start before Kafka is touched
+        from streaming.metrics import ConverterMetrics
+
+        metrics = ConverterMetrics()
+        metrics.serve(settings.metrics_port)
+        metrics.describe_run(delivery=settings.delivery, group=settings.group_id, source=settings.source_topic)
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -47,7 +57,12 @@ def run_stream(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     converter = open_converter(
-        settings, instance=args.instance, static_member=args.instance is not None, log_every=args.log_every
+        settings,
+        instance=args.instance,
+        static_member=args.instance is not None,
+        log_every=args.log_every,
+        observer=metrics,
+        client_config=metrics.client_config() if metrics else None,
     )
     log.info(
         "converting %s -> %s (%s), dead letters -> %s",

@@ -50,6 +50,7 @@ def open_converter(
     instance: str | None = None,
     static_member: bool = False,
     encoder: WireFormatEncoder | None = None,
+    client_config: dict[str, object] | None = None,
     **converter_options: object,
 ) -> Converter:
     """A converter with its clients connected and its output schema registered.
@@ -58,15 +59,17 @@ def open_converter(
     instance restarted after a crash takes its partitions back at once, instead of waiting for the
     broker to expire the crashed member (`session.timeout.ms`, 45 s). Only for a stable instance name
     in a group (`kdp stream --instance`); a range run (assign(), no membership) must not set it.
+    `client_config` is added to both clients' settings (librdkafka statistics for `streaming.metrics`).
     """
     encoder = encoder or register_output_schema(settings)
     identity = {"group.instance.id": instance} if static_member and instance else {}
-    delivery = make_delivery(settings, instance or default_instance())
+    extra = client_config or {}
+    delivery = make_delivery(settings, instance or default_instance(), extra)
     return Converter(
         settings,
-        make_consumer(settings, **identity),
+        make_consumer(settings, **identity, **extra),
         delivery,
         encoder,
-        new_consumer=lambda: make_consumer(settings, **identity),
+        new_consumer=lambda: make_consumer(settings, **identity, **extra),
         **converter_options,  # type: ignore[arg-type]
     )

@@ -41,6 +41,7 @@ ENV_NAMES: dict[str, str] = {
     "KDP_DELIVERY": "delivery",
     "KDP_BATCH_SIZE": "batch_size",
     "KDP_TRANSACTIONAL_ID": "transactional_id",
+    "KDP_METRICS_PORT": "metrics_port",
 }
 
 
@@ -66,6 +67,8 @@ class Settings:
     delivery: DeliveryMode = "at-least-once"
     batch_size: int = 5000
     transactional_id: str = "kdp-converter"
+    metrics_port: int | None = None
+    """`kdp stream` serves Prometheus metrics on this port (all interfaces) when set; see streaming.metrics."""
 
     def __post_init__(self) -> None:
         env = {attr: name for name, attr in ENV_NAMES.items()}
@@ -90,6 +93,8 @@ class Settings:
                     raise SettingsError(f"{env[attr]} is required when KDP_SECURITY_PROTOCOL={self.security_protocol}")
         if not 1 <= self.batch_size <= 1_000_000:
             raise SettingsError(f"KDP_BATCH_SIZE={self.batch_size} must be between 1 and 1000000")
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            raise SettingsError(f"KDP_METRICS_PORT={self.metrics_port} must be a port number between 1 and 65535")
         for attr in ("source_topic", "output_topic", "dlq_topic", "group_id", "transactional_id"):
             if not getattr(self, attr):
                 raise SettingsError(f"{env[attr]} is empty")
@@ -106,7 +111,7 @@ class Settings:
             raw = environ.get(name)
             if raw is None or raw == "":
                 continue
-            if types[attr] == "int":
+            if types[attr] in ("int", "int | None"):
                 try:
                     values[attr] = int(raw)
                 except ValueError:
