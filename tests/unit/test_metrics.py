@@ -1,0 +1,366 @@
+"""The converter's Prometheus metrics: what each observer call and librdkafka statistics document exports,
+the HTTP endpoint, the port setting, and the converter's calls at its batch boundaries (against fakes)."""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from confluent_kafka import TIMESTAMP_CREATE_TIME, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
+
+from streaming.cli import main
+from streaming.converter import Converter
+from streaming.delivery import BatchFailed
+from streaming.encoding import WireFormatEncoder
+from streaming.events import EventFactory, IrregularityRates
+from streaming.metrics import ConverterMetrics, MetricsPortInUse, partition_lag
+from streaming.observer import BatchTally
+from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.schema_registry import load_schema
+from streaming.settings import Settings, SettingsError
+
+
+def value(metrics: ConverterMetrics, name: str, **labels: str) -> float:
+    found = metrics.registry.get_sample_value(name, labels)
+    assert found is not None, f"{name}{labels} is not exported"
+    return found
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+# --- observer calls ------------------------------------------------------------------------------------------
+def test_a_delivered_batch_adds_its_tallies():
+    metrics = ConverterMetrics(process_metrics=False)
+    tally = BatchTally(consumed=10, processed=7, dead_letters={"invalid_json": 2, "empty": 1}, bytes_in=900)
+    metrics.batch_delivered(tally, 0.2)
+    metrics.batch_delivered(BatchTally(consumed=5, processed=5, bytes_in=500), 0.1)
+    assert value(metrics, "kdp_messages_consumed_total") == 15
+    assert value(metrics, "kdp_records_processed_total") == 12
+    assert value(metrics, "kdp_dead_letters_total", reason="invalid_json") == 2
+    assert value(metrics, "kdp_dead_letters_total", reason="empty") == 1
+    assert value(metrics, "kdp_dead_letters_total", reason="missing_field") == 0  # exists before its first
+    assert value(metrics, "kdp_bytes_consumed_total") == 1400
+    assert value(metrics, "kdp_batches_total") == 2
+    assert value(metrics, "kdp_batch_duration_seconds_count") == 2
+    assert value(metrics, "kdp_batch_duration_seconds_sum") == pytest.approx(0.3)
+
+
+def test_latency_is_commit_time_minus_the_oldest_source_timestamp():
+    metrics = ConverterMetrics(process_metrics=False)
+    metrics.batch_delivered(BatchTally(1, 1, oldest_timestamp_ms=1_000_000), 0.01, now=1_003.5)
+    metrics.batch_delivered(BatchTally(1, 1, oldest_timestamp_ms=None), 0.01, now=2_000.0)  # no timestamp
+    assert value(metrics, "kdp_end_to_end_latency_seconds_count") == 1
+    assert value(metrics, "kdp_end_to_end_latency_seconds_sum") == pytest.approx(3.5)
+    assert value(metrics, "kdp_end_to_end_latency_seconds_bucket", le="2.5") == 0
+    assert value(metrics, "kdp_end_to_end_latency_seconds_bucket", le="5.0") == 1
+
+
+def test_redos_transactions_and_replacements_are_counted():
+    metrics = ConverterMetrics(process_metrics=False)
+    metrics.batch_redone("timeout")
+    metrics.transaction_aborted()
+    metrics.transaction_committed()
+    metrics.transaction_committed()
+    metrics.producer_replaced()
+    metrics.consumer_replaced()
+    metrics.consumer_replaced()
+    assert value(metrics, "kdp_batches_redone_total") == 1
+    assert value(metrics, "kdp_transactions_total", outcome="committed") == 2
+    assert value(metrics, "kdp_transactions_total", outcome="aborted") == 1
+    assert value(metrics, "kdp_producer_replacements_total") == 1
+    assert value(metrics, "kdp_consumer_replacements_total") == 2
+
+
+# --- librdkafka statistics (shaped as librdkafka 2.x emits them; fields trimmed) -----------------------------
+def partition(number: int, **fields: object) -> dict[str, object]:
+    base = {"partition": number, "desired": True, "fetch_state": "active", "app_offset": -1001}
+    base.update(committed_offset=-1001, ls_offset=-1001, hi_offset=-1001, consumer_lag=-1)
+    return {**base, **fields}
+
+
+def consumer_stats(partitions: list[dict[str, object]], rtt_avg_us: int = 2000) -> str:
+    return json.dumps(
+        {
+            "name": "rdkafka#consumer-1",
+            "type": "consumer",
+            "brokers": {
+                "127.0.0.1:9092/1": {
+                    "nodeid": 1,
+                    "source": "learned",
+                    "outbuf_cnt": 3,
+                    "rtt": {"avg": rtt_avg_us, "p99": 4000, "cnt": 5},
+                },
+                "127.0.0.1:9092/bootstrap": {"nodeid": -1, "source": "configured", "outbuf_cnt": 0, "rtt": {}},
+                "GroupCoordinator": {"nodeid": -1, "source": "logical", "outbuf_cnt": 0, "rtt": {"cnt": 1}},
+            },
+            "topics": {"user-login": {"partitions": {str(p["partition"]): p for p in partitions}}},
+        }
+    )
+
+
+def test_lag_per_partition_from_the_last_stable_offset_and_the_position():
+    metrics = ConverterMetrics(process_metrics=False)
+    metrics.on_statistics(
+        consumer_stats(
+            [
+                partition(0, app_offset=900, committed_offset=800, ls_offset=1000, hi_offset=1002),
+                # Exactly-once: the transaction commits offsets, the consumer's committed_offset stays behind.
+                partition(1, app_offset=500, committed_offset=10, ls_offset=500),
+                # Assigned, nothing consumed yet: the group's commit is the position.
+                partition(2, committed_offset=40, ls_offset=100),
+                partition(-1, desired=False, fetch_state="none"),  # librdkafka's internal unassigned partition
+            ]
+        )
+    )
+    assert value(metrics, "kdp_consumer_lag_messages", topic="user-login", partition="0") == 100
+    assert value(metrics, "kdp_consumer_lag_messages", topic="user-login", partition="1") == 0
+    assert value(metrics, "kdp_consumer_lag_messages", topic="user-login", partition="2") == 60
+    assert (
+        metrics.registry.get_sample_value("kdp_consumer_lag_messages", {"topic": "user-login", "partition": "-1"})
+        is None
+    )
+
+
+def test_a_revoked_partition_loses_its_lag_series():
+    metrics = ConverterMetrics(process_metrics=False)
+    metrics.on_statistics(
+        consumer_stats([partition(0, app_offset=1, ls_offset=5), partition(1, app_offset=1, ls_offset=9)])
+    )
+    metrics.on_statistics(
+        consumer_stats([partition(0, app_offset=5, ls_offset=5), partition(1, fetch_state="stopped", ls_offset=9)])
+    )
+    assert value(metrics, "kdp_consumer_lag_messages", topic="user-login", partition="0") == 0
+    assert (
+        metrics.registry.get_sample_value("kdp_consumer_lag_messages", {"topic": "user-login", "partition": "1"})
+        is None
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "lag"),
+    [
+        ({"app_offset": 3, "ls_offset": 10}, 7),
+        ({"app_offset": 3, "ls_offset": -1001}, None),  # end not known yet
+        ({"ls_offset": 10}, None),  # position not known yet
+        ({"app_offset": 12, "ls_offset": 10}, 0),  # statistics taken between two fetches
+        ({"app_offset": 3, "ls_offset": 10, "desired": False}, None),
+        ({"app_offset": 3, "ls_offset": 10, "fetch_state": "none"}, None),
+    ],
+)
+def test_partition_lag(fields, lag):
+    assert partition_lag(partition(0, **fields)) == lag
+
+
+def test_brokers_round_trip_and_queue_depth():
+    metrics = ConverterMetrics(process_metrics=False)
+    metrics.on_statistics(consumer_stats([]))
+    assert value(metrics, "kdp_kafka_broker_rtt_seconds", client="consumer", broker="1", quantile="avg") == 0.002
+    assert value(metrics, "kdp_kafka_broker_rtt_seconds", client="consumer", broker="1", quantile="0.99") == 0.004
+    assert value(metrics, "kdp_kafka_broker_outbuf_requests", client="consumer", broker="1") == 3
+    # The bootstrap and coordinator entries are not brokers of their own.
+    assert (
+        metrics.registry.get_sample_value("kdp_kafka_broker_outbuf_requests", {"client": "consumer", "broker": "-1"})
+        is None
+    )
+    producer = {"type": "producer", "msg_cnt": 1200, "msg_size": 345_000, "brokers": {}}
+    metrics.on_statistics(json.dumps(producer))
+    assert value(metrics, "kdp_kafka_producer_queue_messages") == 1200
+    assert value(metrics, "kdp_kafka_producer_queue_bytes") == 345_000
+    # The consumer's broker left the cluster: its series go.
+    metrics.on_statistics(json.dumps({"type": "consumer", "brokers": {}, "topics": {}}))
+    assert (
+        metrics.registry.get_sample_value("kdp_kafka_broker_outbuf_requests", {"client": "consumer", "broker": "1"})
+        is None
+    )
+
+
+def test_unreadable_statistics_are_logged_not_raised(caplog):
+    metrics = ConverterMetrics(process_metrics=False)
+    metrics.on_statistics("{not json")
+    metrics.on_statistics(json.dumps({"type": "consumer", "topics": {"t": {"partitions": {"0": {"partition": "x"}}}}}))
+    assert "unreadable librdkafka statistics" in caplog.text
+
+
+def test_client_config_asks_librdkafka_for_statistics():
+    metrics = ConverterMetrics(process_metrics=False)
+    config = metrics.client_config()
+    assert config["statistics.interval.ms"] > 0
+    assert config["stats_cb"] == metrics.on_statistics
+
+
+# --- the endpoint and its setting --------------------------------------------------------------------------
+def test_serves_prometheus_text_format_over_http():
+    metrics = ConverterMetrics()
+    metrics.batch_delivered(BatchTally(consumed=3, processed=2, dead_letters={"empty": 1}), 0.05)
+    port = free_port()
+    stop = metrics.serve(port, "127.0.0.1")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            text = response.read().decode()
+    finally:
+        stop()
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
+    assert samples[("kdp_messages_consumed_total", ())] == 3
+    assert samples[("kdp_dead_letters_total", (("reason", "empty"),))] == 1
+    assert ("process_resident_memory_bytes", ()) in samples
+
+
+@pytest.fixture
+def busy_port() -> Iterator[int]:
+    with socket.socket() as listener:
+        listener.bind(("0.0.0.0", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+def test_a_port_in_use_fails_naming_the_setting(busy_port):
+    with pytest.raises(MetricsPortInUse, match=rf"KDP_METRICS_PORT={busy_port} \(--metrics-port\).*already in use"):
+        ConverterMetrics().serve(busy_port)
+
+
+def test_kdp_stream_with_a_port_in_use_stops_before_touching_kafka(busy_port, capsys, monkeypatch):
+    monkeypatch.setenv("KDP_BOOTSTRAP", "127.0.0.1:1")  # nothing listens there: the port check comes first
+    assert main(["stream", "--metrics-port", str(busy_port)]) == 2
+    assert f"KDP_METRICS_PORT={busy_port}" in capsys.readouterr().err
+
+
+def test_metrics_port_setting():
+    assert Settings.from_env({}).metrics_port is None
+    assert Settings.from_env({"KDP_METRICS_PORT": "9464"}).metrics_port == 9464
+    assert Settings.from_env({"KDP_METRICS_PORT": "9464"}, metrics_port=9000).metrics_port == 9000
+    for bad in ("metrics", "0", "70000"):
+        with pytest.raises(SettingsError, match="KDP_METRICS_PORT"):
+            Settings.from_env({"KDP_METRICS_PORT": bad})
+
+
+# --- the converter's calls at its batch boundaries, against fakes ------------------------------------------
+class FakeMessage:
+    def __init__(self, topic: str, offset: int, value: bytes, timestamp_ms: int) -> None:
+        self._topic, self._offset, self._value, self._ts = topic, offset, value, timestamp_ms
+
+    def error(self):
+        return None
+
+    def topic(self) -> str:
+        return self._topic
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self._offset
+
+    def value(self) -> bytes:
+        return self._value
+
+    def key(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return TIMESTAMP_CREATE_TIME, self._ts
+
+
+class FakeConsumer:
+    """One partition; `seek` rewinds, as the converter's redo needs."""
+
+    def __init__(self, messages: list[FakeMessage]) -> None:
+        self.messages, self.position_ = messages, 0
+
+    def consume(self, count: int, _timeout: float) -> list[FakeMessage]:
+        taken = self.messages[self.position_ : self.position_ + count]
+        self.position_ += len(taken)
+        return taken
+
+    def seek(self, tp: TopicPartition) -> None:
+        self.position_ = tp.offset
+
+    def assignment(self) -> list[TopicPartition]:
+        return []
+
+    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        return partitions
+
+    def close(self) -> None:
+        pass
+
+
+class FakeProducer:
+    def produce(self, *_args: object, **_kwargs: object) -> None:
+        pass
+
+    def poll(self, _timeout: float) -> int:
+        return 0
+
+    def flush(self, _timeout: float) -> int:
+        return 0
+
+
+class FakeDelivery:
+    """Fails the first `complete` and replaces its producer then, as a broken exactly-once producer does."""
+
+    def __init__(self, atomic: bool) -> None:
+        self.atomic = atomic
+        self.producer = FakeProducer()
+        self.replaced_producers = 0
+        self._fail = True
+
+    def begin(self) -> None:
+        pass
+
+    def complete(self, _consumer: object, _offsets: list[TopicPartition]) -> None:
+        if self._fail:
+            self._fail = False
+            self.replaced_producers += 1
+            raise BatchFailed("the producer broke", learned=True)  # learned: redone at once (no back-off)
+
+    def abandon(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("atomic", [True, False], ids=["exactly-once", "at-least-once"])
+def test_the_converter_reports_each_batch_boundary(atomic):
+    settings = Settings.from_env({}, batch_size=40, source_topic="in")
+    events = EventFactory(7, IrregularityRates.with_malformed(0.2), users=50).batch(100, now=1_700_000_000)
+    messages = [FakeMessage("in", offset, event[1], 1_700_000_000_000 + offset) for offset, event in enumerate(events)]
+    metrics = ConverterMetrics(process_metrics=False)
+    encoder = WireFormatEncoder(1, load_schema(PROCESSED_SCHEMA))
+    converter = Converter(
+        settings, FakeConsumer(messages), FakeDelivery(atomic), encoder, clock=lambda: 1_700_000_001.0, observer=metrics
+    )
+    summary = converter.run(max_messages=100)
+
+    assert (summary.consumed, summary.batches, summary.redone_batches) == (100, 3, 1)
+    assert summary.dead_lettered > 0
+    assert value(metrics, "kdp_messages_consumed_total") == summary.consumed
+    assert value(metrics, "kdp_records_processed_total") == summary.processed
+    dead = sum(
+        s.value
+        for f in metrics.registry.collect()
+        if f.name == "kdp_dead_letters"
+        for s in f.samples
+        if s.name.endswith("_total")
+    )
+    assert dead == summary.dead_lettered
+    for reason, count in summary.insights.reasons.items():
+        assert value(metrics, "kdp_dead_letters_total", reason=reason) == count
+    assert value(metrics, "kdp_batches_total") == summary.batches
+    assert value(metrics, "kdp_batches_redone_total") == 1
+    assert value(metrics, "kdp_producer_replacements_total") == 1
+    assert value(metrics, "kdp_transactions_total", outcome="committed") == (3 if atomic else 0)
+    assert value(metrics, "kdp_transactions_total", outcome="aborted") == (1 if atomic else 0)
+    assert value(metrics, "kdp_end_to_end_latency_seconds_count") == 3
