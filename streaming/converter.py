@@ -45,7 +45,7 @@ from streaming.avro_codegen import RecordEncodingError
 from streaming.dead_letter import dead_letter_headers
 from streaming.delivery import BatchFailed, Delivery, wait_for_deliveries
 from streaming.encoding import WireFormatEncoder
-from streaming.observer import BatchTally, ConverterObserver
+from streaming.observer import NO_OBSERVER, BatchReport, ConverterObserver
 from streaming.offset_ranges import OffsetRange
 from streaming.records import Reason, Rejection
 from streaming.running_insights import RunningInsights
@@ -150,7 +150,7 @@ class Converter:
         self._careful = False  # the next batch reports each delivery (set after a failed batch)
         self._awaiting_redo: set[tuple[str, int]] = set()  # partitions rewound, not yet redone
         self._refused: dict[tuple[str, int, int], str] = {}  # source -> the broker's refusal of its output
-        self.observer = observer
+        self.observer = observer or NO_OBSERVER
 
     # -- modes -------------------------------------------------------------------------------
 
@@ -321,7 +321,7 @@ class Converter:
                 delivery.complete(self.consumer, [TopicPartition(t, p, o) for (t, p), o in after.items()])
         except BatchFailed as failure:
             delivery.abandon()
-            self._observe_failure(failure, replaced_before)
+            self._observe_failure(failure, first, replaced_before)
             self._rewind(first, failure)
             return
         except BaseException:
@@ -336,8 +336,7 @@ class Converter:
         self.summary.batches += 1
         self.summary.bytes_in += nbytes
         self.summary.insights.merge(insights)
-        if self.observer is not None:
-            self._observe_delivered(messages, count, nbytes, insights, bool(after), started, replaced_before)
+        self._observe_delivered(messages, count, nbytes, insights, after, now_ms, started, replaced_before, careful)
         for where, offset in after.items():
             if where in ends and offset >= ends[where]:
                 del ends[where]
@@ -349,37 +348,43 @@ class Converter:
         count: int,
         nbytes: int,
         insights: RunningInsights,
-        committed: bool,
+        after: dict[tuple[str, int], int],
+        now_ms: int,
         started: float,
         replaced_before: int,
+        careful: bool,
     ) -> None:
         """Tell the observer about a delivered batch (and the producers replaced while it ran)."""
-        observer = self.observer
-        assert observer is not None
-        kind, timestamp = messages[0].timestamp()
-        tally = BatchTally(
-            consumed=count,
-            processed=insights.processed,
-            dead_letters=dict(insights.reasons),
-            bytes_in=nbytes,
-            oldest_timestamp_ms=timestamp if kind != TIMESTAMP_NOT_AVAILABLE else None,
+        stamps = [
+            ts for kind, ts in (messages[0].timestamp(), messages[-1].timestamp()) if kind != TIMESTAMP_NOT_AVAILABLE
+        ]
+        self._observe_replacements(replaced_before)
+        self.observer.batch_delivered(
+            BatchReport(
+                consumed=count,
+                bytes_in=nbytes,
+                tallies=insights,
+                processed_at_ms=now_ms,
+                oldest_source_ms=min(stamps) if stamps else None,
+                newest_source_ms=max(stamps) if stamps else None,
+                seconds=time.perf_counter() - started,
+                next_offsets=dict(after),
+                careful=careful,
+            )
         )
-        for _ in range(getattr(self.delivery, "replaced_producers", 0) - replaced_before):
-            observer.producer_replaced()
-        if committed and self.delivery.atomic:
-            observer.transaction_committed()
-        observer.batch_delivered(tally, time.perf_counter() - started)
+        if after and self.delivery.atomic:
+            self.observer.transaction_committed(1)
 
-    def _observe_failure(self, failure: BatchFailed, replaced_before: int) -> None:
+    def _observe_failure(self, failure: BatchFailed, first: dict[tuple[str, int], int], replaced_before: int) -> None:
         """Tell the observer about a failed batch: redone, its transaction (if any) aborted."""
-        observer = self.observer
-        if observer is None:
-            return
-        for _ in range(getattr(self.delivery, "replaced_producers", 0) - replaced_before):
-            observer.producer_replaced()
+        self._observe_replacements(replaced_before)
         if self.delivery.atomic:
-            observer.transaction_aborted()
-        observer.batch_redone(str(failure))
+            self.observer.transaction_aborted(str(failure))
+        self.observer.batch_redone(str(failure), dict(first), failure.learned)
+
+    def _observe_replacements(self, replaced_before: int) -> None:
+        for _ in range(getattr(self.delivery, "replaced_producers", 0) - replaced_before):
+            self.observer.producer_replaced("see the log", fenced=False)
 
     def _replace_consumer(self, broken: ConsumerBroken) -> None:
         """Put a new consumer in the place of one a fatal error broke, in the same mode, or raise `broken`.
@@ -397,8 +402,7 @@ class Converter:
         except (KafkaException, RuntimeError) as error:
             log.info("closing the broken consumer: %s", error)
         self.consumer = self._new_consumer()
-        if self.observer is not None:
-            self.observer.consumer_replaced()
+        self.observer.consumer_replaced(str(broken))
         self._awaiting_redo.clear()
         if self._range_mode:
             self.assign_ranges(self._ranges)

@@ -23,12 +23,12 @@ import errno
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, start_http_server
 
-from streaming.observer import BatchTally
+from streaming.observer import BatchReport, ConverterObserver, Partition
 from streaming.records import Reason
 from streaming.settings import SettingsError
 
@@ -48,15 +48,23 @@ class MetricsPortInUse(SettingsError):
     """The metrics port is taken: the converter does not start (naming the setting, like any bad setting)."""
 
 
-class ConverterMetrics:
+class ConverterMetrics(ConverterObserver):
     """The converter's metrics in a registry of their own; an observer of the converter's batches.
 
     One instance per converter process. Not thread-safe beyond what prometheus_client guarantees: the
     observer calls and `on_statistics` all come from the converter's thread.
     """
 
-    def __init__(self, registry: CollectorRegistry | None = None, *, process_metrics: bool = True) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        process_metrics: bool = True,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """`clock`: wall-clock seconds, for the end-to-end latency (source timestamps are wall-clock too)."""
         self.registry = registry or CollectorRegistry()
+        self._clock = clock
         r = self.registry
         self.consumed = Counter("kdp_messages_consumed", "Source messages converted (committed batches).", registry=r)
         self.processed = Counter("kdp_records_processed", "Processed records written to the output topic.", registry=r)
@@ -131,31 +139,31 @@ class ConverterMetrics:
 
     # -- the converter's batch boundaries (streaming.observer.ConverterObserver) ----------------------
 
-    def batch_delivered(self, tally: BatchTally, duration_seconds: float, now: float | None = None) -> None:
+    def batch_delivered(self, report: BatchReport) -> None:
+        """Adds the batch's counts; latency is measured now, when its output has become durable."""
         self.batches.inc()
-        self.consumed.inc(tally.consumed)
-        self.processed.inc(tally.processed)
-        self.bytes_consumed.inc(tally.bytes_in)
-        for reason, count in tally.dead_letters.items():
+        self.consumed.inc(report.consumed)
+        self.processed.inc(report.tallies.processed)
+        self.bytes_consumed.inc(report.bytes_in)
+        for reason, count in report.tallies.reasons.items():
             self.dead_letters.labels(reason=reason).inc(count)
-        self.batch_duration.observe(duration_seconds)
-        if tally.oldest_timestamp_ms is not None and tally.oldest_timestamp_ms > 0:
-            now = time.time() if now is None else now
-            self.latency.observe(max(now - tally.oldest_timestamp_ms / 1000, 0.0))
+        self.batch_duration.observe(report.seconds)
+        if report.oldest_source_ms is not None and report.oldest_source_ms > 0:
+            self.latency.observe(max(self._clock() - report.oldest_source_ms / 1000, 0.0))
 
-    def batch_redone(self, reason: str) -> None:
+    def batch_redone(self, reason: str, first_offsets: Mapping[Partition, int], learned: bool) -> None:
         self.batches_redone.inc()
 
-    def producer_replaced(self) -> None:
+    def producer_replaced(self, reason: str, fenced: bool) -> None:
         self.producer_replacements.inc()
 
-    def consumer_replaced(self) -> None:
+    def consumer_replaced(self, reason: str) -> None:
         self.consumer_replacements.inc()
 
-    def transaction_committed(self) -> None:
+    def transaction_committed(self, batches: int) -> None:
         self.transactions.labels(outcome="committed").inc()
 
-    def transaction_aborted(self) -> None:
+    def transaction_aborted(self, reason: str) -> None:
         self.transactions.labels(outcome="aborted").inc()
 
     # -- librdkafka statistics ---------------------------------------------------------------------
@@ -274,7 +282,7 @@ _SUFFIXES = {
 def exported_names(metrics: ConverterMetrics) -> set[str]:
     """Every series name the endpoint can expose, including labelled series not yet set (a lag gauge
     before the first statistics): what a dashboard or an alert rule may query."""
-    names = set()
+    names: set[str] = set()
     for family in metrics.registry.collect():
         names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
         names.update(sample.name for sample in family.samples)

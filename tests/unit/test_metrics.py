@@ -18,8 +18,9 @@ from streaming.delivery import BatchFailed
 from streaming.encoding import WireFormatEncoder
 from streaming.events import EventFactory, IrregularityRates
 from streaming.metrics import ConverterMetrics, MetricsPortInUse, partition_lag
-from streaming.observer import BatchTally
+from streaming.observer import BatchReport
 from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.running_insights import RunningInsights
 from streaming.schema_registry import load_schema
 from streaming.settings import Settings, SettingsError
 
@@ -28,6 +29,28 @@ def value(metrics: ConverterMetrics, name: str, **labels: str) -> float:
     found = metrics.registry.get_sample_value(name, labels)
     assert found is not None, f"{name}{labels} is not exported"
     return found
+
+
+def report(
+    consumed: int, processed: int, reasons: dict[str, int] | None = None, *, seconds: float = 0.1, **fields: object
+) -> BatchReport:
+    """A delivered batch's report: `processed` records and the `reasons` of its dead letters."""
+    tallies = RunningInsights()
+    for _ in range(processed):
+        tallies.add_record("android", "CA")
+    for reason, count in (reasons or {}).items():
+        for _ in range(count):
+            tallies.add_rejection(reason)
+    assert consumed == tallies.processed + tallies.dead_lettered
+    defaults: dict[str, object] = dict(
+        bytes_in=0,
+        processed_at_ms=0,
+        oldest_source_ms=None,
+        newest_source_ms=None,
+        next_offsets={("t", 0): consumed},
+        careful=False,
+    )
+    return BatchReport(consumed=consumed, tallies=tallies, seconds=seconds, **{**defaults, **fields})  # type: ignore[arg-type]
 
 
 def free_port() -> int:
@@ -39,9 +62,8 @@ def free_port() -> int:
 # --- observer calls ------------------------------------------------------------------------------------------
 def test_a_delivered_batch_adds_its_tallies():
     metrics = ConverterMetrics(process_metrics=False)
-    tally = BatchTally(consumed=10, processed=7, dead_letters={"invalid_json": 2, "empty": 1}, bytes_in=900)
-    metrics.batch_delivered(tally, 0.2)
-    metrics.batch_delivered(BatchTally(consumed=5, processed=5, bytes_in=500), 0.1)
+    metrics.batch_delivered(report(10, 7, {"invalid_json": 2, "empty": 1}, bytes_in=900, seconds=0.2))
+    metrics.batch_delivered(report(5, 5, bytes_in=500, seconds=0.1))
     assert value(metrics, "kdp_messages_consumed_total") == 15
     assert value(metrics, "kdp_records_processed_total") == 12
     assert value(metrics, "kdp_dead_letters_total", reason="invalid_json") == 2
@@ -54,9 +76,9 @@ def test_a_delivered_batch_adds_its_tallies():
 
 
 def test_latency_is_commit_time_minus_the_oldest_source_timestamp():
-    metrics = ConverterMetrics(process_metrics=False)
-    metrics.batch_delivered(BatchTally(1, 1, oldest_timestamp_ms=1_000_000), 0.01, now=1_003.5)
-    metrics.batch_delivered(BatchTally(1, 1, oldest_timestamp_ms=None), 0.01, now=2_000.0)  # no timestamp
+    metrics = ConverterMetrics(process_metrics=False, clock=lambda: 1_003.5)
+    metrics.batch_delivered(report(1, 1, oldest_source_ms=1_000_000, newest_source_ms=1_002_000))
+    metrics.batch_delivered(report(1, 1, oldest_source_ms=None))  # a source without timestamps
     assert value(metrics, "kdp_end_to_end_latency_seconds_count") == 1
     assert value(metrics, "kdp_end_to_end_latency_seconds_sum") == pytest.approx(3.5)
     assert value(metrics, "kdp_end_to_end_latency_seconds_bucket", le="2.5") == 0
@@ -65,13 +87,13 @@ def test_latency_is_commit_time_minus_the_oldest_source_timestamp():
 
 def test_redos_transactions_and_replacements_are_counted():
     metrics = ConverterMetrics(process_metrics=False)
-    metrics.batch_redone("timeout")
-    metrics.transaction_aborted()
-    metrics.transaction_committed()
-    metrics.transaction_committed()
-    metrics.producer_replaced()
-    metrics.consumer_replaced()
-    metrics.consumer_replaced()
+    metrics.batch_redone("timeout", {("t", 0): 5}, learned=False)
+    metrics.transaction_aborted("timeout")
+    metrics.transaction_committed(1)
+    metrics.transaction_committed(2)
+    metrics.producer_replaced("fatal: INVALID_TXN_STATE", fenced=False)
+    metrics.consumer_replaced("fatal")
+    metrics.consumer_replaced("fatal")
     assert value(metrics, "kdp_batches_redone_total") == 1
     assert value(metrics, "kdp_transactions_total", outcome="committed") == 2
     assert value(metrics, "kdp_transactions_total", outcome="aborted") == 1
@@ -199,7 +221,7 @@ def test_client_config_asks_librdkafka_for_statistics():
 # --- the endpoint and its setting --------------------------------------------------------------------------
 def test_serves_prometheus_text_format_over_http():
     metrics = ConverterMetrics()
-    metrics.batch_delivered(BatchTally(consumed=3, processed=2, dead_letters={"empty": 1}), 0.05)
+    metrics.batch_delivered(report(3, 2, {"empty": 1}))
     port = free_port()
     stop = metrics.serve(port, "127.0.0.1")
     try:
