@@ -84,7 +84,8 @@ class StreamProcess:
         samples: Samples | None = None
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"kdp stream exited ({self.process.returncode}) waiting for {what}: {self.output()}")
+                out, err = self.process.communicate()
+                raise AssertionError(f"kdp stream exited ({self.process.returncode}) waiting for {what}: {out}{err}")
             samples = self.scrape()
             if samples is not None and done(samples):
                 return samples
