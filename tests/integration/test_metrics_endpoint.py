@@ -28,11 +28,13 @@ def test_scraped_counters_equal_the_runs_own_summary(stack, delivery):
         # Everything converted, and librdkafka's statistics (every 5 s) have reported each partition caught up
         # and both clients' round trips.
         samples = stream.scrape_until(
-            lambda s: total(s, "kdp_messages_consumed_total") == EVENTS
-            and len(series(s, "kdp_consumer_lag_messages")) == PARTITIONS
-            and total(s, "kdp_consumer_lag_messages") == 0
-            and {dict(labels)["client"] for labels in series(s, "kdp_kafka_broker_rtt_seconds")}
-            == {"consumer", "producer"},
+            lambda s: (
+                total(s, "kdp_messages_consumed_total") == EVENTS
+                and len(series(s, "kdp_consumer_lag_messages")) == PARTITIONS
+                and total(s, "kdp_consumer_lag_messages") == 0
+                and {dict(labels)["client"] for labels in series(s, "kdp_kafka_broker_rtt_seconds")}
+                == {"consumer", "producer"}
+            ),
             "all events converted, lag 0 on every partition, both clients' statistics",
         )
     finally:
