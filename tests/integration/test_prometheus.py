@@ -134,7 +134,8 @@ def test_real_prometheus_scrapes_the_converter_and_the_dead_letter_alert_fires(c
         prometheus.wait_for(lambda: prometheus.get("/-/ready") == 200, "readiness")
         # A sample of the counters at 0 first: the increase that follows is what rate() sees.
         prometheus.wait_for(
-            lambda: prometheus.scalar('kdp_messages_consumed_total{job="kdp-converter"}') == 0, "scrape of the converter"
+            lambda: prometheus.scalar('kdp_messages_consumed_total{job="kdp-converter"}') == 0,
+            "scrape of the converter",
         )
         assert "KdpDeadLetterRatioHigh" not in prometheus.firing()
 
