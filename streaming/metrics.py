@@ -166,6 +166,32 @@ class ConverterMetrics(ConverterObserver):
     def transaction_aborted(self, reason: str) -> None:
         self.transactions.labels(outcome="aborted").inc()
 
+    def counts(self) -> dict[str, Any]:
+        """The counters as plain numbers, named as in the summary: for runs too short to be scraped (the Dagster
+        conversion runs report them as metadata). Dead letters by reason lists the reasons seen only."""
+        by_reason = {
+            sample.labels["reason"]: int(sample.value)
+            for family in self.dead_letters.collect()
+            for sample in family.samples
+            if sample.name == "kdp_dead_letters_total" and sample.value
+        }
+
+        def count(name: str, **labels: str) -> int:
+            return int(self.registry.get_sample_value(name, labels) or 0)
+
+        return {
+            "consumed": count("kdp_messages_consumed_total"),
+            "processed": count("kdp_records_processed_total"),
+            "dead_lettered": sum(by_reason.values()),
+            "dead_letters_by_reason": by_reason,
+            "batches": count("kdp_batches_total"),
+            "redone_batches": count("kdp_batches_redone_total"),
+            "transactions_committed": count("kdp_transactions_total", outcome="committed"),
+            "transactions_aborted": count("kdp_transactions_total", outcome="aborted"),
+            "producer_replacements": count("kdp_producer_replacements_total"),
+            "consumer_replacements": count("kdp_consumer_replacements_total"),
+        }
+
     # -- librdkafka statistics ---------------------------------------------------------------------
 
     def client_config(self) -> dict[str, Any]:

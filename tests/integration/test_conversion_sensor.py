@@ -67,11 +67,14 @@ def test_sensor_requests_exactly_the_pending_ranges_and_runs_convert_each_messag
     assert observation.metadata["lag"].value == EVENTS
 
     resources = {"kafka": KafkaResource(), "registry": SchemaRegistryResource()}
+    reported = []  # each run's output metadata: the counts kdp stream exports to Prometheus
     for request in result.run_requests:
         outcome = convert_ranges.execute_in_process(
             run_config=request.run_config, resources=resources, instance=instance, tags=request.tags
         )
         assert outcome.success
+        output = next(event for event in outcome.all_node_events if event.is_successful_output)
+        reported.append({key: value.value for key, value in output.step_output_data.metadata.items()})
 
     again = _tick(instance, result.cursor)
     assert again.run_requests == []
@@ -85,6 +88,13 @@ def test_sensor_requests_exactly_the_pending_ranges_and_runs_convert_each_messag
         headers = read_dead_letter_headers(m.headers())
         positions[(int(headers["kdp.dlq.source.partition"]), int(headers["kdp.dlq.source.offset"]))] += 1
     assert len(positions) == EVENTS and set(positions.values()) == {1}
+    assert sum(m["consumed"] for m in reported) == EVENTS
+    assert sum(m["processed"] for m in reported) == len(records)
+    dead_lettered = sum(m["dead_lettered"] for m in reported)
+    assert dead_lettered == EVENTS - len(records) == sum(sum(m["dead_letters_by_reason"].values()) for m in reported)
+    for m in reported:
+        assert m["transactions_committed"] == (m["batches"] if delivery == "exactly-once" else 0)
+        assert (m["redone_batches"], m["transactions_aborted"], m["producer_replacements"]) == (0, 0, 0)
 
     # Re-running a range that is already committed converts nothing more.
     rerun = convert_ranges.execute_in_process(

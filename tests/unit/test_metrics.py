@@ -386,3 +386,23 @@ def test_the_converter_reports_each_batch_boundary(atomic):
     assert value(metrics, "kdp_transactions_total", outcome="committed") == (3 if atomic else 0)
     assert value(metrics, "kdp_transactions_total", outcome="aborted") == (1 if atomic else 0)
     assert value(metrics, "kdp_end_to_end_latency_seconds_count") == 3
+
+
+def test_counts_for_runs_too_short_to_scrape():
+    metrics = ConverterMetrics(process_metrics=False)
+    metrics.batch_delivered(report(10, 7, {"invalid_json": 2, "empty": 1}))
+    metrics.transaction_committed(1)
+    metrics.batch_redone("timeout", {("t", 0): 0}, learned=False)
+    metrics.transaction_aborted("timeout")
+    assert metrics.counts() == {
+        "consumed": 10,
+        "processed": 7,
+        "dead_lettered": 3,
+        "dead_letters_by_reason": {"invalid_json": 2, "empty": 1},
+        "batches": 1,
+        "redone_batches": 1,
+        "transactions_committed": 1,
+        "transactions_aborted": 1,
+        "producer_replacements": 0,
+        "consumer_replacements": 0,
+    }

@@ -11,6 +11,7 @@ import dagster as dg
 
 from orchestration.defs.conversion.offsets import active_members
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
+from streaming.metrics import ConverterMetrics
 from streaming.offset_ranges import OffsetRange
 from streaming.pipeline import open_converter
 
@@ -41,13 +42,17 @@ def convert_offset_ranges(
         )
     # One transactional id per partition set: a redone run fences the zombie of the one it redoes.
     instance = "dagster-" + "-".join(f"{r.topic}.{r.partition}" for r in sorted(ranges))
-    converter = open_converter(settings, instance=instance, poll_timeout=0.5)
+    # The counts `kdp stream` exports to Prometheus, gathered the same way: a run is too short to be scraped.
+    metrics = ConverterMetrics(process_metrics=False)
+    converter = open_converter(settings, instance=instance, poll_timeout=0.5, observer=metrics)
     try:
         remaining = converter.assign_ranges(ranges)
         context.log.info("converting %s (already committed: %d ranges)", remaining, len(ranges) - len(remaining))
         summary = converter.run(max_failed_batches=5)
     finally:
         converter.close()
+    counts = metrics.counts()
+    by_reason = counts.pop("dead_letters_by_reason")
     result = {
         "consumed": summary.consumed,
         "processed": summary.processed,
@@ -64,7 +69,8 @@ def convert_offset_ranges(
     return dg.Output(
         result,
         metadata={
-            **{k: dg.MetadataValue.int(v) for k, v in result.items()},
+            **{k: dg.MetadataValue.int(v) for k, v in counts.items()},
+            "dead_letters_by_reason": dg.MetadataValue.json(by_reason),
             "ranges": dg.MetadataValue.json(config.ranges),
             "msg_per_s": dg.MetadataValue.float(
                 round(summary.consumed / summary.elapsed, 1) if summary.elapsed else 0.0
