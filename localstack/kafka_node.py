@@ -179,6 +179,9 @@ def server_properties(
         "num.partitions": "1",
         # A first consumer group join otherwise waits 3 s for more members; tests and demos join constantly.
         "group.initial.rebalance.delay.ms": "0",
+        # Retention is enforced within seconds instead of Kafka's 5 minutes, so that a record deleted too early
+        # (tests/integration/test_retention.py) shows up in a test run rather than hours into production.
+        "log.retention.check.interval.ms": "10000",
         **replication_settings(len(cluster)),
         **(overrides or {}),
     }

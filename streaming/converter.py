@@ -256,6 +256,7 @@ class Converter:
         output, dlq = self.settings.output_topic, self.settings.dlq_topic
         ends = self._ends
         now_ms = int(self.clock() * 1000)
+        oldest_ms = self.settings.oldest_event_ms(now_ms)
         first: dict[tuple[str, int], int] = {}
         after: dict[tuple[str, int], int] = {}
         nbytes = 0
@@ -289,12 +290,13 @@ class Converter:
                 if refused and (topic, partition, offset) in refused:
                     result = Rejection(Reason.REJECTED_BY_BROKER, refused[topic, partition, offset])
                 else:
-                    result = transform(value, topic, partition, offset, now_ms)
+                    result = transform(value, topic, partition, offset, now_ms, oldest_ms=oldest_ms)
                 if type(result) is dict:
                     try:
-                        # The output's timestamp is the event time, so that readers can find an
-                        # event-time window with offsets_for_times.
-                        out = (output, encode(result), result["user_id"].encode(), result["event_time"], None)
+                        # Stamped with the processing time, never the event time: time-based retention
+                        # judges a segment by its records' timestamps, so an old event time would let the
+                        # broker delete the record soon after delivery. The event time is in the record.
+                        out = (output, encode(result), result["user_id"].encode(), now_ms, None)
                         insights.add_record(result["device_type"], result["locale"])
                     except RecordEncodingError as error:  # the schema cannot hold it: a dead letter
                         result = Rejection(Reason.ENCODING_FAILED, str(error))
@@ -302,7 +304,8 @@ class Converter:
                     assert isinstance(result, Rejection)
                     source_ts = message.timestamp()[1]
                     headers = dead_letter_headers(result, topic, partition, offset, source_ts, now_ms)
-                    out = (dlq, value, message.key(), max(source_ts, 0), headers)
+                    # Stamped with the failure time, for the same reason; the source's is in a header.
+                    out = (dlq, value, message.key(), now_ms, headers)
                     insights.add_rejection(result.reason)
                 if careful:
                     if not self._produce_carefully(out, (topic, partition, offset), failures):

@@ -44,6 +44,8 @@ class Reason(StrEnum):
     INVALID_DEVICE_TYPE = "invalid_device_type"
     #: `timestamp` is not epoch seconds or milliseconds between 2000-01-01 and 55 minutes after processing.
     INVALID_TIMESTAMP = "invalid_timestamp"
+    #: `timestamp` is valid but older than the acceptance window (`KDP_MAX_EVENT_AGE`) allows.
+    EVENT_TOO_OLD = "event_too_old"
     #: `ip` is not an IPv4 dotted quad or an IPv6 address (leading zeros, zone ids, junk are refused).
     INVALID_IP = "invalid_ip"
     #: `locale` is not a US state, DC or inhabited territory code.
@@ -87,6 +89,11 @@ DLQ_SOURCE_OFFSET = "kdp.dlq.source.offset"
 DLQ_SOURCE_TIMESTAMP = "kdp.dlq.source.timestamp"  # the source message's timestamp, epoch milliseconds
 DLQ_FAILED_AT = "kdp.dlq.failed_at"  # when the converter rejected it, epoch milliseconds
 
+# Written only on the dead letter of a replayed message that was refused again (`streaming.replay_headers`).
+DLQ_REPLAY_COUNT = "kdp.dlq.replay.count"  # how many replays it has been through, 1 after the first
+DLQ_REPLAY_PREVIOUS_REASON = "kdp.dlq.replay.previous_reason"  # the reason of the dead letter it replaced
+DLQ_REPLAY_ID = "kdp.dlq.replay.id"  # the replay that wrote it (`ReplaySelection.replay_id`)
+
 DLQ_HEADERS: tuple[str, ...] = (
     DLQ_REASON,
     DLQ_DETAIL,
@@ -96,3 +103,5 @@ DLQ_HEADERS: tuple[str, ...] = (
     DLQ_SOURCE_TIMESTAMP,
     DLQ_FAILED_AT,
 )
+
+DLQ_REPLAY_HEADERS: tuple[str, ...] = (DLQ_REPLAY_COUNT, DLQ_REPLAY_PREVIOUS_REASON, DLQ_REPLAY_ID)

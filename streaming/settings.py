@@ -41,8 +41,13 @@ ENV_NAMES: dict[str, str] = {
     "KDP_DELIVERY": "delivery",
     "KDP_BATCH_SIZE": "batch_size",
     "KDP_TRANSACTIONAL_ID": "transactional_id",
+    "KDP_MAX_EVENT_AGE": "max_event_age",
     "KDP_METRICS_PORT": "metrics_port",
 }
+
+#: Units of a duration setting such as `KDP_MAX_EVENT_AGE`, in milliseconds.
+DURATION_UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+UNLIMITED = "unlimited"
 
 
 class SettingsError(ValueError):
@@ -67,6 +72,12 @@ class Settings:
     delivery: DeliveryMode = "at-least-once"
     batch_size: int = 5000
     transactional_id: str = "kdp-converter"
+    max_event_age: str = UNLIMITED
+    """The acceptance window for event times: how far before processing an event may lie, as `<n><unit>`
+    (s, m, h, d) or `unlimited`. An older event is dead-lettered as `event_too_old` (kept, replayable),
+    never converted and then expired. The default accepts every event back to the transform's 2000-01-01
+    floor: outputs are stamped with their processing time, so an old event time no longer shortens their
+    retention, and a backfill of old data converts. Narrow it when stale events are an error upstream."""
     metrics_port: int | None = None
     """`kdp stream` serves Prometheus metrics on this port (all interfaces) when set; see streaming.metrics."""
 
@@ -98,8 +109,28 @@ class Settings:
         for attr in ("source_topic", "output_topic", "dlq_topic", "group_id", "transactional_id"):
             if not getattr(self, attr):
                 raise SettingsError(f"{env[attr]} is empty")
+        self.max_event_age_ms  # noqa: B018 - validates KDP_MAX_EVENT_AGE at start
         if len({self.source_topic, self.output_topic, self.dlq_topic}) != 3:
             raise SettingsError("KDP_SOURCE_TOPIC, KDP_OUTPUT_TOPIC and KDP_DLQ_TOPIC must be three different topics")
+
+    @property
+    def max_event_age_ms(self) -> int | None:
+        """`max_event_age` in milliseconds, or None for `unlimited`; `SettingsError` names the variable."""
+        raw = self.max_event_age.strip().lower()
+        if raw == UNLIMITED:
+            return None
+        number, unit = raw[:-1], raw[-1:]
+        if unit not in DURATION_UNITS_MS or not number.isdigit() or int(number) == 0:
+            raise SettingsError(
+                f"KDP_MAX_EVENT_AGE={self.max_event_age!r} must be a positive whole number with a unit "
+                f"({', '.join(DURATION_UNITS_MS)}), e.g. 30d or 12h, or {UNLIMITED!r}"
+            )
+        return int(number) * DURATION_UNITS_MS[unit]
+
+    def oldest_event_ms(self, now_ms: int) -> int:
+        """The acceptance window's lower edge for a batch processed at `now_ms` (0: no edge of its own)."""
+        age = self.max_event_age_ms
+        return 0 if age is None else now_ms - age
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -1,6 +1,6 @@
 """Raw login-event bytes -> a processed record (a dict) or a `Rejection`; pure, total, fast.
 
-Contract of `transform(raw, topic, partition, offset, processed_at_ms)`:
+Contract of `transform(raw, topic, partition, offset, processed_at_ms, *, oldest_ms)`:
 - It returns a dict whose keys are exactly the fields of `schemas/processed-data-value.avsc`, in schema
   order, with values ready for `streaming.encoding` (timestamps as int epoch milliseconds), or a
   `Rejection` whose `reason` is one of `streaming.records.Reason`.
@@ -34,7 +34,10 @@ field in schema order, then missing required fields, then each field's value in 
 - `timestamp`: a JSON integer or a string of ASCII digits. It is epoch seconds if that puts it between
   2000-01-01 and 55 minutes after `processed_at_ms`; otherwise epoch milliseconds if *that* does (the two
   windows are three orders of magnitude apart, so no value is ambiguous); otherwise refused
-  (microseconds, nanoseconds, negative, absurd). Floats and booleans are wrong types.
+  (microseconds, nanoseconds, negative, absurd). Floats and booleans are wrong types. An event time
+  before `oldest_ms`, the acceptance window's edge that the caller computes once per batch from
+  `KDP_MAX_EVENT_AGE` (see `streaming.settings`), is refused as `event_too_old`: dead-lettered with its
+  bytes, replayable after widening the window, never dropped.
 
 Every string written is thus bounded: ids 36 characters, `device_type` 32, `locale` 2, `ip` 45,
 `app_version` 64. A valid message that is not pure ASCII (say, with an accented unknown field) takes the
@@ -55,12 +58,12 @@ from streaming.records import Reason, Rejection, quote
 
 #: Larger messages are refused unparsed: an event is about 250 bytes, and parsing cost grows with size.
 MAX_MESSAGE_BYTES = 64 * 1024
-#: 2000-01-01T00:00:00Z: older event times are refused as absurd.
+#: 2000-01-01T00:00:00Z: older event times are refused as absurd. It also tells epoch seconds from
+#: milliseconds (see the contract above), so it holds whatever the acceptance window.
 MIN_EVENT_TIME_MS = 946_684_800_000
-#: How far after processing an event time may lie (producer clocks run fast). The event time becomes
-#: the output record's Kafka timestamp, and Kafka 4 brokers refuse timestamps more than
-#: `log.message.timestamp.after.max.ms` (default one hour) ahead of their clock: a later event would be
-#: refused by the broker on every retry. 55 minutes leaves 5 for skew between converter and broker.
+#: How far after processing an event time may lie (producer clocks run fast). Outputs are stamped with the
+#: processing time, not the event time, so this bounds skew, not what the broker accepts; the insights
+#: reader relies on it to know how early in the log an hour's records can appear.
 MAX_FUTURE_MS = 55 * 60 * 1000
 
 #: The 50 states, DC, and the inhabited territories (American Samoa, Guam, Northern Mariana Islands,
@@ -122,19 +125,29 @@ _device_types: dict[str, str | None] = {}
 
 
 def transform(
-    raw: bytes | None, topic: str, partition: int, offset: int, processed_at_ms: int
+    raw: bytes | None,
+    topic: str,
+    partition: int,
+    offset: int,
+    processed_at_ms: int,
+    *,
+    oldest_ms: int = MIN_EVENT_TIME_MS,
 ) -> dict[str, Any] | Rejection:
-    """The processed record of the message at `topic`/`partition`/`offset`, or why there is none."""
+    """The processed record of the message at `topic`/`partition`/`offset`, or why there is none.
+
+    `oldest_ms` is the acceptance window's lower edge (`Settings.oldest_event_ms`, computed once per batch):
+    an event time before it is refused as `event_too_old`. By default only the 2000-01-01 floor applies.
+    """
     try:
         if type(raw) is bytes and len(raw) <= MAX_MESSAGE_BYTES and raw.isascii():
             e = _decode_event(raw)
             return _validate(
                 e.user_id, e.device_id, e.device_type, e.locale, e.ip, e.app_version, e.timestamp,
-                topic, partition, offset, processed_at_ms,
+                topic, partition, offset, processed_at_ms, oldest_ms,
             )  # fmt: skip
     except Exception:  # noqa: BLE001 - anything unusual is examined again, precisely, by _explain
         pass
-    return _explain(raw, topic, partition, offset, processed_at_ms)
+    return _explain(raw, topic, partition, offset, processed_at_ms, oldest_ms)
 
 
 def _validate(
@@ -149,6 +162,7 @@ def _validate(
     partition: int,
     offset: int,
     processed_at_ms: int,
+    oldest_ms: int,
 ) -> dict[str, Any] | Rejection:
     """Check and normalise field values whose JSON types are already right (or None)."""
     if user_id is None or locale is None or ip is None or app_version is None or timestamp is None:
@@ -212,6 +226,12 @@ def _validate(
             Reason.INVALID_TIMESTAMP,
             f"timestamp {quote(timestamp)} is not epoch seconds or milliseconds "
             "between 2000-01-01 and 55 minutes after processing",
+        )
+    if event_time < oldest_ms:
+        return Rejection(
+            Reason.EVENT_TOO_OLD,
+            f"event time {event_time} ms is {(processed_at_ms - event_time) / 86_400_000:.1f} days before "
+            f"processing, older than the acceptance window (KDP_MAX_EVENT_AGE) allows",
         )
 
     return {
@@ -295,16 +315,18 @@ _JSON_TYPE_NAMES: dict[type, str] = {
 }
 
 
-def _explain(raw: object, topic: str, partition: int, offset: int, processed_at_ms: int) -> dict[str, Any] | Rejection:
+def _explain(
+    raw: object, topic: str, partition: int, offset: int, processed_at_ms: int, oldest_ms: int = MIN_EVENT_TIME_MS
+) -> dict[str, Any] | Rejection:
     """The reference transform: every check in turn, so that a rejection names its precise reason."""
     try:
-        return _explain_unguarded(raw, topic, partition, offset, processed_at_ms)
+        return _explain_unguarded(raw, topic, partition, offset, processed_at_ms, oldest_ms)
     except Exception as error:  # noqa: BLE001 - a bug must cost one dead letter, not the stream
         return Rejection(Reason.INTERNAL_ERROR, f"transform raised {type(error).__name__}: {error}")
 
 
 def _explain_unguarded(
-    raw: object, topic: str, partition: int, offset: int, processed_at_ms: int
+    raw: object, topic: str, partition: int, offset: int, processed_at_ms: int, oldest_ms: int
 ) -> dict[str, Any] | Rejection:
     if raw is None:
         return Rejection(Reason.EMPTY, "the message has no value (a tombstone)")
@@ -352,7 +374,7 @@ def _explain_unguarded(
 
     return _validate(
         values["user_id"], values["device_id"], values["device_type"], values["locale"], values["ip"],
-        values["app_version"], values["timestamp"], topic, partition, offset, processed_at_ms,
+        values["app_version"], values["timestamp"], topic, partition, offset, processed_at_ms, oldest_ms,
     )  # fmt: skip
 
 

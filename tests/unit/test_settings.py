@@ -31,6 +31,10 @@ def test_environment_then_overrides():
         ({"KDP_SECURITY_PROTOCOL": "SASL_PLAINTEXT", "KDP_SASL_MECHANISM": "SCRAM-SHA-512"}, "KDP_SASL_USERNAME"),
         ({"KDP_OUTPUT_TOPIC": "user-login"}, "KDP_OUTPUT_TOPIC"),
         ({"KDP_SECURITY_PROTOCOL": "TLS"}, "KDP_SECURITY_PROTOCOL"),
+        ({"KDP_MAX_EVENT_AGE": "30"}, "KDP_MAX_EVENT_AGE"),
+        ({"KDP_MAX_EVENT_AGE": "0d"}, "KDP_MAX_EVENT_AGE"),
+        ({"KDP_MAX_EVENT_AGE": "-1d"}, "KDP_MAX_EVENT_AGE"),
+        ({"KDP_MAX_EVENT_AGE": "a week"}, "KDP_MAX_EVENT_AGE"),
     ],
 )
 def test_bad_settings_fail_naming_the_variable(environ, named):
@@ -59,3 +63,25 @@ def test_every_env_name_maps_to_a_setting():
     attributes = set(Settings.__dataclass_fields__)
     assert set(ENV_NAMES.values()) <= attributes
     assert all(name.startswith("KDP_") for name in ENV_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("raw", "age_ms"),
+    [
+        ("unlimited", None),
+        ("UNLIMITED", None),
+        ("90s", 90_000),
+        ("15m", 900_000),
+        ("12h", 43_200_000),
+        ("30d", 2_592_000_000),
+    ],
+)
+def test_the_event_age_window_is_a_duration_or_unlimited(raw, age_ms):
+    settings = Settings.from_env({"KDP_MAX_EVENT_AGE": raw})
+    assert settings.max_event_age_ms == age_ms
+    now_ms = 1_800_000_000_000
+    assert settings.oldest_event_ms(now_ms) == (0 if age_ms is None else now_ms - age_ms)
+
+
+def test_by_default_every_event_age_is_accepted():
+    assert Settings.from_env({}).max_event_age_ms is None

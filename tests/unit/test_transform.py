@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from streaming.events import EventFactory, Irregularity, IrregularityRates
-from streaming.records import DLQ_HEADERS, MAX_DETAIL_CHARS, Reason, Rejection
+from streaming.records import DLQ_HEADERS, DLQ_REPLAY_HEADERS, MAX_DETAIL_CHARS, Reason, Rejection
 from streaming.transform import MAX_MESSAGE_BYTES, transform
 
 NOW_MS = 1_720_576_830_000  # processing time: five seconds after the event
@@ -151,6 +151,23 @@ def test_timestamp_in_seconds_or_milliseconds(timestamp: Any, event_time: int) -
 )
 def test_absurd_or_unreadable_timestamps_are_refused(timestamp: Any) -> None:
     assert reason(event(timestamp=timestamp)) == Reason.INVALID_TIMESTAMP
+
+
+@pytest.mark.parametrize("age_ms", [1, 86_400_000, NOW_MS - 978_307_200_000])  # to 2001-01-01
+def test_an_event_older_than_the_acceptance_window_is_refused_and_one_inside_is_not(age_ms: int) -> None:
+    event_time = NOW_MS - age_ms
+    raw = json.dumps(event(timestamp=event_time)).encode()
+    too_old = transform(raw, "user-login", 0, 0, NOW_MS, oldest_ms=event_time + 1)
+    assert isinstance(too_old, Rejection) and too_old.reason == Reason.EVENT_TOO_OLD
+    assert "KDP_MAX_EVENT_AGE" in too_old.detail
+    kept = transform(raw, "user-login", 0, 0, NOW_MS, oldest_ms=event_time)
+    assert isinstance(kept, dict) and kept["event_time"] == event_time
+    assert transform(raw, "user-login", 0, 0, NOW_MS) == kept  # no window: only the 2000 floor
+
+
+def test_the_acceptance_window_is_checked_after_every_other_rule() -> None:
+    raw = json.dumps(event(timestamp=978_307_200, locale="XX")).encode()
+    assert transform(raw, "t", 0, 0, NOW_MS, oldest_ms=NOW_MS).reason == Reason.INVALID_LOCALE  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("timestamp", [1_720_576_825.0, True, [1_720_576_825], {"s": 1}])
@@ -352,7 +369,7 @@ def test_every_reason_code_and_dead_letter_header_is_documented_for_consumers() 
 
     for code in Reason:
         assert f"| `{code.value}` |" in readme
-    for header in DLQ_HEADERS:
+    for header in DLQ_HEADERS + DLQ_REPLAY_HEADERS:
         assert f"| `{header}` |" in readme
 
 
