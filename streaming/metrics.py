@@ -84,7 +84,8 @@ class ConverterMetrics(ConverterObserver):
         )
         self.latency = Histogram(
             "kdp_end_to_end_latency_seconds",
-            "Commit time minus the source timestamp of each batch's oldest message (one observation per batch).",
+            "Commit time minus the Kafka timestamp of each batch's oldest source message (its append time on the "
+            "provisioned topics); one observation per batch.",
             buckets=LATENCY_SECONDS_BUCKETS,
             registry=r,
         )
