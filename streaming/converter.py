@@ -217,8 +217,6 @@ class Converter:
                 messages = self.consumer.consume(1, self.poll_timeout)
                 if messages and budget > 1:
                     messages += self.consumer.consume(budget - 1, 0)
-                if not messages:  # idle: let the producer serve its statistics callback (streaming.metrics)
-                    self.delivery.producer.poll(0)
                 if messages:
                     self._convert_batch(messages)
                     if max_failed_batches is not None and self._failed_in_a_row > max_failed_batches:

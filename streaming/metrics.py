@@ -8,7 +8,9 @@ Three sources feed one registry:
   the counters equal the run's `ConverterSummary` and a redone batch never counts twice;
 * librdkafka's statistics (`statistics.interval.ms` + `stats_cb`, see `client_config`): consumer lag
   per partition, broker round-trip times, producer queue depth. librdkafka calls `stats_cb` from the
-  client's own poll, on the converter's thread, every `STATISTICS_INTERVAL_MS`;
+  client's own poll, on the converter's thread, every `STATISTICS_INTERVAL_MS`: the consumer's at each
+  consume, the producer's while it sends (the loop does not poll an idle producer, so its figures then
+  keep their last values);
 * the process itself (CPU, memory, open files), from prometheus_client's process collector.
 
 `serve(port)` exposes them in Prometheus text format over HTTP (`kdp stream --metrics-port`,

@@ -21,10 +21,15 @@ def test_scraped_counters_equal_the_runs_own_summary(stack, delivery):
     settings = scenario_settings(stack.bootstrap, stack.registry_url, delivery, "metrics", batch_size=2000)
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], PARTITIONS)
     factory = EventFactory(11, IrregularityRates.with_malformed(0.08), users=500)
-    assert generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=EVENTS).ok
-
     stream = StreamProcess.start(settings)
     try:
+        stream.scrape_until(lambda s: ("kdp_messages_consumed_total", ()) in s, "the metrics endpoint")
+        # Events arrive while it runs, for longer than librdkafka's statistics interval (5 s): the producer's
+        # statistics are served while it sends.
+        summary = generate(
+            {"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=EVENTS, rate=2500
+        )
+        assert summary.ok
         # Everything converted, and librdkafka's statistics (every 5 s) have reported each partition caught up
         # and both clients' round trips.
         samples = stream.scrape_until(
