@@ -11,19 +11,19 @@ import time
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
-from streaming.delivery import DeliveryFailures, wait_for_deliveries
+from streaming.delivery import DeliveryFailures, NewProducer, ProducerDelivery, wait_for_deliveries
 
 log = logging.getLogger(__name__)
 
 
-class AtLeastOnce:
+class AtLeastOnce(ProducerDelivery):
     """Commit a batch's offsets only after every one of its messages is acknowledged."""
 
     atomic = False
 
-    def __init__(self, producer_config: dict[str, object]) -> None:
+    def __init__(self, producer_config: dict[str, object], *, new_producer: NewProducer = Producer) -> None:
         self._failures = DeliveryFailures()
-        self.producer = Producer(
+        self.producer = new_producer(
             {**producer_config, "enable.idempotence": True, "acks": "all", **self._failures.producer_config()}
         )
 

@@ -46,8 +46,7 @@ def reference_converter(encoder: WireFormatEncoder) -> Convert:
     def convert(
         value: bytes | None, topic: str, partition: int, offset: int, now_ms: int, oldest_ms: int
     ) -> Converted | Rejection:
-        # `oldest_ms` is handed to the transform once it takes it (the event-age policy of issue 12).
-        result = transform(value, topic, partition, offset, now_ms)
+        result = transform(value, topic, partition, offset, now_ms, oldest_ms=oldest_ms)
         if type(result) is not dict:
             return result  # type: ignore[return-value]
         try:

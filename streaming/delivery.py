@@ -1,58 +1,85 @@
-"""When a batch counts as done: the contract between the converter loop and its delivery guarantee.
+"""How a batch's output reaches the brokers and its source offsets get committed: the `Delivery` contract.
 
-Two strategies implement it, `streaming.at_least_once.AtLeastOnce` and
-`streaming.exactly_once.ExactlyOnce`:
+A delivery owns its producer; the converter loop never touches it. Per batch the loop calls:
 
-* `begin()` before the first produce of a batch (the producer to use is `producer` after it);
-* `complete(consumer, offsets)` after the last produce: returns only when the batch's output is
-  durable *and* the source offsets are committed; raises `BatchFailed` when the batch must be
-  redone from its first offsets (nothing of it is committed), and lets any other exception out
-  when the process cannot go on;
-* `abandon()` when the batch is given up before `complete` succeeded: nothing of it may commit
-  later (exactly-once aborts its transaction; at-least-once has nothing to undo, since offsets
-  are only ever committed by `complete`). Safe to call more than once.
+- `begin()`: start the batch (exactly-once opens its transaction; it may replace a broken producer);
+- `send(outputs)` on the fast path, or `send_carefully(outputs, origins)` on the redo of a failed batch,
+  with a delivery report per output (see below);
+- `complete(consumer, offsets)`: returns only when the batch's output is durable *and* its source offsets
+  are committed (exactly-once: handed to the transaction that commits them with the output); raises
+  `BatchFailed` when the batch must be redone from its first offsets;
+- `abandon()` after a failure: give up the batch (exactly-once aborts the transaction; at-least-once has
+  nothing to undo, since offsets are only ever committed by `complete`). Safe to call more than once.
 
-At-least-once: wait for every delivery report (flush), fail the batch on any delivery error, then
-commit the offsets synchronously. A crash between delivery and commit re-delivers the batch.
+`close()` waits for what is still in flight. Two strategies implement it, `streaming.at_least_once.AtLeastOnce`
+and `streaming.exactly_once.ExactlyOnce`; both build their producer with `new_producer(config)`, the real
+`confluent_kafka.Producer` unless a test hands them the in-memory broker's.
 
-Exactly-once: a Kafka transaction per batch; the source offsets are sent in the transaction
-(`send_offsets_to_transaction`) with the consumer's group metadata, so output and offsets commit
-or abort together and a zombie from an older group generation is fenced (KIP-447). Readers of the
-output must use `isolation.level=read_committed`.
+Refusals: a record the broker refuses for good (too large for the topic, say) must not block the stream. The
+fast path learns only that *something* failed (`delivery.report.only.error`, no per-message callback: it
+would cost a microsecond a message), so the batch is redone carefully. A careful send reports each output,
+and `BatchFailed.refused` names the sources whose outputs were refused for a reason in `REFUSED_FOR_GOOD`;
+the next attempt dead-letters them. Every other failure (a timeout, a purge, an authorization refusal) says
+nothing about the record: the batch is redone as it was.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping
+from functools import partial
+from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+
+from streaming.backpressure import produce_when_room
+from streaming.router import Origin, Output
 
 log = logging.getLogger(__name__)
 
 FLUSH_STEP_SECONDS = 0.5
 FLUSH_WARN_EVERY_SECONDS = 5.0
 
+NewProducer = Callable[[dict[str, Any]], Producer]
+
+REFUSED_FOR_GOOD = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,  # over the topic's max.message.bytes (or the client's message.max.bytes)
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_RECORD,
+        KafkaError.INVALID_TIMESTAMP,
+    }
+)
+"""Delivery errors that are a verdict on the record itself: sending it again cannot succeed.
+
+The producer's batches stay under the topics' size limit (`streaming.kafka_clients`), so a batch refused
+as too large holds that one record only.
+"""
+
 
 class BatchFailed(Exception):
     """The batch was not committed and must be redone from its first offsets.
 
-    `learned`: the attempt found outputs refused for good, which the redo dead-letters. Such a redo is
-    progress, not a retry of the same thing, so it is neither delayed nor counted as a stall.
+    `refused`: sources whose outputs the broker refused for good, with the refusal; the redo dead-letters
+    them. Such a redo is progress, not a retry of the same thing (`learned`), so it is neither delayed nor
+    counted as a stall.
     """
 
-    def __init__(self, reason: str, *, learned: bool = False) -> None:
+    def __init__(self, reason: str, *, refused: Mapping[Origin, str] | None = None) -> None:
         super().__init__(reason)
-        self.learned = learned
+        self.refused: Mapping[Origin, str] = refused or {}
+
+    @property
+    def learned(self) -> bool:
+        return bool(self.refused)
 
 
 class Delivery(Protocol):
-    producer: Producer
-    atomic: bool
-    """True when one failed output fails the whole batch (a transaction), False when each output stands alone."""
-
     def begin(self) -> None: ...
+
+    def send(self, outputs: Iterable[Output]) -> None: ...
+
+    def send_carefully(self, outputs: Iterable[Output], origins: Iterable[Origin]) -> None: ...
 
     def complete(self, consumer: Consumer, offsets: list[TopicPartition]) -> None: ...
 
@@ -95,3 +122,74 @@ class DeliveryFailures:
     def raise_if_any(self) -> None:
         if self.errors:
             raise BatchFailed(f"{len(self.errors)} deliveries failed, first: {self.errors[0].str()}")
+
+
+class ProducerDelivery:
+    """What both strategies share: the fast and the careful send through `self.producer`.
+
+    `atomic`: one failed output fails the whole batch (a transaction), so a careful send stops waiting at
+    the first failure; otherwise each output stands alone and every report is awaited.
+    """
+
+    atomic = False
+    producer: Producer
+
+    def send(self, outputs: Iterable[Output]) -> None:
+        """Produce `outputs`; their failures surface in `complete` (`BatchFailed`)."""
+        producer = self.producer
+        produce = producer.produce
+        try:
+            for topic, key, value, timestamp, headers in outputs:
+                try:
+                    produce(topic, value, key, timestamp=timestamp, headers=headers)
+                except BufferError:  # the queue is full: wait for the brokers (back-pressure)
+                    produce_when_room(
+                        partial(produce, topic, value, key, timestamp=timestamp, headers=headers), producer.poll
+                    )
+        except KafkaException as error:  # refused before sending, e.g. a failed transaction
+            raise BatchFailed(f"produce: {error.args[0].str()}") from error
+
+    def send_carefully(self, outputs: Iterable[Output], origins: Iterable[Origin]) -> None:
+        """Produce each output with its own delivery report and wait for them; `BatchFailed` (naming the
+        outputs refused for good) if any failed.
+
+        A message the client refuses for good before sending (over `message.max.bytes`) counts like one the
+        broker refuses; any other refusal at `produce()` ends the batch at once.
+        """
+        producer = self.producer
+        failures: dict[Origin, KafkaError] = {}
+        interrupted = False
+        for (topic, key, value, timestamp, headers), origin in zip(outputs, origins, strict=True):
+            produce = partial(
+                producer.produce, topic, value, key, timestamp=timestamp, headers=headers,
+                on_delivery=_failure_recorder(failures, origin),
+            )  # fmt: skip
+            try:
+                try:
+                    produce()
+                except BufferError:
+                    produce_when_room(produce, producer.poll)
+            except KafkaException as error:
+                if error.args[0].code() not in REFUSED_FOR_GOOD:
+                    interrupted = True  # a failed transaction, an outage, a fatal producer: not this record's fault
+                    break
+                failures[origin] = error.args[0]
+        # In a transaction the first failure dooms the batch: the outputs still queued would only time out.
+        wait_for_deliveries(producer, give_up=lambda: bool(failures) and self.atomic)
+        if failures or interrupted:
+            refused = {src: e.str() for src, e in failures.items() if e.code() in REFUSED_FOR_GOOD}
+            raise BatchFailed(
+                f"{len(failures)} outputs failed ({len(refused)} for good); interrupted: {interrupted}", refused=refused
+            )
+
+
+def _failure_recorder(
+    failures: dict[Origin, KafkaError], origin: Origin
+) -> Callable[[KafkaError | None, object], None]:
+    """A per-message delivery callback noting `origin` when its output fails (careful sends only)."""
+
+    def record(error: KafkaError | None, _message: object) -> None:
+        if error is not None:
+            failures[origin] = error
+
+    return record

@@ -30,7 +30,8 @@ from collections.abc import Callable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from streaming.delivery import BatchFailed, DeliveryFailures, wait_for_deliveries
+from streaming.delivery import BatchFailed, DeliveryFailures, NewProducer, ProducerDelivery, wait_for_deliveries
+from streaming.observer import NO_OBSERVER, ConverterObserver
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,21 @@ class TransactionalIdTaken(RuntimeError):
     """Another live converter keeps fencing this one: two instances share a transactional id."""
 
 
-class ExactlyOnce:
+class ExactlyOnce(ProducerDelivery):
     """One Kafka transaction per batch; see the module docstring for how a broken producer is replaced."""
 
     atomic = True
 
-    def __init__(self, producer_config: dict[str, object], transactional_id: str) -> None:
+    def __init__(
+        self,
+        producer_config: dict[str, object],
+        transactional_id: str,
+        *,
+        new_producer: NewProducer = Producer,
+        observer: ConverterObserver = NO_OBSERVER,
+    ) -> None:
+        self._new_producer = new_producer
+        self.observer = observer
         self._failures = DeliveryFailures()
         self._config = {
             **producer_config,
@@ -83,7 +93,7 @@ class ExactlyOnce:
 
     def _start_producer(self) -> Producer:
         """A new producer, its transactions initialised: any earlier producer of the id is fenced."""
-        producer = Producer(self._config)
+        producer = self._new_producer(self._config)
         self._retry(producer.init_transactions, "init_transactions")
         return producer
 
@@ -100,6 +110,7 @@ class ExactlyOnce:
         self.replaced_producers += 1
         log.error("the transactional producer cannot go on (%s): replacing it, which aborts its transaction", why)
         self._in_transaction = False
+        self.observer.producer_replaced(why, broken.fenced)
         # The old producer is dropped, not closed: a stuck call may still hold it, and closing would
         # wait for that call. Once fenced it can neither commit nor write anything visible.
         self.producer = self._start_producer()
@@ -153,8 +164,10 @@ class ExactlyOnce:
             )
             self._retry(producer.commit_transaction, "commit_transaction")
             self._in_transaction = False
+            self.observer.transaction_committed(1)
         except ProducerBroken as broken:
-            self._replace_producer(broken)
+            self._replace_producer(broken)  # the new producer's start aborts the transaction
+            self.observer.transaction_aborted(str(broken))
             raise BatchFailed(str(broken)) from broken
         except KafkaException as error:
             kafka_error = error.args[0]
@@ -171,8 +184,10 @@ class ExactlyOnce:
         self._in_transaction = False
         try:
             self._retry(self.producer.abort_transaction, "abort_transaction")
+            self.observer.transaction_aborted("abandoned")
         except ProducerBroken as broken:
             self._replace_producer(broken)  # the new producer's start aborts the transaction
+            self.observer.transaction_aborted(str(broken))
 
     def close(self) -> None:
         """Nothing is pending between batches: every batch ended in a commit or an abort."""

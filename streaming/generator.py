@@ -27,10 +27,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from streaming.backpressure import produce_when_room
 from streaming.events import MALFORMED_KINDS, EventFactory, Irregularity, IrregularityRates
 from streaming.settings import Settings
 
@@ -288,14 +290,7 @@ def _produce_when_queue_has_room(
 ) -> bool:
     """Retry a message the full local queue refused, serving delivery reports meanwhile (a broker that is
     down fills the queue); False, and the message is not produced, if a stop is requested first."""
-    while not stop.is_set():
-        producer.poll(0.05)
-        try:
-            producer.produce(topic, value, key)
-            return True
-        except BufferError:
-            continue
-    return False
+    return produce_when_room(partial(producer.produce, topic, value, key), producer.poll, stop)
 
 
 def _flush(producer: Producer, timeout_s: float, abandon: threading.Event) -> int:

@@ -14,6 +14,7 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from streaming.at_least_once import AtLeastOnce
 from streaming.delivery import Delivery
 from streaming.exactly_once import ExactlyOnce
+from streaming.observer import NO_OBSERVER, ConverterObserver
 from streaming.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,12 @@ def make_consumer(settings: Settings, **overrides: object) -> Consumer:
     return Consumer({**consumer_config(settings), **overrides})
 
 
-def make_delivery(settings: Settings, instance: str, extra_config: dict[str, object] | None = None) -> Delivery:
+def make_delivery(
+    settings: Settings,
+    instance: str,
+    observer: ConverterObserver = NO_OBSERVER,
+    extra_config: dict[str, object] | None = None,
+) -> Delivery:
     """The delivery strategy of `settings.delivery`.
 
     `instance` names this converter among its peers: exactly-once uses the transactional id
@@ -93,5 +99,5 @@ def make_delivery(settings: Settings, instance: str, extra_config: dict[str, obj
     """
     config = {**producer_config(settings, smallest_message_limit(settings)), **(extra_config or {})}
     if settings.delivery == "exactly-once":
-        return ExactlyOnce(config, f"{settings.transactional_id}-{instance}")
+        return ExactlyOnce(config, f"{settings.transactional_id}-{instance}", observer=observer)
     return AtLeastOnce(config)

@@ -12,9 +12,11 @@ from pathlib import Path
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from streaming.conversion import reference_converter
 from streaming.converter import Converter
 from streaming.encoding import WireFormatEncoder
 from streaming.kafka_clients import make_consumer, make_delivery
+from streaming.observer import NO_OBSERVER, ConverterObserver
 from streaming.schema_registry import ensure_value_schema, load_schema
 from streaming.settings import Settings
 from streaming.topics import value_subject
@@ -50,6 +52,7 @@ def open_converter(
     instance: str | None = None,
     static_member: bool = False,
     encoder: WireFormatEncoder | None = None,
+    observer: ConverterObserver = NO_OBSERVER,
     client_config: dict[str, object] | None = None,
     **converter_options: object,
 ) -> Converter:
@@ -59,17 +62,19 @@ def open_converter(
     instance restarted after a crash takes its partitions back at once, instead of waiting for the
     broker to expire the crashed member (`session.timeout.ms`, 45 s). Only for a stable instance name
     in a group (`kdp stream --instance`); a range run (assign(), no membership) must not set it.
+    `observer` is told of every batch boundary (`streaming.observer`), by the loop and by the delivery.
     `client_config` is added to both clients' settings (librdkafka statistics for `streaming.metrics`).
     """
     encoder = encoder or register_output_schema(settings)
     identity = {"group.instance.id": instance} if static_member and instance else {}
     extra = client_config or {}
-    delivery = make_delivery(settings, instance or default_instance(), extra)
+    delivery = make_delivery(settings, instance or default_instance(), observer=observer, extra_config=extra)
     return Converter(
         settings,
         make_consumer(settings, **identity, **extra),
         delivery,
-        encoder,
+        reference_converter(encoder),
         new_consumer=lambda: make_consumer(settings, **identity, **extra),
+        observer=observer,
         **converter_options,  # type: ignore[arg-type]
     )

@@ -9,19 +9,13 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
-from confluent_kafka import TIMESTAMP_CREATE_TIME, TopicPartition
+from fakes.rig import NOW_MS, Rig, login
 from prometheus_client.parser import text_string_to_metric_families
 
 from streaming.cli import main
-from streaming.converter import Converter
-from streaming.delivery import BatchFailed
-from streaming.encoding import WireFormatEncoder
-from streaming.events import EventFactory, IrregularityRates
 from streaming.metrics import ConverterMetrics, MetricsPortInUse, partition_lag
 from streaming.observer import BatchReport
-from streaming.pipeline import PROCESSED_SCHEMA
 from streaming.running_insights import RunningInsights
-from streaming.schema_registry import load_schema
 from streaming.settings import Settings, SettingsError
 
 
@@ -267,125 +261,49 @@ def test_metrics_port_setting():
             Settings.from_env({"KDP_METRICS_PORT": bad})
 
 
-# --- the converter's calls at its batch boundaries, against fakes ------------------------------------------
-class FakeMessage:
-    def __init__(self, topic: str, offset: int, value: bytes, timestamp_ms: int) -> None:
-        self._topic, self._offset, self._value, self._ts = topic, offset, value, timestamp_ms
+# --- the converter's calls at its batch boundaries, on the in-memory broker ---------------------------------
+@pytest.mark.parametrize("mode", ["at-least-once", "exactly-once"])
+def test_the_converter_feeds_the_metrics_the_same_counts_as_its_summary(mode):
+    """One batch fails mid-way and is redone; a producer is fenced and replaced (exactly-once); a consumer
+    breaks and is replaced. The counters still equal the run's own summary."""
+    rig = Rig(mode, partitions=2, batch_size=10)
+    metrics = ConverterMetrics(process_metrics=False, clock=lambda: NOW_MS / 1000 + 2)
+    rig.observer = metrics  # type: ignore[assignment]
+    for partition in (0, 1):
+        values = [login(partition * 1000 + i, valid=i % 4 != 0) for i in range(25)]
+        rig.broker.write(rig.settings.source_topic, values, partition=partition, timestamp=NOW_MS - 5000)
+    if mode == "exactly-once":
+        rig.broker.faults.abort_commits = 1  # the first transaction is aborted at its commit, then redone
+        rig.broker.faults.on_commit.append(lambda: rig.broker.fence("converter-a"))  # fenced after a batch
+    else:
+        rig.broker.faults.time_out_deliveries = 1  # the first batch's first delivery times out, then redone
+    rig.broker.faults.on_commit.append(lambda: setattr(rig.broker.faults, "break_consumers", 1))
+    converter = rig.converter()
+    converter.subscribe()
+    summary = converter.run(until_caught_up=True)
+    converter.close()
 
-    def error(self):
-        return None
-
-    def topic(self) -> str:
-        return self._topic
-
-    def partition(self) -> int:
-        return 0
-
-    def offset(self) -> int:
-        return self._offset
-
-    def value(self) -> bytes:
-        return self._value
-
-    def key(self) -> None:
-        return None
-
-    def timestamp(self) -> tuple[int, int]:
-        return TIMESTAMP_CREATE_TIME, self._ts
-
-
-class FakeConsumer:
-    """One partition; `seek` rewinds, as the converter's redo needs."""
-
-    def __init__(self, messages: list[FakeMessage]) -> None:
-        self.messages, self.position_ = messages, 0
-
-    def consume(self, count: int, _timeout: float) -> list[FakeMessage]:
-        taken = self.messages[self.position_ : self.position_ + count]
-        self.position_ += len(taken)
-        return taken
-
-    def seek(self, tp: TopicPartition) -> None:
-        self.position_ = tp.offset
-
-    def assignment(self) -> list[TopicPartition]:
-        return []
-
-    def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
-        return partitions
-
-    def close(self) -> None:
-        pass
-
-
-class FakeProducer:
-    def produce(self, *_args: object, **_kwargs: object) -> None:
-        pass
-
-    def poll(self, _timeout: float) -> int:
-        return 0
-
-    def flush(self, _timeout: float) -> int:
-        return 0
-
-
-class FakeDelivery:
-    """Fails the first `complete` and replaces its producer then, as a broken exactly-once producer does."""
-
-    def __init__(self, atomic: bool) -> None:
-        self.atomic = atomic
-        self.producer = FakeProducer()
-        self.replaced_producers = 0
-        self._fail = True
-
-    def begin(self) -> None:
-        pass
-
-    def complete(self, _consumer: object, _offsets: list[TopicPartition]) -> None:
-        if self._fail:
-            self._fail = False
-            self.replaced_producers += 1
-            raise BatchFailed("the producer broke", learned=True)  # learned: redone at once (no back-off)
-
-    def abandon(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-@pytest.mark.parametrize("atomic", [True, False], ids=["exactly-once", "at-least-once"])
-def test_the_converter_reports_each_batch_boundary(atomic):
-    settings = Settings.from_env({}, batch_size=40, source_topic="in")
-    events = EventFactory(7, IrregularityRates.with_malformed(0.2), users=50).batch(100, now=1_700_000_000)
-    messages = [FakeMessage("in", offset, event[1], 1_700_000_000_000 + offset) for offset, event in enumerate(events)]
-    metrics = ConverterMetrics(process_metrics=False)
-    encoder = WireFormatEncoder(1, load_schema(PROCESSED_SCHEMA))
-    converter = Converter(
-        settings, FakeConsumer(messages), FakeDelivery(atomic), encoder, clock=lambda: 1_700_000_001.0, observer=metrics
+    counts = metrics.counts()
+    assert summary.consumed == 50 and summary.dead_lettered > 0
+    assert (counts["consumed"], counts["processed"], counts["dead_lettered"]) == (
+        summary.consumed,
+        summary.processed,
+        summary.dead_lettered,
     )
-    summary = converter.run(max_messages=100)
-
-    assert (summary.consumed, summary.batches, summary.redone_batches) == (100, 3, 1)
-    assert summary.dead_lettered > 0
-    assert value(metrics, "kdp_messages_consumed_total") == summary.consumed
-    assert value(metrics, "kdp_records_processed_total") == summary.processed
-    dead = sum(
-        s.value
-        for f in metrics.registry.collect()
-        if f.name == "kdp_dead_letters"
-        for s in f.samples
-        if s.name.endswith("_total")
-    )
-    assert dead == summary.dead_lettered
-    for reason, count in summary.insights.reasons.items():
-        assert value(metrics, "kdp_dead_letters_total", reason=reason) == count
-    assert value(metrics, "kdp_batches_total") == summary.batches
-    assert value(metrics, "kdp_batches_redone_total") == 1
-    assert value(metrics, "kdp_producer_replacements_total") == 1
-    assert value(metrics, "kdp_transactions_total", outcome="committed") == (3 if atomic else 0)
-    assert value(metrics, "kdp_transactions_total", outcome="aborted") == (1 if atomic else 0)
-    assert value(metrics, "kdp_end_to_end_latency_seconds_count") == 3
+    assert counts["dead_letters_by_reason"] == dict(summary.insights.reasons)
+    assert (counts["batches"], counts["redone_batches"]) == (summary.batches, summary.redone_batches)
+    assert counts["redone_batches"] >= 1
+    assert counts["consumer_replacements"] == 1
+    if mode == "exactly-once":
+        assert counts["transactions_committed"] == summary.batches
+        assert counts["transactions_aborted"] >= 1
+        assert counts["producer_replacements"] == 1
+    else:
+        assert (counts["transactions_committed"], counts["transactions_aborted"]) == (0, 0)
+    # Source timestamps 5 s before processing, committed 2 s after it: 7 s, one observation per batch.
+    assert value(metrics, "kdp_end_to_end_latency_seconds_count") == summary.batches
+    assert value(metrics, "kdp_end_to_end_latency_seconds_sum") == pytest.approx(7.0 * summary.batches)
+    assert value(metrics, "kdp_batch_duration_seconds_count") == summary.batches
 
 
 def test_counts_for_runs_too_short_to_scrape():
