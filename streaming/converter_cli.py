@@ -32,6 +32,9 @@ def add_stream_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-messages", type=int, help="stop after this many messages")
     parser.add_argument("--until-caught-up", action="store_true", help="stop when no message is left to read")
     parser.add_argument("--log-every", type=float, default=10.0, help="seconds between progress lines")
+    parser.add_argument(
+        "--metrics-port", type=int, help="serve Prometheus metrics on this port (default: $KDP_METRICS_PORT)"
+    )
     parser.set_defaults(handler=run_stream)
 
 
@@ -40,9 +43,21 @@ def run_stream(args: argparse.Namespace) -> int:
 
     if args.max_messages is not None and args.max_messages < 1:
         raise SystemExit("kdp stream: --max-messages must be at least 1")
-    settings = Settings.from_env(delivery=args.delivery, batch_size=args.batch_size)
+    settings = Settings.from_env(delivery=args.delivery, batch_size=args.batch_size, metrics_port=args.metrics_port)
+    metrics = None
+    if settings.metrics_port is not None:  # first: a port in use fails the start before Kafka is touched
+        from streaming.metrics import ConverterMetrics
+
+        metrics = ConverterMetrics()
+        metrics.serve(settings.metrics_port)
+        metrics.describe_run(delivery=settings.delivery, group=settings.group_id, source=settings.source_topic)
+    watched = {"observer": metrics, "client_config": metrics.client_config()} if metrics else {}
     converter = open_converter(
-        settings, instance=args.instance, static_member=args.instance is not None, log_every=args.log_every
+        settings,
+        instance=args.instance,
+        static_member=args.instance is not None,
+        log_every=args.log_every,
+        **watched,  # type: ignore[arg-type]
     )
     log.info(
         "converting %s -> %s (%s), dead letters -> %s",

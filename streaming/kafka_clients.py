@@ -84,15 +84,20 @@ def make_consumer(settings: Settings, **overrides: object) -> Consumer:
     return Consumer({**consumer_config(settings), **overrides})
 
 
-def make_delivery(settings: Settings, instance: str, observer: ConverterObserver = NO_OBSERVER) -> Delivery:
+def make_delivery(
+    settings: Settings,
+    instance: str,
+    observer: ConverterObserver = NO_OBSERVER,
+    extra_config: dict[str, object] | None = None,
+) -> Delivery:
     """The delivery strategy of `settings.delivery`.
 
     `instance` names this converter among its peers: exactly-once uses the transactional id
     `<KDP_TRANSACTIONAL_ID>-<instance>`, which must be stable across restarts of the same
     instance (so that a restart fences its crashed predecessor at once) and unique among the
-    instances that run at the same time.
+    instances that run at the same time. `extra_config` is added to the producer's settings (statistics).
     """
-    config = producer_config(settings, smallest_message_limit(settings))
+    config = {**producer_config(settings, smallest_message_limit(settings)), **(extra_config or {})}
     if settings.delivery == "exactly-once":
         return ExactlyOnce(config, f"{settings.transactional_id}-{instance}", observer=observer)
     return AtLeastOnce(config)

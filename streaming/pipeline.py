@@ -53,6 +53,7 @@ def open_converter(
     static_member: bool = False,
     encoder: WireFormatEncoder | None = None,
     observer: ConverterObserver = NO_OBSERVER,
+    client_config: dict[str, object] | None = None,
     **converter_options: object,
 ) -> Converter:
     """A converter with its clients connected and its output schema registered.
@@ -62,16 +63,18 @@ def open_converter(
     broker to expire the crashed member (`session.timeout.ms`, 45 s). Only for a stable instance name
     in a group (`kdp stream --instance`); a range run (assign(), no membership) must not set it.
     `observer` is told of every batch boundary (`streaming.observer`), by the loop and by the delivery.
+    `client_config` is added to both clients' settings (librdkafka statistics for `streaming.metrics`).
     """
     encoder = encoder or register_output_schema(settings)
     identity = {"group.instance.id": instance} if static_member and instance else {}
-    delivery = make_delivery(settings, instance or default_instance(), observer=observer)
+    extra = client_config or {}
+    delivery = make_delivery(settings, instance or default_instance(), observer=observer, extra_config=extra)
     return Converter(
         settings,
-        make_consumer(settings, **identity),
+        make_consumer(settings, **identity, **extra),
         delivery,
         reference_converter(encoder),
-        new_consumer=lambda: make_consumer(settings, **identity),
+        new_consumer=lambda: make_consumer(settings, **identity, **extra),
         observer=observer,
         **converter_options,  # type: ignore[arg-type]
     )

@@ -42,6 +42,7 @@ ENV_NAMES: dict[str, str] = {
     "KDP_BATCH_SIZE": "batch_size",
     "KDP_TRANSACTIONAL_ID": "transactional_id",
     "KDP_MAX_EVENT_AGE": "max_event_age",
+    "KDP_METRICS_PORT": "metrics_port",
 }
 
 #: Units of a duration setting such as `KDP_MAX_EVENT_AGE`, in milliseconds.
@@ -77,6 +78,8 @@ class Settings:
     never converted and then expired. The default accepts every event back to the transform's 2000-01-01
     floor: outputs are stamped with their processing time, so an old event time no longer shortens their
     retention, and a backfill of old data converts. Narrow it when stale events are an error upstream."""
+    metrics_port: int | None = None
+    """`kdp stream` serves Prometheus metrics on this port (all interfaces) when set; see streaming.metrics."""
 
     def __post_init__(self) -> None:
         env = {attr: name for name, attr in ENV_NAMES.items()}
@@ -101,6 +104,8 @@ class Settings:
                     raise SettingsError(f"{env[attr]} is required when KDP_SECURITY_PROTOCOL={self.security_protocol}")
         if not 1 <= self.batch_size <= 1_000_000:
             raise SettingsError(f"KDP_BATCH_SIZE={self.batch_size} must be between 1 and 1000000")
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            raise SettingsError(f"KDP_METRICS_PORT={self.metrics_port} must be a port number between 1 and 65535")
         for attr in ("source_topic", "output_topic", "dlq_topic", "group_id", "transactional_id"):
             if not getattr(self, attr):
                 raise SettingsError(f"{env[attr]} is empty")
@@ -137,7 +142,7 @@ class Settings:
             raw = environ.get(name)
             if raw is None or raw == "":
                 continue
-            if types[attr] == "int":
+            if types[attr] in ("int", "int | None"):
                 try:
                     values[attr] = int(raw)
                 except ValueError:

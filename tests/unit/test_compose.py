@@ -38,6 +38,7 @@ ALLOWED_NAMES = frozenset(
 IMAGE_CONFIG_NAMES = {
     "apache/kafka": re.compile(r"KAFKA_[A-Z0-9_]+|CLUSTER_ID"),
     "confluentinc/cp-schema-registry": re.compile(r"SCHEMA_REGISTRY_[A-Z0-9_]+"),
+    "grafana/grafana": re.compile(r"GF_[A-Z0-9_]+"),
 }
 CONDITIONS = {"service_healthy", "service_completed_successfully"}
 VERSION = re.compile(r"\d+\.\d+")

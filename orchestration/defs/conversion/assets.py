@@ -20,6 +20,7 @@ import dagster as dg
 
 from orchestration.defs.conversion.offsets import active_members
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
+from streaming.metrics import ConverterMetrics
 from streaming.offset_ranges import OffsetRange
 from streaming.pipeline import open_converter
 
@@ -44,7 +45,8 @@ class ConversionConfig(dg.Config):
     group_name=STREAMS,
     kinds={"kafka"},
     description="Avro login records (Confluent wire format) on the Kafka topic `processed-data` "
-    "(KDP_OUTPUT_TOPIC), Kafka timestamp = event_time; rejected messages go to the dead-letter topic. "
+    "(KDP_OUTPUT_TOPIC), Kafka timestamp = processing time (the event time is the record's `event_time`); "
+    "rejected messages go to the dead-letter topic. "
     "Materialized by `convert_ranges` runs, each converting the offset ranges of its config.",
 )
 def processed_data(
@@ -67,7 +69,9 @@ def processed_data(
         )
     # One transactional id per partition set: a redone run fences the zombie of the one it redoes.
     instance = "dagster-" + "-".join(f"{r.topic}.{r.partition}" for r in sorted(ranges))
-    converter = open_converter(settings, instance=instance, poll_timeout=0.5)
+    # The counts `kdp stream` exports to Prometheus, gathered the same way: a run is too short to be scraped.
+    metrics = ConverterMetrics(process_metrics=False)
+    converter = open_converter(settings, instance=instance, poll_timeout=0.5, observer=metrics)
     try:
         remaining = converter.assign_ranges(ranges)
         context.log.info("converting %s (already committed: %d ranges)", remaining, len(ranges) - len(remaining))
@@ -80,9 +84,12 @@ def processed_data(
         "dead_lettered": summary.dead_lettered,
         "redone_batches": summary.redone_batches,
     }
+    exported = metrics.counts()
+    exported.pop("dead_letters_by_reason")
     return dg.MaterializeResult(
         metadata={
             **{name: dg.MetadataValue.int(value) for name, value in counts.items()},
+            **{name: dg.MetadataValue.int(value) for name, value in exported.items() if name not in counts},
             "dead_letters_by_reason": dg.MetadataValue.json(dict(summary.insights.reasons)),
             "ranges": dg.MetadataValue.json(config.ranges),
             "delivery": dg.MetadataValue.text(settings.delivery),
