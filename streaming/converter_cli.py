@@ -56,13 +56,13 @@ def run_stream(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    watched = {"observer": metrics, "client_config": metrics.client_config()} if metrics else {}
     converter = open_converter(
         settings,
         instance=args.instance,
         static_member=args.instance is not None,
         log_every=args.log_every,
-        observer=metrics,
-        client_config=metrics.client_config() if metrics else None,
+        **watched,  # type: ignore[arg-type]
     )
     log.info(
         "converting %s -> %s (%s), dead letters -> %s",
