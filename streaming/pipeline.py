@@ -12,9 +12,9 @@ from pathlib import Path
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from streaming.conversion import reference_converter
 from streaming.converter import Converter
 from streaming.encoding import WireFormatEncoder
+from streaming.fast_path import converter_for
 from streaming.kafka_clients import make_consumer, make_delivery
 from streaming.observer import NO_OBSERVER, ConverterObserver
 from streaming.schema_registry import ensure_value_schema, load_schema
@@ -73,7 +73,7 @@ def open_converter(
         settings,
         make_consumer(settings, **identity, **extra),
         delivery,
-        reference_converter(encoder),
+        converter_for(encoder),
         new_consumer=lambda: make_consumer(settings, **identity, **extra),
         observer=observer,
         **converter_options,  # type: ignore[arg-type]
