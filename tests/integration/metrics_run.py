@@ -64,7 +64,7 @@ class StreamProcess:
     @classmethod
     def start(cls, settings: Settings, port: int | None = None) -> StreamProcess:
         port = port or free_port()
-        command = [sys.executable, "-m", "streaming.cli", "stream", "--metrics-port", str(port), "--log-every", "2"]
+        command = [sys.executable, "-m", "kdp", "stream", "--metrics-port", str(port), "--log-every", "2"]
         process = subprocess.Popen(
             command, env=environment(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )

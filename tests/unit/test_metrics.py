@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 from fakes.rig import NOW_MS, Rig, login
 from prometheus_client.parser import text_string_to_metric_families
-from streaming.cli import main
 
+from kdp.cli import main
 from streaming.metrics import ConverterMetrics, MetricsPortInUse, partition_lag
 from streaming.observer import BatchReport
 from streaming.running_insights import RunningInsights
