@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
-from fault_ledger import RecordDecoder
 from kafka_io import read_all
 
+from streaming.encoding import WireFormatDecoder
 from streaming.settings import Settings
 
 
@@ -49,7 +49,7 @@ class OutputWatch:
         self.settings = settings
         self.visible_at: dict[tuple[int, int], float] = {}
         self._stop = threading.Event()
-        self._decode = RecordDecoder(SchemaRegistryClient(settings.registry_config()))
+        self._decode = WireFormatDecoder(SchemaRegistryClient(settings.registry_config())).decode
         self._consumer = Consumer(
             {
                 **settings.kafka_config(),
@@ -70,7 +70,7 @@ class OutputWatch:
                 if message.error() is not None:
                     continue
                 now = time.time()
-                _schema_id, record = self._decode(message.value())
+                record = self._decode(message.value())
                 self.visible_at.setdefault((record["source_partition"], record["source_offset"]), now)
 
     def stop(self) -> None:
