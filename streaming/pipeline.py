@@ -12,6 +12,7 @@ from pathlib import Path
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from streaming.conversion import reference_converter
 from streaming.converter import Converter
 from streaming.encoding import WireFormatEncoder
 from streaming.fast_path import converter_for
@@ -66,6 +67,9 @@ def open_converter(
     `client_config` is added to both clients' settings (librdkafka statistics for `streaming.metrics`).
     """
     encoder = encoder or register_output_schema(settings)
+    # The fused fast path is generated from a registered schema; a stand-in encoder (the bench's stock
+    # AvroSerializer baseline) goes through the reference path, transform then its own `encode`.
+    convert = converter_for(encoder) if isinstance(encoder, WireFormatEncoder) else reference_converter(encoder)
     identity = {"group.instance.id": instance} if static_member and instance else {}
     extra = client_config or {}
     delivery = make_delivery(settings, instance or default_instance(), observer=observer, extra_config=extra)
@@ -73,7 +77,7 @@ def open_converter(
         settings,
         make_consumer(settings, **identity, **extra),
         delivery,
-        converter_for(encoder),
+        convert,
         new_consumer=lambda: make_consumer(settings, **identity, **extra),
         observer=observer,
         **converter_options,  # type: ignore[arg-type]

@@ -270,13 +270,13 @@ def test_hour_counts_equal_an_independent_count_and_checks_pass(stack: StackInfo
     partition_key, _, _ = hour_three_hours_ago()
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [PROCESSED_DATA, hourly_insights],
+            [dg.AssetSpec(PROCESSED_DATA), hourly_insights],
             partition_key=partition_key,
             resources=resources(stack),
             instance=instance,
         )
         rerun = dg.materialize(
-            [PROCESSED_DATA, hourly_insights],
+            [dg.AssetSpec(PROCESSED_DATA), hourly_insights],
             partition_key=partition_key,
             resources=resources(stack),
             instance=instance,
@@ -347,7 +347,7 @@ def test_checks_fail_on_a_high_dead_letter_rate_and_an_undecodable_record(
     strict = {"ops": {"hourly_insights": {"config": {"max_dead_letter_rate": 0.05}}}}
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [PROCESSED_DATA, hourly_insights],
+            [dg.AssetSpec(PROCESSED_DATA), hourly_insights],
             partition_key=partition_key,
             resources=resources(stack),
             instance=instance,
@@ -399,7 +399,7 @@ def test_a_very_old_event_is_counted_as_late_in_the_hour_it_arrived_in(stack: St
     partition_key, _, _ = hour_three_hours_ago()
     with dg.instance_for_test() as instance:
         result = dg.materialize(
-            [PROCESSED_DATA, hourly_insights],
+            [dg.AssetSpec(PROCESSED_DATA), hourly_insights],
             partition_key=partition_key,
             resources=resources(stack),
             instance=instance,
