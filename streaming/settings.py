@@ -52,10 +52,9 @@ UNLIMITED = "unlimited"
 
 DEFAULT_COMMIT_INTERVAL_MS = 20
 """Chosen from the cadence table measured with `make bench` (docs/converter.md#exactly-once-transaction-cadence):
-the interval adds about half itself to the p50 and all of itself to the p99, so the 100 ms p99 target leaves room
-for a small one only; 20 ms costs about 10 ms at the p50 over a transaction per batch, caps commits at 50 a second
-whatever the load, and a backlog's 5,000-message batch (about 50 ms) still commits alone, so throughput stays that
-of a transaction per batch (0.96x at-least-once on 2026-11-30, target 0.9x)."""
+an interval adds about half itself to the p50 and all of itself to the p99, so the 100 ms p99 target leaves room
+for a small one only; 20 ms costs about 10 ms at the p50 over a transaction per batch, commits at most once per
+20 ms, and on a backlog already puts up to 2 batches in a transaction (a third fewer commits)."""
 MAX_COMMIT_INTERVAL_MS = 10_000
 """A third of the transaction timeout (30 s, `streaming.exactly_once`): the brokers abort a transaction left
 open longer, and a commit must have time to finish inside it."""
