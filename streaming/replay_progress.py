@@ -102,6 +102,8 @@ def plan_run(topic: str, partitions: list[PartitionState], selection_id: str, no
         return ReplayRun(run_id, ranges, resumed=True)
     ranges = []
     for state in sorted(partitions, key=lambda s: s.partition):
-        start = state.committed if state.committed is not None and state.low <= state.committed <= state.high else None
-        ranges.append(OffsetRange(topic, state.partition, state.low if start is None else start, state.high))
+        committed = state.committed
+        # Below the low watermark: retention deleted it; above the end: the topic was recreated.
+        fresh = committed if committed is not None and state.low <= committed <= state.high else state.low
+        ranges.append(OffsetRange(topic, state.partition, fresh, state.high))
     return ReplayRun(f"{selection_id}-{now_ms}", ranges, resumed=False)
