@@ -122,7 +122,8 @@ class ReplayResult:
         return (
             f"replay {self.run.run_id}{resumed}: read {f['read']}, selected {f['selected']}, processed "
             f"{f['processed']}, dead-lettered again {f['dead_lettered_again']}; left: not selected "
-            f"{f['not_selected']}, replayed too often {f['replayed_too_often']}"
+            f"{f['not_selected']}, replayed too often {f['replayed_too_often']}, same source taken "
+            f"{f['same_source_taken']}"
         )
 
 
@@ -315,7 +316,10 @@ def _scan(settings: Settings, selection: ReplaySelection, run: ReplayRun, sample
 
 def _sample(message: Message, headers: dict[str, str]) -> dict[str, str]:
     value = message.value()
-    original = "(no value)" if value is None else value[:SAMPLE_CHARS].decode("utf-8", "backslashreplace")
+    if value is None or not value.strip():
+        original = "(no value)" if value is None else f"(empty: {len(value)} bytes)"
+    else:
+        original = value[:SAMPLE_CHARS].decode("utf-8", "backslashreplace")
     failed_at = headers.get(records.DLQ_FAILED_AT, "")
     when = (
         datetime.fromtimestamp(int(failed_at) / 1000, UTC).isoformat(timespec="seconds") if failed_at.isdigit() else "?"

@@ -41,10 +41,10 @@ def add_replay_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "replay",
         help="replay dead letters through the current transform (dry run unless --execute)",
-        description="Send selected dead letters' original bytes through the current transform and encoder: "
-        "what converts goes to the output topic with its original source topic/partition/offset, what is refused "
-        "again becomes a new dead letter. Without --execute: a dry run that changes nothing. Settings come from "
-        "KDP_* environment variables (the dead-letter topic is KDP_DLQ_TOPIC).",
+        description="Send selected dead letters' original bytes through the current transform and encoder:\n"
+        "what converts goes to the output topic with its original source topic/partition/offset, what is\n"
+        "refused again becomes a new dead letter. Without --execute: a dry run that changes nothing.\n"
+        "Settings come from KDP_* environment variables (the dead-letter topic is KDP_DLQ_TOPIC).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
