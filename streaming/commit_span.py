@@ -20,28 +20,32 @@ from confluent_kafka import TopicPartition
 
 from streaming.observer import BatchReport, Partition
 from streaming.router import RoutedBatch
-from streaming.running_insights import RunningInsights
 
 
 @dataclass(frozen=True, slots=True)
 class SentBatch:
-    """A batch sent in the span, waiting for the span's commit to be reported."""
+    """A batch sent in the span, waiting for the span's commit to be counted and reported."""
 
-    consumed: int
-    bytes_in: int
-    tallies: RunningInsights
-    processed_at_ms: int
-    oldest_source_ms: int | None
-    newest_source_ms: int | None
+    batch: RoutedBatch
     started: float
     """`time.monotonic()` when the batch was routed."""
-    next_offsets: dict[Partition, int]
     careful: bool
+
+    def report(self, finished: float) -> BatchReport:
+        """The batch as delivered, `finished` (`time.monotonic()`) being when its span committed."""
+        b = self.batch
+        return BatchReport(
+            b.consumed, b.bytes_in, b.tallies, b.processed_at_ms, b.oldest_source_ms, b.newest_source_ms,
+            finished - self.started, b.next_offsets, self.careful,
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
 class CommitSpan:
-    """Batches sent since the last commit; see the module docstring. `due_at` is on the loop's timer."""
+    """Batches sent since the last commit; see the module docstring. `due_at` is on the loop's timer.
+
+    It keeps each batch until the commit (the summary counts the routed batch itself): at most
+    `max_messages` worth of outputs beside the producer's own queue."""
 
     due_at: float
     max_messages: int
@@ -56,12 +60,7 @@ class CommitSpan:
             self.first_offsets.setdefault(where, offset)
         self.next_offsets.update(batch.next_offsets)
         self.consumed += batch.consumed
-        self.sent.append(
-            SentBatch(
-                batch.consumed, batch.bytes_in, batch.tallies, batch.processed_at_ms, batch.oldest_source_ms,
-                batch.newest_source_ms, started, batch.next_offsets, careful,
-            )
-        )  # fmt: skip
+        self.sent.append(SentBatch(batch, started, careful))
 
     def redo_from(self, failed: RoutedBatch | None = None) -> dict[Partition, int]:
         """Where to redo from when the span fails, `failed` being a batch that failed before it was added: the
@@ -72,14 +71,9 @@ class CommitSpan:
         return now >= self.due_at or self.consumed >= self.max_messages
 
     def commit_offsets(self) -> list[TopicPartition]:
-        return [TopicPartition(topic, partition, offset) for (topic, partition), offset in self.next_offsets.items()]
-
-    def reports(self, finished: float) -> list[BatchReport]:
-        """The span's batches as delivered, `finished` (`time.monotonic()`) being when the span committed."""
-        return [
-            BatchReport(
-                b.consumed, b.bytes_in, b.tallies, b.processed_at_ms, b.oldest_source_ms, b.newest_source_ms,
-                finished - b.started, b.next_offsets, b.careful,
-            )
-            for b in self.sent
-        ]  # fmt: skip
+        """Per partition, what the last batch that read it commits (`RoutedBatch.commit_offsets`, with whatever
+        metadata a batch attaches, as a replay's progress)."""
+        latest: dict[Partition, TopicPartition] = {}
+        for sent in self.sent:
+            latest.update(((tp.topic, tp.partition), tp) for tp in sent.batch.commit_offsets())
+        return list(latest.values())

@@ -29,18 +29,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from confluent_kafka import Consumer, Message
 
 from streaming.commit_span import CommitSpan
 from streaming.conversion import Convert
 from streaming.delivery import BatchFailed, Delivery
-from streaming.observer import NO_OBSERVER, BatchReport, ConverterObserver, Partition
+from streaming.observer import NO_OBSERVER, ConverterObserver, Partition
 from streaming.offset_ranges import OffsetRange
 from streaming.refusals import Refusals, UndeliverableMessage
-from streaming.router import BatchRouter
+from streaming.router import BatchRouter, Origin, RoutedBatch
+from streaming.router import Message as RoutedMessage
 from streaming.running_insights import RunningInsights
 from streaming.settings import Settings
 from streaming.sources import ConsumerBroken, ConsumerSource, GroupSource, NewConsumer, RangeSource
@@ -52,6 +54,18 @@ log = logging.getLogger(__name__)
 MAX_BATCHES_PER_TRANSACTION = 10
 """Exactly-once: a transaction commits once it holds this many batches' worth of messages, even before its
 interval (`KDP_COMMIT_INTERVAL_MS`) has elapsed: it bounds what an abort undoes and redoes."""
+
+
+class Router(Protocol):
+    """What the loop asks of a router: `streaming.router.BatchRouter.route`'s contract."""
+
+    def route(
+        self,
+        messages: Sequence[RoutedMessage],
+        now_ms: int,
+        oldest_ms: int,
+        refused: Mapping[Origin, str] | None = None,
+    ) -> RoutedBatch: ...
 
 
 class ConversionStalled(RuntimeError):
@@ -82,7 +96,7 @@ class ConverterSummary:
     def elapsed(self) -> float:
         return (self.finished_at or time.monotonic()) - self.started_at
 
-    def add(self, batch: BatchReport) -> None:
+    def add(self, batch: RoutedBatch) -> None:
         """Count a delivered batch (a batch that is redone counts once, when it is delivered)."""
         self.consumed += batch.consumed
         self.batches += 1
@@ -106,19 +120,24 @@ class Converter:
         new_consumer: NewConsumer | None = None,
         observer: ConverterObserver = NO_OBSERVER,
         pause: Callable[[float], object] = time.sleep,
+        router: Router | None = None,
+        summary: ConverterSummary | None = None,
         timer: Callable[[], float] = time.monotonic,
     ) -> None:
         """`new_consumer` builds a consumer like `consumer`, to replace one broken by a fatal error; without it
         such an error ends `run` with `ConsumerBroken`. `pause(seconds)` waits between redos of a batch that
-        keeps failing (an outage). `timer` (seconds) tells when an open transaction is due to commit."""
+        keeps failing (an outage). `timer` (seconds) tells when an open transaction is due to commit.
+
+        `router` and `summary` replace the plain `BatchRouter` of `convert` and the plain `ConverterSummary`: a
+        dead-letter replay (`streaming.replay`) runs this same loop with a router that reads dead letters."""
         self.settings = settings
         self.delivery = delivery
-        self.router = BatchRouter(convert, settings.output_topic, settings.dlq_topic)
+        self.router: Router = router or BatchRouter(convert, settings.output_topic, settings.dlq_topic)
         self.clock = clock
         self.poll_timeout = poll_timeout
         self.log_every = log_every
         self.observer = observer
-        self.summary = ConverterSummary()
+        self.summary = summary or ConverterSummary()
         self.source: ConsumerSource | None = None
         self._consumer = consumer
         self._new_consumer = new_consumer
@@ -293,9 +312,10 @@ class Converter:
         self._careful = False
         source.delivered(span.next_offsets)
         self._refusals.forget(span.next_offsets)
-        for report in span.reports(time.monotonic()):
-            self.summary.add(report)
-            self.observer.batch_delivered(report)
+        finished = time.monotonic()
+        for sent in span.sent:
+            self.summary.add(sent.batch)
+            self.observer.batch_delivered(sent.report(finished))
 
     def _abandon(self) -> None:
         """Abort the open span, if any, without rewinding (the run is ending, or the consumer is replaced)."""
