@@ -21,7 +21,8 @@ Guarantees, whatever the mode:
 * a record the broker refuses for good cannot block the stream: the redo of a failed batch is careful (a
   delivery report per message), and the redo after that dead-letters the sources whose outputs were refused
   (`streaming.refusals`). If even the dead letter is refused, `UndeliverableMessage` stops the converter;
-* memory is bounded by the batch size and the clients' queue limits, not by the backlog.
+* memory is bounded by the batch size and the clients' queue limits, not by the backlog (exactly-once keeps the
+  batches of its open transaction until it commits: at most `MAX_BATCHES_PER_TRANSACTION` of them).
 """
 
 from __future__ import annotations
