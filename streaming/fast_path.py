@@ -67,7 +67,9 @@ FIELD_LOCALS: dict[str, str] = {
 #: Locals whose values few messages differ in, by the key that determines them. Consecutive schema fields
 #: whose locals share a key are written once per distinct key and memoised as bytes: a batch's
 #: `processed_at`/`source_topic`/`source_partition`, an app version with its three numbers, a device
-#: type, a state. (A key must determine every local it is given for: that is what makes the memo exact.)
+#: type, a state, an event time (events carry whole epoch seconds: a stream's messages share a few thousand
+#: a second; a stream of distinct milliseconds would pay a miss, about 0.2 µs, on each). (A key must determine
+#: every local it is given for: that is what makes the memo exact.)
 MEMO_KEYS: dict[str, str] = {
     "device_type": "device_type",
     "locale": "locale",
@@ -75,6 +77,7 @@ MEMO_KEYS: dict[str, str] = {
     "major": "app_version",
     "minor": "app_version",
     "patch": "app_version",
+    "event_time": "event_time",
     "now_ms": "(now_ms, topic, partition)",
     "topic": "(now_ms, topic, partition)",
     "partition": "(now_ms, topic, partition)",
