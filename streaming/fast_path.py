@@ -15,6 +15,13 @@ Two implementations give one answer:
   fast lane only ever returns what the reference would: the property tests in
   `tests/unit/test_fast_path_properties.py` check it, byte for byte, and check the bodies against fastavro.
 
+The same checks and encoding are generated twice: as `convert` (one message, the `Convert` contract) and
+as `convert_batch` (the batch form, `streaming.conversion.ConvertBatch`, attached to `convert` as its
+`convert_batch` attribute), which the router calls once per batch: one loop over the consumed messages,
+each accessor called once, the fields constant over a run of one partition (`processed_at`,
+`source_topic`, `source_partition`) encoded once per run, each record appended to the batch's columns
+rather than returned in a tuple. What one message costs in it, stage by stage: `python -m bench.hot_path`.
+
 `converter_for(encoder)` is what the converter uses: the fused function when the schema allows it,
 otherwise (a schema field the transform does not produce, or a type the generated writer does not
 implement) the reference, with a warning.
