@@ -119,12 +119,48 @@ class Outputs(Sequence[Output]):
         return self.in_order()[index]
 
 
+class Origins(Sequence[Origin]):
+    """The (topic, partition, offset) of each of `messages`, read on first use: only a careful redo needs them."""
+
+    __slots__ = ("_messages", "_origins")
+
+    def __init__(self, messages: Sequence[Message]) -> None:
+        self._messages = messages
+        self._origins: list[Origin] | None = None
+
+    def _read(self) -> list[Origin]:
+        if self._origins is None:
+            self._origins = [(m.topic(), m.partition(), m.offset()) for m in self._messages]  # type: ignore[misc]
+        return self._origins
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def __iter__(self) -> Iterator[Origin]:
+        return iter(self._read())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and self._read() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @overload
+    def __getitem__(self, index: int) -> Origin: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Origin]: ...
+    def __getitem__(self, index: int | slice) -> Origin | list[Origin]:
+        return self._read()[index]
+
+
 @dataclass(slots=True)
 class RoutedBatch:
-    """A batch's outputs (`outputs[i]` is the output of the source message `origins[i]`) and bookkeeping."""
+    """A batch's outputs (`outputs[i]` is the output of the source message `origins[i]`) and bookkeeping.
 
-    outputs: Outputs
-    messages: Sequence[Message]
+    The router gives `Outputs` and `Origins` (built lazily from the batch's columns and messages); any other
+    sequences do (the replay's router builds lists)."""
+
+    outputs: Sequence[Output]
+    origins: Sequence[Origin]
     first_offsets: dict[Partition, int]
     """Per partition, the batch's first offset: where a failed batch is redone from."""
     next_offsets: dict[Partition, int]
@@ -138,12 +174,7 @@ class RoutedBatch:
 
     @property
     def consumed(self) -> int:
-        return len(self.messages)
-
-    @property
-    def origins(self) -> list[Origin]:
-        """The source of each output, in the order consumed (built on each use: for the careful redo)."""
-        return [(m.topic(), m.partition(), m.offset()) for m in self.messages]  # type: ignore[misc]
+        return len(self.outputs)
 
     def commit_offsets(self) -> list[TopicPartition]:
         return [TopicPartition(topic, partition, offset) for (topic, partition), offset in self.next_offsets.items()]
@@ -182,7 +213,7 @@ class BatchRouter:
         stamps = [stamp for stamp in stamps if stamp >= 0]
         return RoutedBatch(
             Outputs(self.output_topic, now_ms, converted.values, converted.keys, dead_letters, messages),
-            messages,
+            Origins(messages),
             {where: m.offset() for where, m in first.items()},  # type: ignore[misc]
             {where: m.offset() + 1 for where, m in last.items()},  # type: ignore[operator]
             tallies,
