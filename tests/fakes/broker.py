@@ -233,11 +233,16 @@ class FakeProducer:
         topic: str,
         value: bytes | None = None,
         key: bytes | None = None,
-        *,
+        partition: int = -1,
+        callback: Callable | None = None,
+        on_delivery: Callable | None = None,
         timestamp: int = 0,
         headers: Headers = None,
-        on_delivery: Callable | None = None,
     ) -> None:
+        """`confluent_kafka.Producer.produce`'s signature (its arguments may be given by position); a partition
+        other than -1 (any) is not implemented."""
+        assert partition == -1, "the fake broker partitions by key only"
+        on_delivery = on_delivery or callback
         faults = self.broker.faults
         if faults.on_produce is not None:
             faults.on_produce(topic, key, value)
