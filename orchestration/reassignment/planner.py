@@ -57,10 +57,12 @@ import numpy as np
 
 from orchestration.reassignment import plan_json
 from orchestration.reassignment.assignment_model import (
+    DUAL,
     INF,
     Goal,
     Load,
     Problem,
+    independent_parts,
     round_relaxed,
     solve_exact,
     solve_relaxed,
@@ -310,14 +312,27 @@ def _placement_problem(
 def _solve_placement(
     problem: Problem, goals: list[Goal], held: np.ndarray, exact_pairs: int
 ) -> tuple[np.ndarray, float]:
-    """The 0/1 placement and a lower bound of bytes copied (in units) for plans at least as balanced."""
+    """The 0/1 placement and a lower bound of bytes copied (in units) for plans at least as balanced.
+
+    Racks that take a fixed number of each partition's replicas (RF = number of racks) are solved
+    one by one (`independent_parts`); their bounds add up."""
+    x = np.zeros(problem.shape)
+    bound = 0.0
+    for items, brokers, part, part_goals in independent_parts(problem, goals):
+        part_x, part_bound = _solve_part(part, part_goals, held[np.ix_(items, brokers)], exact_pairs)
+        x[np.ix_(items, brokers)] = part_x
+        bound += part_bound
+    return x, bound
+
+
+def _solve_part(problem: Problem, goals: list[Goal], held: np.ndarray, exact_pairs: int) -> tuple[np.ndarray, float]:
     balance_goals = [g.name for g in goals if g.name not in ("bytes_copied", "replicas_copied")]
-    start = _starting_pairs(problem, held)
     if problem.allowed.size <= exact_pairs:
         # solved to proven optimality: the MIP's dual bound on bytes (balance goals held at the plan's own
         # values) is the bound, far tighter than the LP when a few partitions are large
         exact = solve_exact(problem, goals)
         return exact.x, exact.goal_bounds["bytes_copied"]
+    start = _starting_pairs(problem, held)
     relaxed = solve_relaxed(problem, goals, start)
     x = round_relaxed(problem, goals, relaxed)
     achieved = _goal_values(problem, goals, x)
@@ -399,7 +414,7 @@ def _choose_leaders(
     if allowed.sum() <= exact_pairs // 3:
         x = solve_exact(problem, goals).x
     else:
-        x = round_relaxed(problem, goals, solve_relaxed(problem, goals, allowed))
+        x = round_relaxed(problem, goals, solve_relaxed(problem, goals, allowed, simplex=DUAL), simplex=DUAL)
     return {tp: targets[int(np.argmax(x[i]))] for i, tp in enumerate(partitions)}
 
 
