@@ -38,6 +38,22 @@ both solved goal by goal with HiGHS (`assignment_model`, whose docstring says wh
 inputs (at most `EXACT_PAIRS` partition-broker pairs) are solved exactly; larger ones through the LP
 relaxation by column generation, with the few partitions it leaves fractional solved exactly after.
 
+Where the time goes at scale (10,000 partitions, RF 3, 30 brokers in 3 racks, `make bench-planner`;
+profiled 2026-12-01): building the models in Python is well under a second (numpy, one `addCols`);
+everything else is HiGHS' simplex. Two choices take it from 158 s to about 4 s of CPU:
+- when each rack takes a fixed share of every partition (RF = number of racks, the usual layout),
+  goals 1-5 fall apart into one problem per rack (`independent_parts`, exact: the goals are sums over
+  brokers and a rack's brokers only see that rack's replicas): three LPs of 10,000 x 10 instead of one
+  of 10,000 x 30, 115 s -> 1.2 s. Other layouts (RF 2 over 3 racks, no racks) stay one problem and
+  are still slow at this size (about 26 s per placement LP without racks, measured at load 5);
+- the leader LP (a min-max spread over all brokers, hence never split) runs the dual simplex: 1.7 s
+  against 34 s with the primal, which stays the faster one for the placement LPs.
+Not taken: a min-cost flow (OR-Tools) cannot carry the byte-weighted disk rows; restricting columns
+to over/under-loaded brokers by hand is what column generation already does with a proof (pricing
+every pair), and at this size it adds no column after the start (today's pairs plus each rack's
+least-loaded broker); time limits are not needed at these times, so every goal is still solved to
+optimality of its LP.
+
 `Plan.lower_bound` (bytes): no assignment that meets goals 1-4 at least as well as the plan copies
 fewer bytes. When solved exactly it is HiGHS' proven dual bound of the bytes goal (zero MIP gap: the
 plan's own bytes). Through the LP path it is the LP relaxation's optimum: no assignment, even a
