@@ -57,13 +57,14 @@ def main() -> None:
     current, sizes, bytes_in, racks = skewed_cluster(args.partitions, args.brokers, 3, args.seed)
     targets = list(range(1, args.brokers + args.added + 1))
     racks |= {b: f"rack-{(b - 1) % 3}" for b in targets}
-    walls, cpus, loads = [], [], []
+    walls, cpus, loads, proposals = [], [], [], []
     for _ in range(max(args.repeat, 1)):
         loads.append(os.getloadavg()[0])
         started, cpu_started = time.perf_counter(), time.process_time()
         plan = plan_reassignment(current, targets, racks, sizes=sizes, bytes_in=bytes_in, tolerance=args.tolerance)
         walls.append(time.perf_counter() - started)
         cpus.append(time.process_time() - cpu_started)
+        proposals.append(plan.proposed)
     seconds, cpu = statistics.median(walls), statistics.median(cpus)
 
     def spread(values: dict[int, int]) -> str:
@@ -88,6 +89,7 @@ def main() -> None:
         f"  disk after  {spread(plan.bytes_after)} (tolerance +-{args.tolerance:.0%})",
         f"  replicas    {min(counts)} .. {max(counts)} per broker",
         f"  leader in   {min(leader_in.values()) / mean_in - 1:+.1%} .. {max(leader_in.values()) / mean_in - 1:+.1%}",
+        f"  same plan   {'in every run' if all(p == proposals[0] for p in proposals) else 'NOT in every run'}",
     ]
     print("\n".join(lines))
     stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
