@@ -23,8 +23,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from confluent_kafka import Consumer, Message
 
@@ -33,7 +34,8 @@ from streaming.delivery import BatchFailed, Delivery
 from streaming.observer import NO_OBSERVER, BatchReport, ConverterObserver
 from streaming.offset_ranges import OffsetRange
 from streaming.refusals import Refusals, UndeliverableMessage
-from streaming.router import BatchRouter, RoutedBatch
+from streaming.router import BatchRouter, Origin, RoutedBatch
+from streaming.router import Message as RoutedMessage
 from streaming.running_insights import RunningInsights
 from streaming.settings import Settings
 from streaming.sources import ConsumerBroken, ConsumerSource, GroupSource, NewConsumer, RangeSource
@@ -41,6 +43,18 @@ from streaming.sources import ConsumerBroken, ConsumerSource, GroupSource, NewCo
 __all__ = ["ConsumerBroken", "ConversionStalled", "Converter", "ConverterSummary", "UndeliverableMessage"]
 
 log = logging.getLogger(__name__)
+
+
+class Router(Protocol):
+    """What the loop asks of a router: `streaming.router.BatchRouter.route`'s contract."""
+
+    def route(
+        self,
+        messages: Sequence[RoutedMessage],
+        now_ms: int,
+        oldest_ms: int,
+        refused: Mapping[Origin, str] | None = None,
+    ) -> RoutedBatch: ...
 
 
 class ConversionStalled(RuntimeError):
@@ -95,18 +109,23 @@ class Converter:
         new_consumer: NewConsumer | None = None,
         observer: ConverterObserver = NO_OBSERVER,
         pause: Callable[[float], object] = time.sleep,
+        router: Router | None = None,
+        summary: ConverterSummary | None = None,
     ) -> None:
         """`new_consumer` builds a consumer like `consumer`, to replace one broken by a fatal error; without it
         such an error ends `run` with `ConsumerBroken`. `pause(seconds)` waits between redos of a batch that
-        keeps failing (an outage)."""
+        keeps failing (an outage).
+
+        `router` and `summary` replace the plain `BatchRouter` of `convert` and the plain `ConverterSummary`: a
+        dead-letter replay (`streaming.replay`) runs this same loop with a router that reads dead letters."""
         self.settings = settings
         self.delivery = delivery
-        self.router = BatchRouter(convert, settings.output_topic, settings.dlq_topic)
+        self.router: Router = router or BatchRouter(convert, settings.output_topic, settings.dlq_topic)
         self.clock = clock
         self.poll_timeout = poll_timeout
         self.log_every = log_every
         self.observer = observer
-        self.summary = ConverterSummary()
+        self.summary = summary or ConverterSummary()
         self.source: ConsumerSource | None = None
         self._consumer = consumer
         self._new_consumer = new_consumer

@@ -29,6 +29,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
@@ -178,8 +179,15 @@ class Group:
     def __init__(self, broker: InMemoryBroker) -> None:
         self.broker = broker
         self.committed: dict[Partition, int] = {}
+        self.metadata: dict[Partition, str | None] = {}
+        """The metadata of each partition's last commit (None when it had none), as the broker keeps it."""
         self.members: list[FakeConsumer] = []
         self.generation = 0
+
+    def commit(self, offsets: Iterable[TopicPartition]) -> None:
+        for tp in offsets:
+            self.committed[(tp.topic, tp.partition)] = tp.offset
+            self.metadata[(tp.topic, tp.partition)] = tp.metadata
 
     def rebalance(self) -> None:
         """Deal the subscribed topics' partitions round-robin to the members; each applies its new share at
@@ -307,7 +315,7 @@ class FakeProducer:
             self.broker.append(topic, partition, Record(None, None, 0, marker=True))
         if self.transaction_offsets is not None:
             group_id, offsets = self.transaction_offsets
-            self.broker.group(group_id).committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+            self.broker.group(group_id).commit(offsets)
         self.transaction = None
         _run_hooks(faults)
 
@@ -394,14 +402,30 @@ class FakeConsumer:
         self.assigned[(tp.topic, tp.partition)] = tp.offset
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
-        self.group.committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        self.group.commit(offsets)
         _run_hooks(self.broker.faults)
 
     def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
-        return [
-            TopicPartition(tp.topic, tp.partition, self.group.committed.get((tp.topic, tp.partition), OFFSET_INVALID))
-            for tp in partitions
-        ]
+        answers = []
+        for tp in partitions:
+            where = (tp.topic, tp.partition)
+            metadata = self.group.metadata.get(where)
+            offset = self.group.committed.get(where, OFFSET_INVALID)
+            answers.append(TopicPartition(*where, offset, **({"metadata": metadata} if metadata is not None else {})))
+        return answers
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> SimpleNamespace:
+        """Cluster metadata as librdkafka gives it: a topic asked for and absent carries an error."""
+        names = [topic] if topic is not None else list(self.broker.topics)
+        topics = {}
+        for name in names:
+            if name in self.broker.topics:
+                partitions = {p: SimpleNamespace(id=p) for p in range(len(self.broker.topics[name]))}
+                topics[name] = SimpleNamespace(topic=name, partitions=partitions, error=None)
+            else:
+                error = KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, "Broker: Unknown topic or partition")
+                topics[name] = SimpleNamespace(topic=name, partitions={}, error=error)
+        return SimpleNamespace(topics=topics)
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         return [
