@@ -41,6 +41,7 @@ MAX_PRICING_ROUNDS = 60
 PRICED_PER_ITEM = 4
 PRICING_TOLERANCE = 1e-6  # above HiGHS' dual feasibility tolerance (1e-7), or rounding noise keeps pricing going
 PRIMAL, DUAL = 4, 1  # HiGHS' simplex_strategy values
+REPAIR_SAMPLE = 20  # integral items solved again beside the fractional ones when rounding (`_paid_sample`)
 
 
 @dataclass(frozen=True)
@@ -321,7 +322,10 @@ class _Model:
         return np.where(p.allowed & (self.column_of < 0), reduced, INF)  # only pairs not yet in the model
 
 
-def _hold_value(goal: Goal, optimum: float) -> float:
+def hold_value(goal: Goal, optimum: float) -> float:
+    """What the later goals are solved under: `goal` at most this (its optimum, or allowance, plus the
+    solvers' tolerance). A solution within it for every earlier goal is inside the region the later
+    goals' optima (and bounds) were taken over."""
     return max(optimum, goal.allowance) + RELATIVE_HOLD * abs(optimum) + ABSOLUTE_HOLD
 
 
@@ -385,8 +389,28 @@ def _minimise_in_order(
         if goal.name in hold:  # held at the given value (at least the optimum, or the model would be infeasible)
             value = max(value, hold[goal.name])
         values[goal.name] = value
-        model.hold(goal, _hold_value(goal, value))
+        model.hold(goal, hold_value(goal, value))
     return values
+
+
+def _paid_sample(goals: list[Goal], x: np.ndarray, fractional: np.ndarray) -> np.ndarray:
+    """Up to `REPAIR_SAMPLE` integral items whose pairs cost something under the first goal with pair
+    costs (in the placement: partitions the LP copies), spread evenly over their costs.
+
+    Why: the fractional items alone are few and often weigh almost nothing, so meeting a band exactly
+    with them may take one more whole copy (measured at 10,000 partitions: 1.0% above the bound).
+    Copies of assorted sizes beside them let the repair trade one copy for a similar one instead (0.56%);
+    the MIP stays small (measured 0.2 s CPU for three racks)."""
+    paid = next((g.pair_cost for g in goals if g.pair_cost is not None), None)
+    if paid is None:
+        return np.zeros(0, dtype=np.int64)
+    cost = (paid * x).sum(axis=1)
+    cost[fractional] = 0.0
+    paying = np.flatnonzero(cost > 0)
+    if len(paying) == 0:
+        return paying
+    paying = paying[np.argsort(cost[paying], kind="stable")]
+    return paying[np.unique(np.linspace(0, len(paying) - 1, REPAIR_SAMPLE).astype(np.int64))]
 
 
 def fractional_items(x: np.ndarray) -> np.ndarray:
@@ -395,12 +419,14 @@ def fractional_items(x: np.ndarray) -> np.ndarray:
 
 
 def round_relaxed(problem: Problem, goals: list[Goal], relaxed: Solution, simplex: int = PRIMAL) -> np.ndarray:
-    """An integral assignment from a relaxed one: integral items keep their brokers; the others are
-    solved exactly, every goal in order, with the fixed items' loads as offsets. Returns 0/1 x."""
+    """An integral assignment from a relaxed one: integral items keep their brokers; the fractional
+    ones, with a sample of the integral items that pay (`_paid_sample`), are solved exactly, every goal
+    in order, with the other items' loads as offsets. Returns 0/1 x."""
     x = np.rint(relaxed.x)
     rest = fractional_items(relaxed.x)
     if len(rest) == 0:
         return x
+    rest = np.union1d(rest, _paid_sample(goals, x, rest))
     fixed = np.ones(len(x), dtype=bool)
     fixed[rest] = False
     loads = [

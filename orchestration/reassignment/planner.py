@@ -78,6 +78,7 @@ from orchestration.reassignment.assignment_model import (
     Goal,
     Load,
     Problem,
+    hold_value,
     independent_parts,
     round_relaxed,
     solve_exact,
@@ -342,7 +343,7 @@ def _solve_placement(
 
 
 def _solve_part(problem: Problem, goals: list[Goal], held: np.ndarray, exact_pairs: int) -> tuple[np.ndarray, float]:
-    balance_goals = [g.name for g in goals if g.name not in ("bytes_copied", "replicas_copied")]
+    balance_goals = [g for g in goals if g.name not in ("bytes_copied", "replicas_copied")]
     if problem.allowed.size <= exact_pairs:
         # solved to proven optimality: the MIP's dual bound on bytes (balance goals held at the plan's own
         # values) is the bound, far tighter than the LP when a few partitions are large
@@ -352,10 +353,11 @@ def _solve_part(problem: Problem, goals: list[Goal], held: np.ndarray, exact_pai
     relaxed = solve_relaxed(problem, goals, start)
     x = round_relaxed(problem, goals, relaxed)
     achieved = _goal_values(problem, goals, x)
-    if all(achieved[name] <= relaxed.goal_values[name] + 1e-9 for name in balance_goals):
-        return x, relaxed.goal_values["bytes_copied"]  # the plan is as balanced as the LP: its bound stands
+    if all(achieved[g.name] <= hold_value(g, relaxed.goal_values[g.name]) for g in balance_goals):
+        # every balance goal within what the LP held while minimising bytes: its bound covers this plan
+        return x, relaxed.goal_values["bytes_copied"]
     bound_goals = [g for g in goals if g.name != "replicas_copied"]
-    hold = {name: achieved[name] for name in balance_goals}
+    hold = {g.name: achieved[g.name] for g in balance_goals}
     bound = solve_relaxed(problem, bound_goals, start | (x > 0.5), hold=hold).goal_values["bytes_copied"]
     return x, bound
 
