@@ -40,7 +40,8 @@ relaxation by column generation, with the few partitions it leaves fractional so
 
 Where the time goes at scale (10,000 partitions, RF 3, 30 brokers in 3 racks, `make bench-planner`;
 profiled 2026-12-01): building the models in Python is well under a second (numpy, one `addCols`);
-everything else is HiGHS' simplex. Two choices take it from 158 s to about 4 s of CPU:
+everything else is HiGHS' simplex. Two choices take it from 158 s to about 4 s of CPU (and a third,
+rounding with a sample of copies beside the fractional partitions, `round_relaxed`, narrows the gap):
 - when each rack takes a fixed share of every partition (RF = number of racks, the usual layout),
   goals 1-5 fall apart into one problem per rack (`independent_parts`, exact: the goals are sums over
   brokers and a rack's brokers only see that rack's replicas): three LPs of 10,000 x 10 instead of one
