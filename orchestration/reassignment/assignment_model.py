@@ -347,8 +347,12 @@ def solve_relaxed(
     start: np.ndarray,
     hold: dict[str, float] | None = None,
     simplex: int = PRIMAL,
+    reached: dict[str, float] | None = None,
 ) -> Solution:
     """Every goal in order on the LP relaxation, by column generation from the pairs in `start` (bool mask).
+
+    `reached`: goal -> a value some solution at hand reaches; a goal reached within its allowance is
+    held at the allowance without being minimised (its value in the result is the reached one).
 
     `simplex`: HiGHS' primal or dual simplex. Measured at 10,000 partitions (`make bench-planner`): the
     placement LPs (band rows, start from today's pairs) solve 2-3x faster with the primal, 4x without
@@ -356,7 +360,7 @@ def solve_relaxed(
     model = _Model(problem, integer=False, goals=goals, simplex=simplex)
     model.add_pairs(np.argwhere(start & problem.allowed))
     bounds: dict[str, float] = {}
-    values = _minimise_in_order(model, goals, hold or {}, price=True, bounds=bounds)
+    values = _minimise_in_order(model, goals, hold or {}, price=True, bounds=bounds, reached=reached)
     x = model.x()
     return Solution(x, values, integral=bool(np.all((x < INTEGRAL) | (x > 1 - INTEGRAL))), goal_bounds=bounds)
 
@@ -367,9 +371,16 @@ def _minimise_in_order(
     hold: dict[str, float],
     price: bool = False,
     bounds: dict[str, float] | None = None,
+    reached: dict[str, float] | None = None,
 ) -> dict[str, float]:
     values: dict[str, float] = {}
     for goal in goals:
+        if reached and goal.name in reached and reached[goal.name] <= goal.allowance:
+            # a known solution is within the allowance, so the held value max(optimum, allowance) is the
+            # allowance whatever the optimum: no need to find it
+            values[goal.name] = reached[goal.name]
+            model.hold(goal, hold_value(goal, reached[goal.name]))
+            continue
         model.set_goal(goal)
         value = model.run()
         for _ in range(MAX_PRICING_ROUNDS if price else 0):

@@ -433,8 +433,51 @@ def _choose_leaders(
     if allowed.sum() <= exact_pairs // 3:
         x = solve_exact(problem, goals).x
     else:
-        x = round_relaxed(problem, goals, solve_relaxed(problem, goals, allowed, simplex=DUAL), simplex=DUAL)
+        reached = {}
+        if bytes_in is not None:  # a spread within the tolerance is all goal 6 asks before leader changes
+            reached["leader_spread"] = _greedy_leader_spread(allowed, weights / unit, current_leader, allowance)
+        relaxed = solve_relaxed(problem, goals, allowed, simplex=DUAL, reached=reached)
+        x = round_relaxed(problem, goals, relaxed, simplex=DUAL)
     return {tp: targets[int(np.argmax(x[i]))] for i, tp in enumerate(partitions)}
+
+
+def _greedy_leader_spread(allowed: np.ndarray, weights: np.ndarray, current: np.ndarray, allowance: float) -> float:
+    """The leader spread (max - min of leader load) of a quick integral choice, for `reached`.
+
+    Today's leaders stay where they still hold a replica; the others go, heaviest first, to their least
+    loaded replica; then one leadership at a time moves off the most loaded broker or onto the least
+    loaded one, the move that narrows the spread most, until the spread is within `allowance` or no
+    single move narrows it. When it gets within, the leader LP need not minimise the spread (1.5 s of
+    the 1.8 s it takes at 10,000 partitions); when not, it does, as before.
+    """
+    items, brokers = allowed.shape
+    leader = np.where((current & allowed).any(axis=1), np.argmax(current & allowed, axis=1), -1)
+    load = np.bincount(leader[leader >= 0], weights[leader >= 0], minlength=brokers).astype(float)
+    for i in sorted(np.flatnonzero(leader < 0), key=lambda i: (-weights[i], i)):
+        options = np.flatnonzero(allowed[i])
+        leader[i] = options[np.argmin(load[options])]
+        load[leader[i]] += weights[i]
+    pairs = np.argwhere(allowed)  # (item, broker) a leadership may move to
+    for _ in range(min(items, 50 * brokers)):  # each move is one leader change: a bounded number of tries
+        top, bottom = int(np.argmax(load)), int(np.argmin(load))
+        spread = load[top] - load[bottom]
+        if spread <= allowance:
+            break
+        now = leader[pairs[:, 0]]
+        moves = pairs[((now == top) | (pairs[:, 1] == bottom)) & (now != pairs[:, 1])]
+        if len(moves) == 0:
+            break
+        after = np.tile(load, (len(moves), 1))
+        rows = np.arange(len(moves))
+        after[rows, leader[moves[:, 0]]] -= weights[moves[:, 0]]
+        after[rows, moves[:, 1]] += weights[moves[:, 0]]
+        spreads = after.max(axis=1) - after.min(axis=1)
+        best = int(np.argmin(spreads))
+        if spreads[best] >= spread:
+            break
+        load = after[best]
+        leader[moves[best, 0]] = moves[best, 1]
+    return float(load.max() - load.min())
 
 
 # --- validation and counting ------------------------------------------------------------------------
