@@ -22,8 +22,11 @@ Two ways to solve (`solve_exact`, `solve_relaxed`):
 - relaxed: the LP relaxation by column generation (start from the pairs that hold today plus a few
   cheap ones per group, add the pairs whose reduced cost is negative, repeat until none is). Its
   values are lower bounds of the integer goals. Items left fractional are few (a basic solution has
-  at most as many as there are load rows); `round_relaxed` fixes every integral item and solves the
-  rest exactly, with the bands shifted by the fixed load.
+  at most as many as there are load rows); `round_relaxed` fixes every integral item but a small
+  sample of paying ones and solves the rest exactly, with the bands shifted by the fixed load.
+Two shortcuts for scale: the planner first cuts a problem whose groups never interact into one
+problem per group (`independent_parts`), and `solve_relaxed` holds a goal that a known solution
+already reaches within its allowance without minimising it (`reached`).
 """
 
 from __future__ import annotations
