@@ -45,6 +45,7 @@ PRICED_PER_ITEM = 4
 PRICING_TOLERANCE = 1e-6  # above HiGHS' dual feasibility tolerance (1e-7), or rounding noise keeps pricing going
 PRIMAL, DUAL = 4, 1  # HiGHS' simplex_strategy values
 REPAIR_SAMPLE = 20  # integral items solved again beside the fractional ones when rounding (`_paid_sample`)
+REPAIR_PAIRS = 400  # ... as long as the repair MIP stays within this many pairs (items x brokers)
 
 
 @dataclass(frozen=True)
@@ -407,14 +408,16 @@ def _minimise_in_order(
     return values
 
 
-def _paid_sample(goals: list[Goal], x: np.ndarray, fractional: np.ndarray) -> np.ndarray:
-    """Up to `REPAIR_SAMPLE` integral items whose pairs cost something under the first goal with pair
-    costs (in the placement: partitions the LP copies), spread evenly over their costs.
+def _paid_sample(goals: list[Goal], x: np.ndarray, fractional: np.ndarray, size: int) -> np.ndarray:
+    """Up to `size` integral items whose pairs cost something under the first goal with pair costs (in
+    the placement: partitions the LP copies), spread evenly over their costs.
 
     Why: the fractional items alone are few and often weigh almost nothing, so meeting a band exactly
     with them may take one more whole copy (measured at 10,000 partitions: 1.0% above the bound).
     Copies of assorted sizes beside them let the repair trade one copy for a similar one instead (0.56%);
-    the MIP stays small (measured 0.2 s CPU for three racks)."""
+    the MIP stays small (measured 0.2 s CPU for three racks of 10 brokers). Not beyond `REPAIR_PAIRS`:
+    without racks (32 fractional partitions over 30 brokers) the sample made a MIP that ran past 10
+    minutes at zero gap."""
     paid = next((g.pair_cost for g in goals if g.pair_cost is not None), None)
     if paid is None:
         return np.zeros(0, dtype=np.int64)
@@ -424,7 +427,7 @@ def _paid_sample(goals: list[Goal], x: np.ndarray, fractional: np.ndarray) -> np
     if len(paying) == 0:
         return paying
     paying = paying[np.argsort(cost[paying], kind="stable")]
-    return paying[np.unique(np.linspace(0, len(paying) - 1, REPAIR_SAMPLE).astype(np.int64))]
+    return paying[np.unique(np.linspace(0, len(paying) - 1, size).astype(np.int64))]
 
 
 def fractional_items(x: np.ndarray) -> np.ndarray:
@@ -440,7 +443,9 @@ def round_relaxed(problem: Problem, goals: list[Goal], relaxed: Solution, simple
     rest = fractional_items(relaxed.x)
     if len(rest) == 0:
         return x
-    rest = np.union1d(rest, _paid_sample(goals, x, rest))
+    sample = min(REPAIR_SAMPLE, REPAIR_PAIRS // max(x.shape[1], 1) - len(rest))
+    if sample > 0:
+        rest = np.union1d(rest, _paid_sample(goals, x, rest, sample))
     fixed = np.ones(len(x), dtype=bool)
     fixed[rest] = False
     loads = [
