@@ -1,14 +1,15 @@
 """How a batch's output reaches the brokers and its source offsets get committed: the `Delivery` contract.
 
-A delivery owns its producer; the converter loop never touches it. Per batch the loop calls:
+A delivery owns its producer; the converter loop never touches it. Per commit (a *span* of one batch, or in
+exactly-once of several batches sent in one transaction: `streaming.commit_span`) the loop calls:
 
-- `begin()`: start the batch (exactly-once opens its transaction; it may replace a broken producer);
-- `send(outputs)` on the fast path, or `send_carefully(outputs, origins)` on the redo of a failed batch,
-  with a delivery report per output (see below);
-- `complete(consumer, offsets)`: returns only when the batch's output is durable *and* its source offsets
-  are committed (exactly-once: handed to the transaction that commits them with the output); raises
-  `BatchFailed` when the batch must be redone from its first offsets;
-- `abandon()` after a failure: give up the batch (exactly-once aborts the transaction; at-least-once has
+- `begin()`: start the span (exactly-once opens its transaction; it may replace a broken producer);
+- for each batch, `send(outputs)` on the fast path, or `send_carefully(outputs, origins)` on the redo of a
+  failed span, with a delivery report per output (see below);
+- `complete(consumer, offsets)`: returns only when the span's output is durable *and* its source offsets
+  (the offsets after each partition's last message) are committed (exactly-once: sent to the transaction that
+  commits them with the output); raises `BatchFailed` when the span must be redone from its first offsets;
+- `abandon()` after a failure: give up the span (exactly-once aborts the transaction; at-least-once has
   nothing to undo, since offsets are only ever committed by `complete`). Safe to call more than once.
 
 `close()` waits for what is still in flight. Two strategies implement it, `streaming.at_least_once.AtLeastOnce`

@@ -32,7 +32,7 @@ import logging
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -228,6 +228,9 @@ def replay_converter(
 ) -> Converter:
     """The converter loop wired for a replay run: its router reads dead letters (`ReplayRouter`), its summary
     counts verdicts and sets `stop` when the selection's limit is reached. `options` go to `Converter`."""
+    # The router's limit and same-source checks read the summary, which counts a batch when its transaction
+    # commits: a transaction per batch (KDP_COMMIT_INTERVAL_MS=0) keeps them exact in exactly-once.
+    settings = replace(settings, commit_interval_ms=0)
     summary = ReplaySummary(limit=selection.limit, limit_reached=stop)
     router = ReplayRouter(BatchRouter(convert, settings.output_topic, settings.dlq_topic), selection, run, summary)
     return Converter(settings, consumer, delivery, convert, router=router, summary=summary, **options)

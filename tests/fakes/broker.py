@@ -105,6 +105,14 @@ class Faults:
     on_commit: list[Callable[[], None]] = field(default_factory=list)
     """Called (and dropped) at the next successful `commit_transaction` or consumer `commit`: a hook for
     faults that must strike at a precise point, e.g. a rebalance."""
+    fail_transaction: Refuse | None = None
+    """`produce()` of these outputs finds the transaction failed: an abortable `_STATE` error, as librdkafka
+    refuses to enqueue once a transaction is in an abortable state (the transaction must be aborted)."""
+    on_produce: Refuse | None = None
+    """Called first at each `produce()` (its result ignored): a hook for faults that must strike in the middle
+    of a transaction, e.g. a fencing or a rebalance."""
+    on_consume: list[Callable[[FakeConsumer], None]] = field(default_factory=list)
+    """Called (and dropped) at the start of the next `consume()` of any consumer, with that consumer."""
 
 
 class InMemoryBroker:
@@ -230,13 +238,17 @@ class FakeProducer:
         headers: Headers = None,
         on_delivery: Callable | None = None,
     ) -> None:
-        self._raise_if_fatal()
         faults = self.broker.faults
+        if faults.on_produce is not None:
+            faults.on_produce(topic, key, value)
+        self._raise_if_fatal()
         if faults.queue_full:
             faults.queue_full -= 1
             raise BufferError("Local: Queue full")
         if self.transactional_id is not None and self.transaction is None:
             raise _error(KafkaError._STATE, "produce outside a transaction")
+        if self.transaction is not None and faults.fail_transaction and faults.fail_transaction(topic, key, value):
+            raise _error(KafkaError._STATE, "Local: Erroneous state: the transaction failed", txn_requires_abort=True)
         if self.broker.refuse(topic, key, value, at_produce=True):
             raise _error(KafkaError.MSG_SIZE_TOO_LARGE, "Broker: Message size too large")
         self.queue.append((topic, value, key, timestamp, headers, on_delivery))
@@ -378,6 +390,9 @@ class FakeConsumer:
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         assert not self.closed, "consume on a closed consumer"
         faults = self.broker.faults
+        hooks, faults.on_consume = faults.on_consume, []
+        for hook in hooks:
+            hook(self)
         if self.broken is None and faults.break_consumers:
             faults.break_consumers -= 1
             self.broken = KafkaError(KafkaError._FATAL, "Broker: Static consumer fenced by other consumer")
