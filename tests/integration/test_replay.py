@@ -7,7 +7,6 @@ lost (counted by reading the topics back, read_committed, by source triple).
 from __future__ import annotations
 
 import dataclasses
-import os
 import signal
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
-from scenario_settings import scenario_settings
+from scenario_settings import process_environment, scenario_settings
 
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.events import EventFactory, IrregularityRates
@@ -36,26 +35,10 @@ pytestmark = pytest.mark.integration
 Source = tuple[str, int, int]
 
 
-def _environment(settings: Settings, **extra: str) -> dict[str, str]:
-    return {
-        **os.environ,
-        "KDP_BOOTSTRAP": settings.bootstrap,
-        "KDP_REGISTRY_URL": settings.registry_url,
-        "KDP_SOURCE_TOPIC": settings.source_topic,
-        "KDP_OUTPUT_TOPIC": settings.output_topic,
-        "KDP_DLQ_TOPIC": settings.dlq_topic,
-        "KDP_GROUP_ID": settings.group_id,
-        "KDP_TRANSACTIONAL_ID": settings.transactional_id,
-        "KDP_DELIVERY": settings.delivery,
-        "KDP_BATCH_SIZE": str(settings.batch_size),
-        **extra,
-    }
-
-
 def _kdp(settings: Settings, *arguments: str, **extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "kdp", *arguments],
-        env=_environment(settings, **extra),
+        env=process_environment(settings, **extra),
         capture_output=True,
         text=True,
         timeout=600,
@@ -197,7 +180,7 @@ def test_kill_9_in_the_middle_of_an_exactly_once_replay_loses_and_duplicates_not
     assert len(too_old) == count
 
     command = [sys.executable, "-m", "kdp", "replay", "--execute", "--reason", "event_too_old", "--log-every", "0.5"]
-    environment = _environment(settings)
+    environment = process_environment(settings)
     victim = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     for line in victim.stdout:  # type: ignore[union-attr]
         if " batches " in line:
