@@ -21,6 +21,13 @@ function cut after each of its stages (cumulative; the rest up to "usual only: f
 generated Avro encoding and the `Converted` it returns). "usual" rows time only the messages that become records,
 "dead letters" only the others.
 
+The "batch" rows are the converter's real per-batch path, which the per-message rows above understate:
+`confluent_kafka.Message`s in batches of 5,000 (runs of 500 of six partitions), the fused `convert_batch`
+(cut in the same stages; its floor is the loop calling the message's accessors), the router around it
+(dead letters, tallies, offsets) and the fast send into a producer without a broker (`produce()` only
+queues: its cost in the loop thread is all of it). What is missing against a real run is `consume()`,
+the flush and the commit, which the pass-through baseline pays too.
+
 Two clocks: CPU time of this thread (what a message costs; steadier when other processes compete for the
 cores) and wall time. On an idle, pinned core they agree.
 """
@@ -40,14 +47,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import fastavro
+from confluent_kafka import Message, Producer
 
 from streaming import fast_path
-from streaming.conversion import Convert, Converted, reference_converter
+from streaming.conversion import Convert, ConvertBatch, Converted, reference_converter
+from streaming.delivery import ProducerDelivery
 from streaming.encoding import WireFormatEncoder
 from streaming.events import EventFactory, IrregularityRates
 from streaming.records import Reason, Rejection
+from streaming.router import BatchRouter
 from streaming.transform import MIN_EVENT_TIME_MS, _decode_event, transform
 
+BATCH_SIZE = 5000  # the converter's default (KDP_BATCH_SIZE)
+RUN = 500  # messages of one partition in a row
+NOWHERE = {"bootstrap.servers": "127.0.0.1:9", "log_level": 0}  # a producer that never connects
 SCHEMA_PATH = Path(__file__).resolve().parents[1] / "schemas" / "processed-data-value.avsc"
 NOW_MS = 1_720_576_830_000
 TOPIC = "user-login"
@@ -65,13 +78,13 @@ def over(convert: Convert, values: list[bytes | None]) -> Callable[[], int]:
 
 
 #: Where the fused function is cut to time it in stages: after the line containing each marker, it returns.
-#: (Markers in `streaming.fast_path._TEMPLATE`; a marker not found drops its row, never the run.)
+#: (Markers in `streaming.fast_path._USUAL`; a marker not found drops its row, never the run.)
 FUSED_STAGES = (
     ("type, size and ASCII checks", "value.isascii():"),
     ("+ typed JSON decode", "e = decode_event(value)"),
     ("+ timestamp, UUIDs, state", "device_type = e.device_type"),
     ("+ device type and app version memo", "version = APP_VERSIONS.get(app_version)"),
-    ("+ IP address (inet_pton, class)", "address = classify_ip(e.ip)"),
+    ("+ IP address (inet_pton, class)", "ip_class = V4_BY_FIRST_OCTET[packed[0]]"),
     ("+ event time window", "major, minor, patch = version"),
 )
 
@@ -88,6 +101,78 @@ def fused_up_to(encoder: WireFormatEncoder, marker: str) -> Convert | None:
     cut = [*lines[: at + 1], " " * indent + "return None", *lines[at + 1 :]]
     exec(compile("\n".join(cut), f"<fused up to {marker}>", "exec"), names)  # noqa: S102 - bench only
     return names["convert"]
+
+
+def batch_up_to(encoder: WireFormatEncoder, marker: str) -> ConvertBatch | None:
+    """The fused `convert_batch` going on to the next message right after the line with `marker`."""
+    source, names = fast_path.fused_source(encoder)
+    lines = source.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("def convert_batch"))
+    at = next((i for i, line in enumerate(lines) if i > start and marker in line), None)
+    if at is None:
+        return None
+    nested = lines[at].rstrip().endswith(":")
+    indent = len(lines[at + 1 if nested else at]) - len(lines[at + 1 if nested else at].lstrip())
+    cut = [*lines[: at + 1], " " * indent + "continue", *lines[at + 1 :]]
+    exec(compile("\n".join(cut), f"<fused batch up to {marker}>", "exec"), names)  # noqa: S102 - bench only
+    return names["convert_batch"]
+
+
+def as_batches(values: list[bytes | None]) -> list[list[Message]]:
+    """`values` as the converter consumes them: `confluent_kafka.Message`s in batches of `BATCH_SIZE`, in runs
+    of `RUN` messages of one of six partitions (what `Consumer.consume` hands over from a fetch)."""
+    messages = [
+        Message(topic=TOPIC, partition=(i // RUN) % 6, offset=i, key=b"key", value=value, timestamp=(1, NOW_MS))
+        for i, value in enumerate(values)
+    ]
+    return [messages[i : i + BATCH_SIZE] for i in range(0, len(messages), BATCH_SIZE)]
+
+
+def batch_steps(values: list[bytes | None], encoder: WireFormatEncoder) -> list[tuple[str, Callable[[], int]]]:
+    """The converter's real per-batch path, minus Kafka: batch conversion, the router, the fast send."""
+    convert = fast_path.fused_converter(encoder)
+    convert_batch: ConvertBatch = convert.convert_batch  # type: ignore[attr-defined]
+    batches = as_batches(values)
+    usual = as_batches([v for v in values if isinstance(convert(v, TOPIC, 0, 0, NOW_MS, 0), Converted)])
+    router = BatchRouter(convert, "processed", "dlq")
+    routed = [router.route(batch, NOW_MS, MIN_EVENT_TIME_MS) for batch in batches]
+    delivery = ProducerDelivery()
+    # No broker: produce() only queues (its cost in the loop thread is all there is to it); purged after.
+    delivery.producer = Producer({**NOWHERE, "queue.buffering.max.messages": 10_000_000})
+
+    def each(batches: list[list[Message]], run: Callable[[list[Message]], object]) -> Callable[[], int]:
+        def timed() -> int:
+            for batch in batches:
+                run(batch)
+            return sum(map(len, batches))
+
+        return timed
+
+    def at_bench_clock(convert_batch: ConvertBatch) -> Callable[[list[Message]], object]:
+        return lambda batch: convert_batch(batch, NOW_MS, MIN_EVENT_TIME_MS)
+
+    def accessors(batch: list[Message]) -> None:
+        for message in batch:
+            message.value(), message.topic(), message.partition(), message.offset()
+
+    def send() -> int:
+        for batch in routed:
+            delivery.send(batch.outputs)
+        delivery.producer.purge()
+        return sum(batch.consumed for batch in routed)
+
+    return [
+        ("batch floor: a loop calling the 4 accessors", each(batches, accessors)),
+        *(
+            (f"batch, usual only: {stage}", each(usual, at_bench_clock(cut)))
+            for stage, marker in FUSED_STAGES
+            if (cut := batch_up_to(encoder, marker)) is not None
+        ),
+        ("batch, usual only: fused convert_batch", each(usual, lambda b: convert_batch(b, NOW_MS, MIN_EVENT_TIME_MS))),
+        ("FUSED convert_batch", each(batches, lambda b: convert_batch(b, NOW_MS, MIN_EVENT_TIME_MS))),
+        ("ROUTER route (convert_batch, dead letters, tallies)", each(batches, lambda b: router.route(b, NOW_MS, 0))),
+        ("DELIVERY send (produce, no broker)", send),
+    ]
 
 
 def steps(values: list[bytes | None], encoder: WireFormatEncoder) -> list[tuple[str, Callable[[], int]]]:
@@ -182,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         profile(values, encoder)
         return
 
-    rows = steps(values, encoder)
+    rows = steps(values, encoder) + batch_steps(values, encoder)
     cpu: dict[str, list[float]] = {name: [] for name, _ in rows}
     wall: dict[str, list[float]] = {name: [] for name, _ in rows}
     counts: dict[str, int] = {}

@@ -7,14 +7,19 @@ one per rack) join empty, making 30. The planner balances disk within `--toleran
 counts and leaders by bytes-in, copying the fewest bytes. Printed: the wall time of
 `plan_reassignment` (no Kafka involved; one process, the machine's load average beside it, since the
 machine is shared), bytes copied, the LP lower bound and the gap between them, and the disk spread
-before and after. Nothing here is asserted: the test suite never times anything.
+before and after. `--repeat` runs (default 3) give the median wall and CPU time (the plan is the same each
+time: the planner is deterministic); the figures also go to `--results-md` (default `bench/PLANNER.md`).
+Nothing here is asserted: the test suite never times anything.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import time
+from datetime import UTC, datetime
+from pathlib import Path
 
 import numpy as np
 
@@ -45,15 +50,22 @@ def main() -> None:
     parser.add_argument("--added", type=int, default=3, help="empty brokers joining")
     parser.add_argument("--tolerance", type=float, default=0.10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=3, help="runs; the median time is reported")
+    parser.add_argument("--results-md", type=Path, default=Path(__file__).resolve().parent / "PLANNER.md")
     args = parser.parse_args()
 
     current, sizes, bytes_in, racks = skewed_cluster(args.partitions, args.brokers, 3, args.seed)
     targets = list(range(1, args.brokers + args.added + 1))
     racks |= {b: f"rack-{(b - 1) % 3}" for b in targets}
-    load_before = os.getloadavg()[0]
-    started, cpu_started = time.perf_counter(), time.process_time()
-    plan = plan_reassignment(current, targets, racks, sizes=sizes, bytes_in=bytes_in, tolerance=args.tolerance)
-    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+    walls, cpus, loads, proposals = [], [], [], []
+    for _ in range(max(args.repeat, 1)):
+        loads.append(os.getloadavg()[0])
+        started, cpu_started = time.perf_counter(), time.process_time()
+        plan = plan_reassignment(current, targets, racks, sizes=sizes, bytes_in=bytes_in, tolerance=args.tolerance)
+        walls.append(time.perf_counter() - started)
+        cpus.append(time.process_time() - cpu_started)
+        proposals.append(plan.proposed)
+    seconds, cpu = statistics.median(walls), statistics.median(cpus)
 
     def spread(values: dict[int, int]) -> str:
         mean = sum(values[b] for b in targets) / len(targets)
@@ -68,15 +80,24 @@ def main() -> None:
     mean_in = sum(leader_in.values()) / len(targets)
     lines = [
         f"planner: {args.partitions:,} partitions RF 3, {args.brokers} + {args.added} brokers in 3 racks",
-        f"  time        {seconds:.1f} s wall, {cpu:.1f} s CPU (load {load_before:.1f}, {os.cpu_count()} cores)",
+        f"  time        {seconds:.1f} s wall, {cpu:.1f} s CPU, median of {len(walls)}"
+        f" (walls {', '.join(f'{w:.1f}' for w in walls)} s; load {', '.join(f'{x:.1f}' for x in loads)};"
+        f" {os.cpu_count()} cores)",
         f"  copied      {plan.bytes_copied / GB:,.1f} GB in {plan.moves} replica copies",
         f"  lower bound {plan.lower_bound / GB:,.1f} GB; gap {gap / GB:,.2f} GB ({gap / max(plan.lower_bound, 1):.3%})",
         f"  disk before {spread(plan.bytes_before)}",
         f"  disk after  {spread(plan.bytes_after)} (tolerance +-{args.tolerance:.0%})",
         f"  replicas    {min(counts)} .. {max(counts)} per broker",
         f"  leader in   {min(leader_in.values()) / mean_in - 1:+.1%} .. {max(leader_in.values()) / mean_in - 1:+.1%}",
+        f"  same plan   {'in every run' if all(p == proposals[0] for p in proposals) else 'NOT in every run'}",
     ]
     print("\n".join(lines))
+    stamp = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
+    command = f"python -m bench.planner --partitions {args.partitions} --repeat {args.repeat}"
+    args.results_md.write_text(
+        f"# Reassignment planner at scale\n\nWritten by `make bench-planner` (`{command}`) at {stamp};"
+        " do not edit by hand. Method: `bench/planner.py`.\n\n```\n" + "\n".join(lines) + "\n```\n"
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from kdp.demo import add_demo_parser
 from localstack.cli import add_stack_parser
 from streaming.converter_cli import add_stream_parser
 from streaming.generator_cli import add_generate_parser
+from streaming.replay_cli import add_replay_parser
 from streaming.tail import add_tail_parser
 
 
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_generate_parser(subparsers)
     add_stream_parser(subparsers)
     add_tail_parser(subparsers)
+    add_replay_parser(subparsers)
     add_demo_parser(subparsers)
     return parser
 

@@ -7,6 +7,10 @@ Contract of a `Convert` function, `convert(value, topic, partition, offset, now_
   batch accepts (older events are rejected);
 - it is pure and total, as `streaming.transform` is: no I/O, no clock, never raises.
 
+A `Convert` may carry its batch form as its attribute `convert_batch` (a `ConvertBatch`: the fused fast
+path does, see `streaming.fast_path`); `batch_form(convert)` is that, or the one-by-one loop over `convert`.
+Both give the same `ConvertedBatch` for the same messages.
+
 `reference_converter` is today's path: `streaming.transform.transform`, then the registered schema's
 `WireFormatEncoder.encode`. A faster implementation (a transform fused with the encoder, say) is dropped in
 by giving the router another function with this contract; it must give byte-identical `value`s.
@@ -14,8 +18,8 @@ by giving the router another function with this contract; it must give byte-iden
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import NamedTuple
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from streaming.avro_codegen import RecordEncodingError
 from streaming.encoding import WireFormatEncoder
@@ -34,6 +38,38 @@ class Converted(NamedTuple):
 
 Convert = Callable[[bytes | None, str, int, int, int, int], Converted | Rejection]
 """`convert(value, topic, partition, offset, now_ms, oldest_ms) -> Converted | Rejection`; see the module."""
+
+
+class SourceMessage(Protocol):
+    """What conversion reads of a consumed message (`confluent_kafka.Message` has it)."""
+
+    def topic(self) -> str | None: ...
+    def partition(self) -> int | None: ...
+    def offset(self) -> int | None: ...
+    def value(self) -> bytes | None: ...
+
+
+class ConvertedBatch(NamedTuple):
+    """A batch of messages converted, as columns: what the router needs and nothing per message besides.
+
+    `values[i]`, `keys[i]`, `device_types[i]`, `locales[i]` are the i-th record converted, in the order
+    consumed; `rejected` holds every other message with its `Rejection`, in the order consumed. A run is a
+    stretch of consecutive messages of one topic and partition: `run_starts[j]` and `run_ends[j]` are the
+    first and last message of the j-th run. `bytes_in`: the sum of the values' lengths.
+    """
+
+    values: list[bytes]
+    keys: list[bytes]
+    device_types: list[str]
+    locales: list[str]
+    rejected: list[tuple[Any, Rejection]]
+    run_starts: list[Any]
+    run_ends: list[Any]
+    bytes_in: int
+
+
+ConvertBatch = Callable[[Sequence[SourceMessage], int, int], ConvertedBatch]
+"""`convert_batch(messages, now_ms, oldest_ms) -> ConvertedBatch`: `Convert` over a batch of consumed messages."""
 
 _new_tuple = tuple.__new__  # builds a Converted in C: a NamedTuple's own __new__ is Python, ~0.4 µs a call
 
@@ -56,3 +92,45 @@ def reference_converter(encoder: WireFormatEncoder) -> Convert:
         return _new_tuple(Converted, (wire, result["user_id"].encode(), result["device_type"], result["locale"]))
 
     return convert
+
+
+def one_by_one(convert: Convert) -> ConvertBatch:
+    """The batch form of any `Convert`: one call per message (what a `convert_batch` must agree with)."""
+
+    def convert_batch(messages: Sequence[SourceMessage], now_ms: int, oldest_ms: int) -> ConvertedBatch:
+        values: list[bytes] = []
+        keys: list[bytes] = []
+        device_types: list[str] = []
+        locales: list[str] = []
+        rejected: list[tuple[Any, Rejection]] = []
+        run_starts: list[Any] = []
+        run_ends: list[Any] = []
+        bytes_in = 0
+        for index, message in enumerate(messages):
+            value, topic, partition, offset = message.value(), message.topic(), message.partition(), message.offset()
+            if index == 0 or (topic, partition) != (run_starts[-1].topic(), run_starts[-1].partition()):
+                if index:
+                    run_ends.append(messages[index - 1])
+                run_starts.append(message)
+            if value is not None:
+                bytes_in += len(value)
+            result = convert(value, topic, partition, offset, now_ms, oldest_ms)  # type: ignore[arg-type]
+            if type(result) is Rejection:
+                rejected.append((message, result))
+            else:
+                converted: Converted = result  # type: ignore[assignment]
+                values.append(converted.value)
+                keys.append(converted.key)
+                device_types.append(converted.device_type)
+                locales.append(converted.locale)
+        if messages:
+            run_ends.append(messages[-1])
+        return ConvertedBatch(values, keys, device_types, locales, rejected, run_starts, run_ends, bytes_in)
+
+    return convert_batch
+
+
+def batch_form(convert: Convert) -> ConvertBatch:
+    """`convert`'s own `convert_batch` if it carries one, otherwise `one_by_one(convert)`."""
+    own: ConvertBatch | None = getattr(convert, "convert_batch", None)
+    return own if own is not None else one_by_one(convert)

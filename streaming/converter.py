@@ -12,10 +12,17 @@ Guarantees, whatever the mode:
   (original bytes + reason) on the dead-letter topic; nothing is skipped;
 * a batch's offsets are committed only when its output is durable (see `streaming.delivery`); a failed batch
   is rewound to its first offsets and redone;
+* exactly-once keeps a transaction open over several batches (`streaming.commit_span`) until
+  `KDP_COMMIT_INTERVAL_MS` has elapsed since its first batch, it holds `MAX_BATCHES_PER_TRANSACTION` batches'
+  worth, or the source has nothing more for now; it then commits with the offsets of all its batches. An
+  aborted transaction is rewound to the offsets of its *first* batch and redone; before partitions are
+  revoked the open transaction is committed (or aborted and rewound), and a stop commits it. At-least-once
+  commits every batch (why: `Converter.__init__`);
 * a record the broker refuses for good cannot block the stream: the redo of a failed batch is careful (a
   delivery report per message), and the redo after that dead-letters the sources whose outputs were refused
   (`streaming.refusals`). If even the dead letter is refused, `UndeliverableMessage` stops the converter;
-* memory is bounded by the batch size and the clients' queue limits, not by the backlog.
+* memory is bounded by the batch size and the clients' queue limits, not by the backlog (exactly-once keeps the
+  batches of its open transaction until it commits: at most `MAX_BATCHES_PER_TRANSACTION` of them).
 """
 
 from __future__ import annotations
@@ -23,17 +30,20 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from confluent_kafka import Consumer, Message
 
+from streaming.commit_span import CommitSpan
 from streaming.conversion import Convert
 from streaming.delivery import BatchFailed, Delivery
-from streaming.observer import NO_OBSERVER, BatchReport, ConverterObserver
+from streaming.observer import NO_OBSERVER, ConverterObserver, Partition
 from streaming.offset_ranges import OffsetRange
 from streaming.refusals import Refusals, UndeliverableMessage
-from streaming.router import BatchRouter, RoutedBatch
+from streaming.router import BatchRouter, Origin, RoutedBatch
+from streaming.router import Message as RoutedMessage
 from streaming.running_insights import RunningInsights
 from streaming.settings import Settings
 from streaming.sources import ConsumerBroken, ConsumerSource, GroupSource, NewConsumer, RangeSource
@@ -41,6 +51,22 @@ from streaming.sources import ConsumerBroken, ConsumerSource, GroupSource, NewCo
 __all__ = ["ConsumerBroken", "ConversionStalled", "Converter", "ConverterSummary", "UndeliverableMessage"]
 
 log = logging.getLogger(__name__)
+
+MAX_BATCHES_PER_TRANSACTION = 10
+"""Exactly-once: a transaction commits once it holds this many batches' worth of messages, even before its
+interval (`KDP_COMMIT_INTERVAL_MS`) has elapsed: it bounds what an abort undoes and redoes."""
+
+
+class Router(Protocol):
+    """What the loop asks of a router: `streaming.router.BatchRouter.route`'s contract."""
+
+    def route(
+        self,
+        messages: Sequence[RoutedMessage],
+        now_ms: int,
+        oldest_ms: int,
+        refused: Mapping[Origin, str] | None = None,
+    ) -> RoutedBatch: ...
 
 
 class ConversionStalled(RuntimeError):
@@ -95,18 +121,24 @@ class Converter:
         new_consumer: NewConsumer | None = None,
         observer: ConverterObserver = NO_OBSERVER,
         pause: Callable[[float], object] = time.sleep,
+        router: Router | None = None,
+        summary: ConverterSummary | None = None,
+        timer: Callable[[], float] = time.monotonic,
     ) -> None:
         """`new_consumer` builds a consumer like `consumer`, to replace one broken by a fatal error; without it
         such an error ends `run` with `ConsumerBroken`. `pause(seconds)` waits between redos of a batch that
-        keeps failing (an outage)."""
+        keeps failing (an outage). `timer` (seconds) tells when an open transaction is due to commit.
+
+        `router` and `summary` replace the plain `BatchRouter` of `convert` and the plain `ConverterSummary`: a
+        dead-letter replay (`streaming.replay`) runs this same loop with a router that reads dead letters."""
         self.settings = settings
         self.delivery = delivery
-        self.router = BatchRouter(convert, settings.output_topic, settings.dlq_topic)
+        self.router: Router = router or BatchRouter(convert, settings.output_topic, settings.dlq_topic)
         self.clock = clock
         self.poll_timeout = poll_timeout
         self.log_every = log_every
         self.observer = observer
-        self.summary = ConverterSummary()
+        self.summary = summary or ConverterSummary()
         self.source: ConsumerSource | None = None
         self._consumer = consumer
         self._new_consumer = new_consumer
@@ -114,6 +146,14 @@ class Converter:
         self._failed_in_a_row = 0
         self._careful = False  # the next batch reports each delivery (set after a failed batch)
         self._refusals = Refusals()
+        self._timer = timer
+        self._span: CommitSpan | None = None  # the batches sent since the last commit
+        # Exactly-once output becomes visible only when its transaction commits: the cadence is the latency
+        # lever there. At-least-once output is visible once acknowledged, whatever the commits; committing each
+        # batch keeps what a crash redelivers to one batch (and its completion like the pass-through baseline's).
+        transactional = settings.delivery == "exactly-once"
+        self._commit_interval = settings.commit_interval_ms / 1000 if transactional else 0.0
+        self._max_span_messages = MAX_BATCHES_PER_TRANSACTION * settings.batch_size if transactional else 1
 
     # -- sources -----------------------------------------------------------------------------
 
@@ -130,7 +170,12 @@ class Converter:
 
     def subscribe(self) -> None:
         """Join the consumer group on the source topic (the `kdp stream` mode)."""
-        self.source = GroupSource(self._consumer, self.settings.source_topic, self._new_consumer)
+        self.source = GroupSource(
+            self._consumer,
+            self.settings.source_topic,
+            self._new_consumer,
+            before_partitions_go=self._before_partitions_go,
+        )
         self.source.join()
 
     def assign_ranges(self, ranges: Iterable[OffsetRange]) -> list[OffsetRange]:
@@ -154,35 +199,54 @@ class Converter:
         """Convert until `stop` is set, `max_messages` are consumed, the assigned ranges are done, or (with
         `until_caught_up`) the assigned partitions have no more messages.
 
-        A failed batch is redone, with a growing pause, for as long as it keeps failing: the right thing for a
-        long-running stream waiting out an outage. A bounded caller (a Dagster run) passes
+        A failed batch (or transaction) is redone, with a growing pause, for as long as it keeps failing: the
+        right thing for a long-running stream waiting out an outage. A bounded caller (a Dagster run) passes
         `max_failed_batches` to give up with `ConversionStalled` instead, leaving its range uncommitted.
+
+        On the way out the open transaction is committed (a stop, `max_messages`, the end of the source) or,
+        when an exception ends the run, aborted: `run` never returns with a transaction open.
         """
         source = self.source
         if source is None:
             raise RuntimeError("call subscribe() or assign_ranges() before run()")
         stop = stop or threading.Event()
         next_log = time.monotonic() + self.log_every
-        while not stop.is_set() and not source.finished:
-            budget = self.settings.batch_size
-            if max_messages is not None:
-                budget = min(budget, max_messages - self.summary.consumed)
-                if budget <= 0:
-                    break
-            try:
-                messages = source.poll(budget, self.poll_timeout)
-                if messages:
-                    self._convert(messages)
+        try:
+            while not stop.is_set() and not source.finished:
+                budget = self.settings.batch_size
+                if max_messages is not None:
+                    budget = min(budget, max_messages - self.summary.consumed - self._open_consumed)
+                    if budget <= 0:
+                        if self._span is None:
+                            break
+                        self._commit()  # a failed commit is redone within the budget
+                        continue
+                try:
+                    messages = source.poll(budget, self._poll_timeout())
+                    if messages:
+                        self._send(messages)
+                        span = self._span
+                        if span is not None and span.due(self._timer()):
+                            self._commit()
+                    else:  # nothing more for now: commit what is open rather than hold it back
+                        self._commit()
+                        if source.exhausted(until_caught_up):
+                            break
                     if max_failed_batches is not None and self._failed_in_a_row > max_failed_batches:
                         raise ConversionStalled(f"{self._failed_in_a_row} batches in a row failed; see the log")
-                elif source.exhausted(until_caught_up):
-                    break
-            except ConsumerBroken as broken:
-                source.replace_consumer(broken)
-                self.observer.consumer_replaced(str(broken))
-            if time.monotonic() >= next_log:
-                self._log_progress()
-                next_log = time.monotonic() + self.log_every
+                except ConsumerBroken as broken:
+                    # The broken consumer can neither commit nor hand over its group metadata: abort; the new
+                    # consumer resumes at the group's commits, before the aborted transaction's batches.
+                    self._abandon()
+                    source.replace_consumer(broken)
+                    self.observer.consumer_replaced(str(broken))
+                if time.monotonic() >= next_log:
+                    self._log_progress()
+                    next_log = time.monotonic() + self.log_every
+            self._commit()
+        except BaseException:
+            self._abandon()
+            raise
         self.summary.finished_at = time.monotonic()
         self._log_progress()
         return self.summary
@@ -194,53 +258,101 @@ class Converter:
         finally:
             self.consumer.close()
 
-    def _convert(self, messages: list[Message]) -> None:
-        """Route and deliver one batch, or rewind it to its first offsets when it fails."""
+    @property
+    def _open_consumed(self) -> int:
+        return self._span.consumed if self._span is not None else 0
+
+    def _poll_timeout(self) -> float:
+        """The poll's wait for a first message: never past the open transaction's due time."""
+        if self._span is None:
+            return self.poll_timeout
+        return max(0.0, min(self.poll_timeout, self._span.due_at - self._timer()))
+
+    def _send(self, messages: list[Message]) -> None:
+        """Route a batch and send it in the open span (opening one first); on failure abort the span and rewind
+        to its first batch's offsets."""
         started = time.monotonic()
         now_ms = int(self.clock() * 1000)  # one clock reading per batch: every output's timestamp
         oldest_ms = self.settings.oldest_event_ms(now_ms)
         batch = self.router.route(messages, now_ms, oldest_ms, self._refusals.pending)
-        careful, delivery, source = self._careful, self.delivery, self.source
-        assert source is not None
-        delivery.begin()
+        careful, delivery = self._careful, self.delivery
+        span = self._span
+        if span is None:
+            delivery.begin()
+            span = self._span = CommitSpan(self._timer() + self._commit_interval, self._max_span_messages)
         try:
             if careful:
                 delivery.send_carefully(batch.outputs, batch.origins)
             else:
                 delivery.send(batch.outputs)
-            delivery.complete(source.consumer, batch.commit_offsets())
+        except BatchFailed as failure:
+            self._span = None
+            delivery.abandon()
+            self._redo(span.redo_from(batch), failure)
+            return
+        span.add(batch, started, careful)
+
+    def _commit(self, *, pause: bool = True) -> None:
+        """Complete the open span: its output durable (committed) and its offsets committed with it; on failure
+        abort it and rewind to its first batch's offsets. Nothing to do without an open span."""
+        span, self._span = self._span, None
+        if span is None:
+            return
+        source, delivery = self.source, self.delivery
+        assert source is not None
+        try:
+            delivery.complete(source.consumer, span.commit_offsets())
         except BatchFailed as failure:
             delivery.abandon()
-            self._redo(batch, failure)
+            self._redo(span.redo_from(), failure, pause=pause)
             return
         except BaseException:
             delivery.abandon()
             raise
         self._failed_in_a_row = 0
         self._careful = False
-        source.delivered(batch.next_offsets)
-        self._refusals.forget(batch.next_offsets)
-        self.summary.add(batch)
-        self.observer.batch_delivered(
-            BatchReport(
-                batch.consumed, batch.bytes_in, batch.tallies, now_ms, batch.oldest_source_ms,
-                batch.newest_source_ms, time.monotonic() - started, batch.next_offsets, careful,
-            )
-        )  # fmt: skip
+        source.delivered(span.next_offsets)
+        self._refusals.forget(span.next_offsets)
+        finished = time.monotonic()
+        for sent in span.sent:
+            self.summary.add(sent.batch)
+            self.observer.batch_delivered(sent.report(finished))
 
-    def _redo(self, batch: RoutedBatch, failure: BatchFailed) -> None:
-        """Rewind a failed batch for a careful redo; pause longer the more often in a row a batch failed
-        without anything learnt (an outage), not at all when it found outputs refused for good."""
+    def _abandon(self) -> None:
+        """Abort the open span, if any, without rewinding (the run is ending, or the consumer is replaced)."""
+        if self._span is not None:
+            self._span = None
+            self.delivery.abandon()
+
+    def _before_partitions_go(self, lost: bool) -> None:
+        """The group source calls this inside `consume()` before partitions are revoked (`lost`: after they were
+        lost). The open span is finished while they are still ours: committed, or if that fails (or they are
+        already lost, so that its commit would be refused) aborted and rewound, the partitions that go being
+        left to their new owner, who resumes at the group's commit."""
+        span = self._span
+        if span is None:
+            return
+        if not lost:
+            self._commit(pause=False)  # no pause inside the rebalance: the group waits for this member
+            return
+        self._span = None
+        self.delivery.abandon()
+        self._redo(span.redo_from(), BatchFailed("partitions lost in a rebalance"), pause=False)
+
+    def _redo(self, first_offsets: dict[Partition, int], failure: BatchFailed, *, pause: bool = True) -> None:
+        """Rewind a failed span for a careful redo (every batch until a span commits reports each delivery);
+        pause longer the more often in a row one failed without anything learnt (an outage), not at all when it
+        found outputs refused for good."""
         self.summary.redone_batches += 1
         self._careful = True
         self._refusals.learn(failure.refused)  # UndeliverableMessage if a dead letter was refused
         if not failure.learned:
             self._failed_in_a_row += 1
-        log.warning("batch failed (%s); redoing it from %s", failure, batch.first_offsets)
+        log.warning("batch failed (%s); redoing it from %s", failure, first_offsets)
         assert self.source is not None
-        self.source.rewind(batch.first_offsets)
-        self.observer.batch_redone(str(failure), batch.first_offsets, failure.learned)
-        if not failure.learned:
+        self.source.rewind(first_offsets)
+        self.observer.batch_redone(str(failure), first_offsets, failure.learned)
+        if pause and not failure.learned:
             self._pause(min(0.5 * self._failed_in_a_row, 5.0))
 
     def _log_progress(self) -> None:

@@ -1,14 +1,15 @@
 """How a batch's output reaches the brokers and its source offsets get committed: the `Delivery` contract.
 
-A delivery owns its producer; the converter loop never touches it. Per batch the loop calls:
+A delivery owns its producer; the converter loop never touches it. Per commit (a *span* of one batch, or in
+exactly-once of several batches sent in one transaction: `streaming.commit_span`) the loop calls:
 
-- `begin()`: start the batch (exactly-once opens its transaction; it may replace a broken producer);
-- `send(outputs)` on the fast path, or `send_carefully(outputs, origins)` on the redo of a failed batch,
-  with a delivery report per output (see below);
-- `complete(consumer, offsets)`: returns only when the batch's output is durable *and* its source offsets
-  are committed (exactly-once: handed to the transaction that commits them with the output); raises
-  `BatchFailed` when the batch must be redone from its first offsets;
-- `abandon()` after a failure: give up the batch (exactly-once aborts the transaction; at-least-once has
+- `begin()`: start the span (exactly-once opens its transaction; it may replace a broken producer);
+- for each batch, `send(outputs)` on the fast path, or `send_carefully(outputs, origins)` on the redo of a
+  failed span, with a delivery report per output (see below);
+- `complete(consumer, offsets)`: returns only when the span's output is durable *and* its source offsets
+  (the offsets after each partition's last message) are committed (exactly-once: sent to the transaction that
+  commits them with the output); raises `BatchFailed` when the span must be redone from its first offsets;
+- `abandon()` after a failure: give up the span (exactly-once aborts the transaction; at-least-once has
   nothing to undo, since offsets are only ever committed by `complete`). Safe to call more than once.
 
 `close()` waits for what is still in flight. Two strategies implement it, `streaming.at_least_once.AtLeastOnce`
@@ -33,7 +34,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streaming.backpressure import produce_when_room
-from streaming.router import Origin, Output
+from streaming.router import Origin, Output, Outputs
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +136,18 @@ class ProducerDelivery:
     producer: Producer
 
     def send(self, outputs: Iterable[Output]) -> None:
-        """Produce `outputs`; their failures surface in `complete` (`BatchFailed`)."""
+        """Produce `outputs`; their failures surface in `complete` (`BatchFailed`).
+
+        A router's `Outputs` is produced as its columns: the records first, then the dead letters. The order
+        between the output topic and the dead-letter topic is not kept (nothing reads across the two); within
+        each topic it is the order consumed.
+        """
         producer = self.producer
         produce = producer.produce
         try:
+            if isinstance(outputs, Outputs):
+                self._send_records(outputs.topic, outputs.values, outputs.keys, outputs.timestamp)
+                outputs = [output for _message, output in outputs.dead_letters]
             for topic, key, value, timestamp, headers in outputs:
                 try:
                     produce(topic, value, key, timestamp=timestamp, headers=headers)
@@ -148,6 +157,19 @@ class ProducerDelivery:
                     )
         except KafkaException as error:  # refused before sending, e.g. a failed transaction
             raise BatchFailed(f"produce: {error.args[0].str()}") from error
+
+    def _send_records(self, topic: str, values: list[bytes], keys: list[bytes], timestamp: int) -> None:
+        """Produce `values[i]` keyed `keys[i]` to `topic`, all stamped `timestamp`, with the fewest arguments:
+        positional, since `produce` takes about 0.3 µs longer to parse keywords."""
+        producer = self.producer
+        produce = producer.produce
+        for value, key in zip(values, keys, strict=True):
+            try:
+                # produce(topic, value, key, partition, callback, on_delivery, timestamp): partition -1 is
+                # "by key" (librdkafka's partitioner, the default); no callback: the producer's default.
+                produce(topic, value, key, -1, None, None, timestamp)
+            except BufferError:  # the queue is full: wait for the brokers (back-pressure)
+                produce_when_room(partial(produce, topic, value, key, timestamp=timestamp), producer.poll)
 
     def send_carefully(self, outputs: Iterable[Output], origins: Iterable[Origin]) -> None:
         """Produce each output with its own delivery report and wait for them; `BatchFailed` (naming the

@@ -1,4 +1,7 @@
-"""Exactly-once delivery: one Kafka transaction per batch, the consumed offsets committed inside it.
+"""Exactly-once delivery: Kafka transactions, the consumed offsets committed inside them.
+
+A transaction spans the batches the converter sends between `begin()` and `complete()`: one batch, or several
+for as long as `KDP_COMMIT_INTERVAL_MS` (the converter decides; see `streaming.commit_span`).
 
 The source offsets are sent in the transaction (`send_offsets_to_transaction`) with the consumer's
 group metadata, so output and offsets commit or abort together and a zombie from an older group
@@ -26,12 +29,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streaming.delivery import BatchFailed, DeliveryFailures, NewProducer, ProducerDelivery, wait_for_deliveries
 from streaming.observer import NO_OBSERVER, ConverterObserver
+from streaming.router import Origin, Output
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +81,8 @@ class TransactionalIdTaken(RuntimeError):
 
 
 class ExactlyOnce(ProducerDelivery):
-    """One Kafka transaction per batch; see the module docstring for how a broken producer is replaced."""
+    """A Kafka transaction from `begin` to `complete`; see the module docstring for how a broken producer is
+    replaced."""
 
     atomic = True
 
@@ -102,6 +107,15 @@ class ExactlyOnce(ProducerDelivery):
         self._last_fenced: float | None = None
         self.producer = self._start_producer()
         self._in_transaction = False
+        self._batches = 0  # sent in the open transaction
+
+    def send(self, outputs: Iterable[Output]) -> None:
+        self._batches += 1
+        super().send(outputs)
+
+    def send_carefully(self, outputs: Iterable[Output], origins: Iterable[Origin]) -> None:
+        self._batches += 1
+        super().send_carefully(outputs, origins)
 
     def _start_producer(self) -> Producer:
         """A new producer, its transactions initialised: any earlier producer of the id is fenced."""
@@ -161,6 +175,7 @@ class ExactlyOnce(ProducerDelivery):
             self._replace_producer(broken)
             self.producer.begin_transaction()
         self._in_transaction = True
+        self._batches = 0
 
     def complete(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
         # The first failed delivery dooms the transaction: fail the batch at once rather than in
@@ -176,7 +191,7 @@ class ExactlyOnce(ProducerDelivery):
             )
             self._retry(producer.commit_transaction, "commit_transaction")
             self._in_transaction = False
-            self.observer.transaction_committed(1)
+            self.observer.transaction_committed(self._batches)
         except ProducerBroken as broken:
             self._replace_producer(broken)  # the new producer's start aborts the transaction
             self.observer.transaction_aborted(str(broken))
@@ -202,7 +217,9 @@ class ExactlyOnce(ProducerDelivery):
             self.observer.transaction_aborted(str(broken))
 
     def close(self) -> None:
-        """Nothing is pending between batches: every batch ended in a commit or an abort."""
+        """Abort a transaction still open (the converter commits or aborts its own before `run` returns, so
+        this is for a caller that stopped mid-way): nothing of it becomes visible, its batches are read again."""
+        self.abandon()
 
 
 def _fenced(error: KafkaError) -> bool:

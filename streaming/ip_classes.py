@@ -145,12 +145,13 @@ def _by_first_octet() -> tuple[str | None, ...]:
     return tuple(table)
 
 
-_V4_BY_FIRST_OCTET = _by_first_octet()
+#: The class of every IPv4 address in each /8 that one class covers whole (None: look at the rules).
+V4_BY_FIRST_OCTET = _by_first_octet()
 
 
 def classify_ipv4(packed: bytes) -> str:
     """Class of a 4-byte IPv4 address."""
-    return _V4_BY_FIRST_OCTET[packed[0]] or _first_match(_V4, int.from_bytes(packed, "big"))
+    return V4_BY_FIRST_OCTET[packed[0]] or _first_match(_V4, int.from_bytes(packed, "big"))
 
 
 def classify_ipv6(packed: bytes) -> str:
@@ -170,7 +171,7 @@ def classify(text: str) -> tuple[str, int, str] | None:
     except (OSError, ValueError):  # ValueError: embedded NUL, or a str that cannot be encoded
         pass
     else:
-        return text, 4, _V4_BY_FIRST_OCTET[packed[0]] or _first_match(_V4, int.from_bytes(packed, "big"))
+        return text, 4, V4_BY_FIRST_OCTET[packed[0]] or _first_match(_V4, int.from_bytes(packed, "big"))
     try:
         packed = _inet_pton(_AF_INET6, text)
     except (OSError, ValueError):

@@ -6,13 +6,14 @@ order the events happen; an observer must return quickly and must not raise (wha
 stops the converter, as any bug would).
 
 Events:
-- `batch_delivered(report)`: a batch's output is durable and its offsets committed (or, in exactly-once,
-  handed to the open transaction that `transaction_committed` will report);
+- `batch_delivered(report)`: a batch's output is durable and its offsets committed (in exactly-once: the
+  transaction that held it has committed; reported for each of its batches, after `transaction_committed`);
 - `batch_redone(reason, first_offsets, learned)`: a batch failed and was rewound to `first_offsets`;
   `learned` is True when the attempt found outputs refused for good (the redo dead-letters them);
 - `producer_replaced(reason, fenced)`: exactly-once replaced a broken (or fenced) producer;
 - `consumer_replaced(reason)`: a consumer broken by a fatal error was replaced;
-- `transaction_committed(batches)` / `transaction_aborted(reason)`: exactly-once only.
+- `transaction_committed(batches)` / `transaction_aborted(reason)`: exactly-once only; `batches` is how many
+  batches the transaction held (`KDP_COMMIT_INTERVAL_MS`).
 
 Subclass `ConverterObserver` and override what you need: every method defaults to doing nothing.
 """

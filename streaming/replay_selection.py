@@ -8,8 +8,9 @@ each dead letter one of four verdicts:
 - `NOT_SELECTED`: it does not match, or the limit is reached: left alone (it stays on the topic);
 - `EXHAUSTED`: it matches but was already replayed `max_replays` times: left alone, counted, so that a
   message that can never convert stops coming back;
-- `OWN_OUTPUT`: it was written by this very replay (refused again): never taken twice by the same replay, so a
-  replay that restarts after a crash does not chase its own output.
+- `OWN_OUTPUT`: it was written by this very replay run (refused again): never taken twice by the same run. (A
+  run never reads past the ends it started with, even when resumed after a crash: `streaming.replay_progress`;
+  this verdict is the guard that holds whatever the offsets say.)
 
 Nothing is ever deleted: a dead letter not taken stays for the topic's retention, and one taken comes out
 either as a processed record or as a new dead letter (see `streaming.replay_headers`).
@@ -85,7 +86,11 @@ class ReplaySelection:
             raise ReplayError(f"max replays {self.max_replays}: give at least 1")
 
     def replay_id(self, topic: str) -> str:
-        """A stable name for this selection on `topic`: the same selection resumes the same progress."""
+        """A stable name for this selection on `topic`: the same selection resumes the same progress.
+
+        The limit is not part of it: it caps one run, not which dead letters match, so a run with `limit=100`
+        and a later one without a limit share their progress (the second goes on after the first's 100).
+        """
         text = repr(
             (
                 topic,
@@ -94,15 +99,14 @@ class ReplaySelection:
                 self.source_offsets,
                 self.failed_since_ms,
                 self.failed_until_ms,
-                self.limit,
                 self.max_replays,
             )
         )
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
     def verdict(self, headers: Mapping[str, str], replay_id: str, taken: int) -> Verdict:
-        """The verdict on one dead letter, given its decoded `kdp.dlq.*` headers and how many this replay
-        has `taken` so far."""
+        """The verdict on one dead letter, given its decoded `kdp.dlq.*` headers, the id of the replay run
+        asking (`kdp.dlq.replay.id` of what it writes) and how many this run has `taken` so far."""
         if headers.get(records.DLQ_REPLAY_ID) == replay_id:
             return Verdict.OWN_OUTPUT
         if not self._matches(headers):

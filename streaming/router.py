@@ -1,9 +1,12 @@
 """The batch router: consumed messages in, outputs out, with their offsets and tallies. Pure: no I/O.
 
-Every message becomes exactly one `Output`, in the order consumed: its processed record on the output topic,
-or its dead letter (the source value and key untouched, the reason in headers) on the dead-letter topic.
-The router calls one injectable `streaming.conversion.Convert` per message and does nothing else per
-message that a faster `Convert` would have to repeat.
+Every message becomes exactly one `Output`: its processed record on the output topic, or its dead letter (the
+source value and key untouched, the reason in headers) on the dead-letter topic. The router converts a whole
+batch with the batch form of one injectable `streaming.conversion.Convert` (`conversion.batch_form`: the
+fused fast path's generated `convert_batch`, which loops over the messages itself) and works per batch, not
+per message, on what it gets back: the records come as columns (`Outputs`: values and keys, produced as
+they are), the tallies are counted per batch, offsets come from the runs of each partition, and only the
+dead letters (a few percent) are built one by one.
 
 Timestamps (issue 12): every output, processed record or dead letter, carries the batch's processing time
 (`now_ms`, one clock reading per batch) as its Kafka timestamp, never the event time nor the source
@@ -17,13 +20,13 @@ converted again: it is dead-lettered with `rejected_by_broker`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NamedTuple, Protocol
+from typing import NamedTuple, Protocol, overload
 
 from confluent_kafka import TopicPartition
 
-from streaming.conversion import Convert
+from streaming.conversion import Convert, ConvertBatch, Converted, batch_form, one_by_one
 from streaming.dead_letter import dead_letter_headers
 from streaming.observer import Partition
 from streaming.records import Reason, Rejection
@@ -57,12 +60,107 @@ class Output(NamedTuple):
     headers: Headers | None
 
 
+class Outputs(Sequence[Output]):
+    """A batch's outputs: its records as two columns (`values`, `keys`: all to `topic`, all stamped
+    `timestamp`, no headers) and its dead letters as `Output`s, each with its source message.
+
+    As a sequence it is one `Output` per source message, in the order consumed (built on first use: the
+    careful redo and the tests read it so); the fast send produces the columns as they are
+    (`streaming.delivery.ProducerDelivery.send`).
+    """
+
+    __slots__ = ("topic", "timestamp", "values", "keys", "dead_letters", "_messages", "_in_order")
+
+    def __init__(
+        self,
+        topic: str,
+        timestamp: int,
+        values: list[bytes],
+        keys: list[bytes],
+        dead_letters: list[tuple[Message, Output]],
+        messages: Sequence[Message],
+    ) -> None:
+        self.topic = topic
+        self.timestamp = timestamp
+        self.values = values
+        self.keys = keys
+        self.dead_letters = dead_letters
+        self._messages = messages
+        self._in_order: list[Output] | None = None
+
+    def in_order(self) -> list[Output]:
+        """One `Output` per source message, in the order consumed."""
+        if self._in_order is None:
+            dead = {id(message): output for message, output in self.dead_letters}
+            records = zip(self.keys, self.values, strict=True)
+            self._in_order = [
+                dead.get(id(message)) or Output(self.topic, *next(records), self.timestamp, None)
+                for message in self._messages
+            ]
+        return self._in_order
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def __iter__(self) -> Iterator[Output]:
+        return iter(self.in_order())
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to any sequence of the same outputs in the same order (a list, say)."""
+        return isinstance(other, Sequence) and self.in_order() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]  # compared by contents, which may change
+
+    @overload
+    def __getitem__(self, index: int) -> Output: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Output]: ...
+    def __getitem__(self, index: int | slice) -> Output | list[Output]:
+        return self.in_order()[index]
+
+
+class Origins(Sequence[Origin]):
+    """The (topic, partition, offset) of each of `messages`, read on first use: only a careful redo needs them."""
+
+    __slots__ = ("_messages", "_origins")
+
+    def __init__(self, messages: Sequence[Message]) -> None:
+        self._messages = messages
+        self._origins: list[Origin] | None = None
+
+    def _read(self) -> list[Origin]:
+        if self._origins is None:
+            self._origins = [(m.topic(), m.partition(), m.offset()) for m in self._messages]  # type: ignore[misc]
+        return self._origins
+
+    def __len__(self) -> int:
+        return len(self._messages)
+
+    def __iter__(self) -> Iterator[Origin]:
+        return iter(self._read())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Sequence) and self._read() == list(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @overload
+    def __getitem__(self, index: int) -> Origin: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Origin]: ...
+    def __getitem__(self, index: int | slice) -> Origin | list[Origin]:
+        return self._read()[index]
+
+
 @dataclass(slots=True)
 class RoutedBatch:
-    """A batch's outputs (`outputs[i]` is the output of the source message `origins[i]`) and bookkeeping."""
+    """A batch's outputs (`outputs[i]` is the output of the source message `origins[i]`) and bookkeeping.
 
-    outputs: list[Output]
-    origins: list[Origin]
+    The router gives `Outputs` and `Origins` (built lazily from the batch's columns and messages); any other
+    sequences do (the replay's router builds lists)."""
+
+    outputs: Sequence[Output]
+    origins: Sequence[Origin]
     first_offsets: dict[Partition, int]
     """Per partition, the batch's first offset: where a failed batch is redone from."""
     next_offsets: dict[Partition, int]
@@ -82,14 +180,12 @@ class RoutedBatch:
         return [TopicPartition(topic, partition, offset) for (topic, partition), offset in self.next_offsets.items()]
 
 
-_new_tuple = tuple.__new__  # builds an Output in C: a NamedTuple's own __new__ is Python, ~0.4 µs a call
-
-
 class BatchRouter:
     """Routes batches for one output topic and one dead-letter topic with one `Convert`."""
 
     def __init__(self, convert: Convert, output_topic: str, dlq_topic: str) -> None:
         self.convert = convert
+        self.convert_batch: ConvertBatch = batch_form(convert)
         self.output_topic = output_topic
         self.dlq_topic = dlq_topic
 
@@ -97,50 +193,46 @@ class BatchRouter:
         self, messages: Sequence[Message], now_ms: int, oldest_ms: int, refused: Mapping[Origin, str] | None = None
     ) -> RoutedBatch:
         """The outputs of `messages` (consumed messages without errors), converted at `now_ms`."""
-        convert, output_topic, dlq_topic = self.convert, self.output_topic, self.dlq_topic
+        convert_batch = one_by_one(_refusing(self.convert, refused)) if refused else self.convert_batch
+        converted = convert_batch(messages, now_ms, oldest_ms)
         tallies = RunningInsights()
-        add_record, add_rejection = tallies.add_record, tallies.add_rejection
-        outputs: list[Output] = []
-        origins: list[Origin] = []
-        emit, note_origin = outputs.append, origins.append
-        first: dict[Partition, Any] = {}
-        last: dict[Partition, Any] = {}
-        nbytes = 0
-        for message in messages:
-            # The stubs say Optional; a consumed message without an error has all three.
-            topic: str = message.topic()  # type: ignore[assignment]
-            partition: int = message.partition()  # type: ignore[assignment]
-            offset: int = message.offset()  # type: ignore[assignment]
-            where = (topic, partition)
-            if where not in first:
-                first[where] = message
-            last[where] = message
-            value = message.value()
-            if value is not None:
-                nbytes += len(value)
-            origin = (topic, partition, offset)
-            note_origin(origin)
-            if refused and origin in refused:
-                result: Any = Rejection(Reason.REJECTED_BY_BROKER, refused[origin])
-            else:
-                result = convert(value, topic, partition, offset, now_ms, oldest_ms)
-            if type(result) is not Rejection:  # a Converted: value, key, device_type, locale
-                emit(_new_tuple(Output, (output_topic, result[1], result[0], now_ms, None)))
-                add_record(result[2], result[3])
-            else:
-                headers = dead_letter_headers(result, topic, partition, offset, message.timestamp()[1], now_ms)
-                emit(_new_tuple(Output, (dlq_topic, message.key(), value, now_ms, headers)))
-                add_rejection(result.reason)
+        tallies.add_records(converted.device_types, converted.locales)
+        dead_letters: list[tuple[Message, Output]] = []
+        for message, rejection in converted.rejected:  # a few percent of a batch: one by one
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            headers = dead_letter_headers(rejection, topic, partition, offset, message.timestamp()[1], now_ms)  # type: ignore[arg-type]
+            dead_letters.append((message, Output(self.dlq_topic, message.key(), message.value(), now_ms, headers)))
+            tallies.add_rejection(rejection.reason)
+        first: dict[Partition, Message] = {}
+        last: dict[Partition, Message] = {}
+        for message in converted.run_starts:
+            first.setdefault((message.topic(), message.partition()), message)  # type: ignore[arg-type]
+        for message in converted.run_ends:
+            last[(message.topic(), message.partition())] = message  # type: ignore[index]
         stamps = [m.timestamp()[1] for m in (*first.values(), *last.values())]
         stamps = [stamp for stamp in stamps if stamp >= 0]
         return RoutedBatch(
-            outputs,
-            origins,
-            {where: m.offset() for where, m in first.items()},
-            {where: m.offset() + 1 for where, m in last.items()},
+            Outputs(self.output_topic, now_ms, converted.values, converted.keys, dead_letters, messages),
+            Origins(messages),
+            {where: m.offset() for where, m in first.items()},  # type: ignore[misc]
+            {where: m.offset() + 1 for where, m in last.items()},  # type: ignore[operator]
             tallies,
-            nbytes,
+            converted.bytes_in,
             now_ms,
             min(stamps) if stamps else None,
             max(stamps) if stamps else None,
         )
+
+
+def _refusing(convert: Convert, refused: Mapping[Origin, str]) -> Convert:
+    """`convert`, except that a source refused for good by the broker is dead-lettered, not converted again."""
+
+    def convert_unless_refused(
+        value: bytes | None, topic: str, partition: int, offset: int, now_ms: int, oldest_ms: int
+    ) -> Converted | Rejection:
+        origin = (topic, partition, offset)
+        if origin in refused:
+            return Rejection(Reason.REJECTED_BY_BROKER, refused[origin])
+        return convert(value, topic, partition, offset, now_ms, oldest_ms)
+
+    return convert_unless_refused

@@ -16,7 +16,10 @@ Both sources own their consumer and give the loop the same few calls:
 past, and ends when every range is read, including ranges whose last offsets are transaction markers.
 
 Batches are processed synchronously between two `consume()` calls, and rebalance callbacks only run inside
-`consume()`, so a partition is never revoked in the middle of a batch.
+`consume()`, so a partition is never revoked in the middle of a batch. A transaction may span several batches,
+though: `GroupSource` calls `before_partitions_go` inside `consume()` before partitions are revoked (or once
+they are lost), for the converter to finish it while they are still its own. A poll then drops the message it
+already held from a partition revoked or rewound meanwhile (its new owner, or the rewind, reads it again).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class ConsumerSource:
         self.consumer = consumer
         self._new_consumer = new_consumer
         self._awaiting_redo: set[Partition] = set()  # partitions rewound, not yet redone
+        self._disturbed: set[Partition] = set()  # partitions revoked or rewound during a poll's second consume()
 
     def join(self) -> None:
         """Take this source's partitions with `self.consumer` (subscribe or assign)."""
@@ -64,7 +68,15 @@ class ConsumerSource:
     def poll(self, budget: int, timeout: float) -> list[Message]:
         messages = self.consumer.consume(1, timeout)
         if messages and budget > 1:
-            messages += self.consumer.consume(budget - 1, 0)
+            disturbed = self._disturbed
+            disturbed.clear()
+            more = self.consumer.consume(budget - 1, 0)
+            # A rebalance callback ran in this consume() and revoked or rewound the first message's partition:
+            # that message is no longer ours to convert. (librdkafka drops the outdated messages within one
+            # consume() call itself, confluentinc/librdkafka#4117; not those an earlier call returned.)
+            if disturbed:
+                messages = [m for m in messages if (m.topic(), m.partition()) not in disturbed]
+            messages += more
         if any(map(_error_of, messages)):  # in C: no Python call per message on the usual path
             messages = [message for message in messages if _usable(message)]
         return messages
@@ -76,6 +88,7 @@ class ConsumerSource:
         """Seek back to a failed batch's first offsets; a partition revoked meanwhile is left to its new
         owner, who resumes from the group's commit."""
         self._awaiting_redo.update(first_offsets)
+        self._disturbed.update(first_offsets)
         for (topic, partition), offset in first_offsets.items():
             try:
                 self.consumer.seek(TopicPartition(topic, partition, offset))
@@ -122,17 +135,35 @@ class ConsumerSource:
 class GroupSource(ConsumerSource):
     """The source topic, read as a member of the converter's consumer group."""
 
-    def __init__(self, consumer: Consumer, topic: str, new_consumer: NewConsumer | None = None) -> None:
+    def __init__(
+        self,
+        consumer: Consumer,
+        topic: str,
+        new_consumer: NewConsumer | None = None,
+        *,
+        before_partitions_go: Callable[[bool], None] = lambda _lost: None,
+    ) -> None:
+        """`before_partitions_go(lost)` runs inside `consume()` before partitions are revoked (`lost=False`),
+        or after they were lost to the group (`lost=True`: the session expired, they may already be another's)."""
         super().__init__(consumer, new_consumer)
         self.topic = topic
+        self._before_partitions_go = before_partitions_go
 
     def join(self) -> None:
         self.consumer.subscribe(
             [self.topic],
             on_assign=lambda _c, parts: log.info("assigned %s", _describe(parts)),
-            on_revoke=lambda _c, parts: log.info("revoked %s", _describe(parts)),
-            on_lost=lambda _c, parts: log.warning("lost %s", _describe(parts)),
+            on_revoke=lambda _c, parts: self._partitions_go(parts, lost=False),
+            on_lost=lambda _c, parts: self._partitions_go(parts, lost=True),
         )
+
+    def _partitions_go(self, partitions: list[TopicPartition], *, lost: bool) -> None:
+        log.log(
+            logging.WARNING if lost else logging.INFO, "%s %s", "lost" if lost else "revoked", _describe(partitions)
+        )
+        if partitions:
+            self._disturbed.update((tp.topic, tp.partition) for tp in partitions)
+            self._before_partitions_go(lost)
 
     def exhausted(self, until_caught_up: bool) -> bool:
         """With `until_caught_up`: True when every assigned partition's position has reached its end, and

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 
-from streaming.settings import Settings
+from streaming.settings import ENV_NAMES, Settings
 
 
 def scenario_settings(bootstrap: str, registry_url: str, delivery: str, name: str, **overrides: object) -> Settings:
@@ -25,3 +26,14 @@ def scenario_settings(bootstrap: str, registry_url: str, delivery: str, name: st
         delivery=delivery,
         **overrides,
     )
+
+
+def process_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """This process's environment with every `KDP_*` setting replaced by `settings` (then `extra`): what a
+    `kdp` subprocess needs to run as the converter that `settings` describes."""
+    env = {name: value for name, value in os.environ.items() if name not in ENV_NAMES}
+    for name, attr in ENV_NAMES.items():
+        value = getattr(settings, attr)
+        if value is not None:
+            env[name] = str(value)
+    return {**env, **extra}

@@ -29,6 +29,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
@@ -104,6 +105,14 @@ class Faults:
     on_commit: list[Callable[[], None]] = field(default_factory=list)
     """Called (and dropped) at the next successful `commit_transaction` or consumer `commit`: a hook for
     faults that must strike at a precise point, e.g. a rebalance."""
+    fail_transaction: Refuse | None = None
+    """`produce()` of these outputs finds the transaction failed: an abortable `_STATE` error, as librdkafka
+    refuses to enqueue once a transaction is in an abortable state (the transaction must be aborted)."""
+    on_produce: Refuse | None = None
+    """Called first at each `produce()` (its result ignored): a hook for faults that must strike in the middle
+    of a transaction, e.g. a fencing or a rebalance."""
+    on_consume: list[Callable[[FakeConsumer], None]] = field(default_factory=list)
+    """Called (and dropped) at the start of the next `consume()` of any consumer, with that consumer."""
 
 
 class InMemoryBroker:
@@ -178,8 +187,15 @@ class Group:
     def __init__(self, broker: InMemoryBroker) -> None:
         self.broker = broker
         self.committed: dict[Partition, int] = {}
+        self.metadata: dict[Partition, str | None] = {}
+        """The metadata of each partition's last commit (None when it had none), as the broker keeps it."""
         self.members: list[FakeConsumer] = []
         self.generation = 0
+
+    def commit(self, offsets: Iterable[TopicPartition]) -> None:
+        for tp in offsets:
+            self.committed[(tp.topic, tp.partition)] = tp.offset
+            self.metadata[(tp.topic, tp.partition)] = tp.metadata
 
     def rebalance(self) -> None:
         """Deal the subscribed topics' partitions round-robin to the members; each applies its new share at
@@ -217,18 +233,27 @@ class FakeProducer:
         topic: str,
         value: bytes | None = None,
         key: bytes | None = None,
-        *,
+        partition: int = -1,
+        callback: Callable | None = None,
+        on_delivery: Callable | None = None,
         timestamp: int = 0,
         headers: Headers = None,
-        on_delivery: Callable | None = None,
     ) -> None:
-        self._raise_if_fatal()
+        """`confluent_kafka.Producer.produce`'s signature (its arguments may be given by position); a partition
+        other than -1 (any) is not implemented."""
+        assert partition == -1, "the fake broker partitions by key only"
+        on_delivery = on_delivery or callback
         faults = self.broker.faults
+        if faults.on_produce is not None:
+            faults.on_produce(topic, key, value)
+        self._raise_if_fatal()
         if faults.queue_full:
             faults.queue_full -= 1
             raise BufferError("Local: Queue full")
         if self.transactional_id is not None and self.transaction is None:
             raise _error(KafkaError._STATE, "produce outside a transaction")
+        if self.transaction is not None and faults.fail_transaction and faults.fail_transaction(topic, key, value):
+            raise _error(KafkaError._STATE, "Local: Erroneous state: the transaction failed", txn_requires_abort=True)
         if self.broker.refuse(topic, key, value, at_produce=True):
             raise _error(KafkaError.MSG_SIZE_TOO_LARGE, "Broker: Message size too large")
         self.queue.append((topic, value, key, timestamp, headers, on_delivery))
@@ -307,7 +332,7 @@ class FakeProducer:
             self.broker.append(topic, partition, Record(None, None, 0, marker=True))
         if self.transaction_offsets is not None:
             group_id, offsets = self.transaction_offsets
-            self.broker.group(group_id).committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+            self.broker.group(group_id).commit(offsets)
         self.transaction = None
         _run_hooks(faults)
 
@@ -370,6 +395,9 @@ class FakeConsumer:
     def consume(self, num_messages: int = 1, timeout: float = -1) -> list[FakeMessage]:
         assert not self.closed, "consume on a closed consumer"
         faults = self.broker.faults
+        hooks, faults.on_consume = faults.on_consume, []
+        for hook in hooks:
+            hook(self)
         if self.broken is None and faults.break_consumers:
             faults.break_consumers -= 1
             self.broken = KafkaError(KafkaError._FATAL, "Broker: Static consumer fenced by other consumer")
@@ -394,14 +422,30 @@ class FakeConsumer:
         self.assigned[(tp.topic, tp.partition)] = tp.offset
 
     def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
-        self.group.committed.update({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        self.group.commit(offsets)
         _run_hooks(self.broker.faults)
 
     def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
-        return [
-            TopicPartition(tp.topic, tp.partition, self.group.committed.get((tp.topic, tp.partition), OFFSET_INVALID))
-            for tp in partitions
-        ]
+        answers = []
+        for tp in partitions:
+            where = (tp.topic, tp.partition)
+            metadata = self.group.metadata.get(where)
+            offset = self.group.committed.get(where, OFFSET_INVALID)
+            answers.append(TopicPartition(*where, offset, **({"metadata": metadata} if metadata is not None else {})))
+        return answers
+
+    def list_topics(self, topic: str | None = None, timeout: float = -1) -> SimpleNamespace:
+        """Cluster metadata as librdkafka gives it: a topic asked for and absent carries an error."""
+        names = [topic] if topic is not None else list(self.broker.topics)
+        topics = {}
+        for name in names:
+            if name in self.broker.topics:
+                partitions = {p: SimpleNamespace(id=p) for p in range(len(self.broker.topics[name]))}
+                topics[name] = SimpleNamespace(topic=name, partitions=partitions, error=None)
+            else:
+                error = KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART, "Broker: Unknown topic or partition")
+                topics[name] = SimpleNamespace(topic=name, partitions={}, error=error)
+        return SimpleNamespace(topics=topics)
 
     def position(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
         return [

@@ -11,6 +11,7 @@ import io
 import json
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -102,9 +103,12 @@ class Recorder(ConverterObserver):
 class Rig:
     """An in-memory broker with the converter's three topics, and converters wired to it."""
 
-    def __init__(self, delivery: str, *, partitions: int = 1, batch_size: int = 10) -> None:
+    def __init__(
+        self, delivery: str, *, partitions: int = 1, batch_size: int = 10, commit_interval_ms: int = 0
+    ) -> None:
+        """`commit_interval_ms` 0 (the default here): one transaction per batch; see `Rig.converter`'s timer."""
         self.broker = InMemoryBroker()
-        self.settings = settings(delivery, batch_size=batch_size)
+        self.settings = settings(delivery, batch_size=batch_size, commit_interval_ms=commit_interval_ms)
         for topic in (self.settings.source_topic, self.settings.output_topic, self.settings.dlq_topic):
             self.broker.create_topic(topic, partitions if topic == self.settings.source_topic else 1)
         self.encoder = WireFormatEncoder(SCHEMA_ID, PROCESSED_SCHEMA.read_text())
@@ -121,7 +125,10 @@ class Rig:
             )
         return AtLeastOnce(config, new_producer=self.broker.producer)
 
-    def converter(self, instance: str = "a") -> Converter:
+    def converter(self, instance: str = "a", *, timer: Callable[[], float] = lambda: 0.0) -> Converter:
+        """A converter; its `timer` stands still unless given, so that a transaction with a non-zero interval
+        commits when the source has nothing more, or once it holds its most batches."""
+
         def new_consumer() -> Any:
             return self.broker.consumer(consumer_config(self.settings))
 
@@ -135,6 +142,7 @@ class Rig:
             new_consumer=new_consumer,
             observer=self.observer,
             pause=lambda _seconds: None,
+            timer=timer,
         )
 
     # -- what reached the topics ----------------------------------------------------------------

@@ -9,7 +9,6 @@ together for the length of a scenario, with the converter group's progress watch
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -18,22 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fault_ledger import GroupProgress
+from scenario_settings import process_environment as environment
 
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import GenerateSummary, generate
-from streaming.settings import ENV_NAMES, Settings
+from streaming.settings import Settings
 
 MALFORMED_SHARE = 0.05
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """This process's environment with every `KDP_*` setting replaced by `settings`."""
-    env = {name: value for name, value in os.environ.items() if name not in ENV_NAMES}
-    for name, attr in ENV_NAMES.items():
-        value = getattr(settings, attr)
-        if value is not None:
-            env[name] = str(value)
-    return env
 
 
 class Traffic:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -15,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from prometheus_client.parser import text_string_to_metric_families
+from scenario_settings import process_environment as environment
 
 from streaming.settings import Settings
 
@@ -25,22 +25,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def environment(settings: Settings) -> dict[str, str]:
-    """The process environment naming `settings`' stack, topics, group and delivery."""
-    return {
-        **os.environ,
-        "KDP_BOOTSTRAP": settings.bootstrap,
-        "KDP_REGISTRY_URL": settings.registry_url,
-        "KDP_SOURCE_TOPIC": settings.source_topic,
-        "KDP_OUTPUT_TOPIC": settings.output_topic,
-        "KDP_DLQ_TOPIC": settings.dlq_topic,
-        "KDP_GROUP_ID": settings.group_id,
-        "KDP_TRANSACTIONAL_ID": settings.transactional_id,
-        "KDP_DELIVERY": settings.delivery,
-        "KDP_BATCH_SIZE": str(settings.batch_size),
-    }
 
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

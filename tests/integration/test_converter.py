@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
-from scenario_settings import scenario_settings
+from scenario_settings import process_environment, scenario_settings
 
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.events import EventFactory, IrregularityRates
@@ -88,18 +87,7 @@ def test_every_event_becomes_one_record_or_one_dead_letter(stack, delivery):
 def test_kill_9_in_exactly_once_loses_and_duplicates_nothing(stack, tmp_path):
     settings = _settings(stack, "exactly-once", batch_size=2000)
     _fill_source(settings, EVENTS)
-    env = {
-        **os.environ,
-        "KDP_BOOTSTRAP": settings.bootstrap,
-        "KDP_REGISTRY_URL": settings.registry_url,
-        "KDP_SOURCE_TOPIC": settings.source_topic,
-        "KDP_OUTPUT_TOPIC": settings.output_topic,
-        "KDP_DLQ_TOPIC": settings.dlq_topic,
-        "KDP_GROUP_ID": settings.group_id,
-        "KDP_TRANSACTIONAL_ID": settings.transactional_id,
-        "KDP_DELIVERY": "exactly-once",
-        "KDP_BATCH_SIZE": "2000",
-    }
+    env = process_environment(settings)
     command = [sys.executable, "-m", "kdp", "stream", "--instance", "one", "--log-every", "0.5"]
     victim = subprocess.Popen([*command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # Kill it once it has committed some, but not all, of its work.

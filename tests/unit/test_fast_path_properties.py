@@ -1,4 +1,5 @@
-"""The fused converter gives exactly what the reference (transform, then encode) gives, and fastavro agrees.
+"""The fused converter gives exactly what the reference (transform, then encode) gives, and fastavro agrees;
+so does its batch form (`convert_batch`) against the reference called message by message.
 
 Over: generated payloads (hypothesis, the transform's own strategy: valid, nearly valid and damaged
 events), the bench backlog (the generator's events, seed 7, 5 % malformed), and the hostile corpus. For
@@ -17,7 +18,9 @@ from typing import Any
 
 import fastavro
 import pytest
+from confluent_kafka import Message
 from corpus.hostile_logins import hostile_corpus
+from fakes.broker import FakeMessage, Record
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_transform_properties import VALID, payloads
@@ -25,7 +28,7 @@ from test_transform_properties import VALID, payloads
 from streaming import fast_path
 from streaming import transform as transform_module
 from streaming.avro_codegen import UnsupportedSchemaError
-from streaming.conversion import Converted, reference_converter
+from streaming.conversion import Converted, ConvertedBatch, batch_form, one_by_one, reference_converter
 from streaming.encoding import WireFormatEncoder
 from streaming.events import EventFactory, IrregularityRates
 from streaming.records import Reason, Rejection
@@ -287,3 +290,87 @@ def test_every_field_of_the_transforms_record_has_a_local() -> None:
     record = transform(b"{" + VALID + b"}", "user-login", 0, 0, NOW_MS)
     assert isinstance(record, dict)
     assert set(record) == set(fast_path.FIELD_LOCALS)
+
+
+# -- the batch form: `convert_batch` gives what the reference gives message by message ---------------------
+
+REFERENCE_BATCH = one_by_one(REFERENCE)
+
+
+def kafka_message(value: bytes | None, topic: str, partition: int, offset: int) -> Message:
+    """A `confluent_kafka.Message` as a consumer hands it over (the real type, with its accessors)."""
+    return Message(topic=topic, partition=partition, offset=offset, key=b"k", value=value, timestamp=(1, NOW_MS))
+
+
+def assert_same_batch(messages: list[Any], now_ms: int, oldest_ms: int) -> ConvertedBatch:
+    """The fused `convert_batch` and the reference one by one agree on every column, the rejected messages
+    (the same objects, the same rejections), the runs and the byte count; every record is what fastavro reads
+    back as the transform's record. The reference goes first, as in `assert_same`."""
+    reference = REFERENCE_BATCH(messages, now_ms, oldest_ms)
+    fused = FUSED.convert_batch(messages, now_ms, oldest_ms)  # type: ignore[attr-defined]
+    assert type(fused) is ConvertedBatch
+    assert fused._replace(rejected=[]) == reference._replace(rejected=[])
+    assert [(id(m), r) for m, r in fused.rejected] == [(id(m), r) for m, r in reference.rejected]
+    assert [id(m) for m in fused.run_starts] == [id(m) for m in reference.run_starts]
+    assert [id(m) for m in fused.run_ends] == [id(m) for m in reference.run_ends]
+    assert len(fused.values) + len(fused.rejected) == len(messages)
+    rejected = {id(m) for m, _ in fused.rejected}
+    accepted = [m for m in messages if id(m) not in rejected]
+    for message, value, key in zip(accepted, fused.values, fused.keys, strict=True):
+        record = transform(
+            message.value(), message.topic(), message.partition(), message.offset(), now_ms, oldest_ms=oldest_ms
+        )
+        assert isinstance(record, dict) and key == record["user_id"].encode()
+        decoded = fastavro.schemaless_reader(io.BytesIO(value[5:]), PARSED, None)
+        for name in ("event_time", "processed_at"):
+            decoded[name] = int(decoded[name].timestamp() * 1000)
+        assert decoded == record
+    return fused
+
+
+#: A batch as a consumer returns it: runs of consecutive messages of one partition, partitions revisited.
+batches = st.lists(st.tuples(payloads(), st.sampled_from([0, 1, 2**31]), st.integers(1, 3)), min_size=0, max_size=12)
+
+
+@PROPERTY
+@given(parts=batches, topic=st.sampled_from(["user-login", "ünïcode-topic"]), oldest_ms=oldest)
+def test_fused_batch_equals_the_reference_one_by_one_on_generated_payloads(
+    parts: list[tuple[bytes, int, int]], topic: str, oldest_ms: int
+) -> None:
+    """Including a partition beyond the schema's int and offsets beyond its long (those records cannot be
+    encoded: the reference refuses them; Kafka has neither, so plain messages stand in) and absent values."""
+    messages: list[Any] = []
+    offsets = {0: 10, 1: 2**63 - 2, 2**31: 0}
+    for raw, partition, repeat in parts:
+        for _ in range(repeat):
+            value = raw if offsets[partition] % 7 else None
+            messages.append(FakeMessage(topic, partition, offsets[partition], Record(b"k", value, NOW_MS)))
+            offsets[partition] += 1
+    assert_same_batch(messages, NOW_MS, oldest_ms)
+    assert_same_batch(messages, NOW_MS, oldest_ms)  # with the memo tables filled
+
+
+def test_fused_batch_equals_the_reference_on_the_bench_backlog() -> None:
+    """Batches of the bench backlog as the converter consumes them: runs over six partitions."""
+    events = EventFactory(7, IrregularityRates.with_malformed(0.05)).batch(20_000, NOW_MS / 1000)
+    messages = [kafka_message(e.value, "user-login", (i // 500) % 6, i) for i, e in enumerate(events)]
+    fused = [assert_same_batch(messages[i : i + 5000], NOW_MS, NOW_MS - 7 * DAY_MS) for i in range(0, 20_000, 5000)]
+    assert sum(len(batch.values) for batch in fused) > 18_000  # the fast lane is exercised
+    assert {rejection.reason for batch in fused for _m, rejection in batch.rejected} >= {
+        Reason.INVALID_JSON,
+        Reason.MISSING_FIELD,
+    }
+    assert [len(batch.run_starts) for batch in fused] == [10, 10, 10, 10]
+
+
+def test_fused_batch_equals_the_reference_on_the_hostile_corpus() -> None:
+    corpus = hostile_corpus(NOW_MS // 1000)
+    messages = [kafka_message(m.value, "user-login", 0, 17 + i) for i, m in enumerate(corpus)]
+    fused = assert_same_batch(messages, NOW_MS + 2_000, MIN_EVENT_TIME_MS)
+    verdicts = {id(m): r.reason for m, r in fused.rejected}
+    assert [verdicts.get(id(m)) for m in messages] == [m.reason for m in corpus]
+
+
+def test_the_batch_form_of_a_convert_is_its_own_or_one_by_one() -> None:
+    assert batch_form(FUSED) is FUSED.convert_batch  # type: ignore[attr-defined]
+    assert batch_form(REFERENCE).__qualname__.startswith("one_by_one")

@@ -26,6 +26,8 @@ ROOT = Path(__file__).resolve().parents[2]
         ("stream --instance one --log-every 0.5", "stream"),
         ("tail processed-data -n 3", "tail"),
         ("-v demo --count 1000", "demo"),
+        ("replay --dry-run", "replay"),
+        ("replay --reason rejected_by_broker --reason invalid_ip --failed-since 2h --limit 100 --execute", "replay"),
     ],
 )
 def test_the_command_lines_in_use_parse_to_their_handler(command_line: str, command: str) -> None:

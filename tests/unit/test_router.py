@@ -10,6 +10,7 @@ from streaming.conversion import Converted, reference_converter
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.encoding import WireFormatEncoder
 from streaming.events import EventFactory, IrregularityRates
+from streaming.fast_path import converter_for
 from streaming.pipeline import PROCESSED_SCHEMA
 from streaming.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_TIMESTAMP, Reason, Rejection
 from streaming.router import BatchRouter, Output
@@ -122,3 +123,31 @@ def test_on_generated_traffic_the_outputs_are_what_the_transform_and_encoder_giv
         expected.append((ENCODER.encode(record), record["user_id"].encode()) if type(record) is dict else (value, key))
     assert [(o.value, o.key) for o in outputs] == expected
     assert 0 < sum(o.topic == "logins.dlq" for o in outputs) < len(outputs)
+
+
+def test_the_fused_batch_routes_as_the_reference_does_message_by_message():
+    """Same outputs in the same order, offsets, tallies, byte count and source timestamps, over partitions
+    revisited within the batch; the records come as the columns the fast send produces."""
+    events = EventFactory(seed=7, rates=IrregularityRates.with_malformed(0.05)).batch(3000, now=NOW_MS / 1000)
+    messages = [
+        FakeMessage("logins", (i // 250) % 3, i, Record(key, value, NOW_MS - 3000 + i))
+        for i, (key, value, _kind) in enumerate(events)
+    ]
+    fused_router = BatchRouter(converter_for(ENCODER), "processed", "logins.dlq")
+    assert fused_router.convert_batch is not router().convert_batch
+    reference, fused = router().route(messages, NOW_MS, 0), fused_router.route(messages, NOW_MS, 0)
+    assert list(fused.outputs) == list(reference.outputs) and fused.outputs == reference.outputs
+    assert fused.origins == reference.origins == [("logins", (i // 250) % 3, i) for i in range(3000)]
+    assert (fused.first_offsets, fused.next_offsets) == (
+        {("logins", p): 250 * p for p in range(3)},
+        {("logins", p): 2500 + 250 * p for p in range(3)},
+    )
+    assert (fused.next_offsets, fused.first_offsets) == (reference.next_offsets, reference.first_offsets)
+    assert fused.tallies == reference.tallies and fused.tallies.dead_lettered > 0
+    assert (fused.bytes_in, fused.oldest_source_ms, fused.newest_source_ms) == (
+        reference.bytes_in, NOW_MS - 3000, NOW_MS - 1,
+    )  # fmt: skip
+    columns = fused.outputs
+    assert columns.values == [o.value for o in reference.outputs if o.topic == "processed"]
+    assert columns.keys == [o.key for o in reference.outputs if o.topic == "processed"]
+    assert [o for _m, o in columns.dead_letters] == [o for o in reference.outputs if o.topic == "logins.dlq"]
