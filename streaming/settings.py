@@ -58,6 +58,9 @@ for a small one only; 20 ms costs about 10 ms at the p50 over a transaction per 
 MAX_COMMIT_INTERVAL_MS = 10_000
 """A third of the transaction timeout (30 s, `streaming.exactly_once`): the brokers abort a transaction left
 open longer, and a commit must have time to finish inside it."""
+REGISTRY_TIMEOUT_S = 10
+"""Seconds a schema-registry request may take. The registry answers in milliseconds (it keeps schemas in memory)
+and clients cache what they read, so only a stuck connection comes near this."""
 
 
 class SettingsError(ValueError):
@@ -187,9 +190,13 @@ class Settings:
             config["ssl.ca.location"] = self.ssl_ca_location
         return config
 
-    def registry_config(self) -> dict[str, str]:
-        """Settings for confluent_kafka's SchemaRegistryClient."""
-        config = {"url": self.registry_url}
+    def registry_config(self) -> dict[str, str | int]:
+        """Settings for confluent_kafka's SchemaRegistryClient, with a bound on every request.
+
+        Without `timeout` the client's HTTP session waits forever on a registry that accepted the connection but
+        never answers (CI saw a deserializer's lookup hang for its whole 600 s test timeout). With it a stuck
+        request fails after `REGISTRY_TIMEOUT_S` and the client retries it on a new connection (`max.retries`)."""
+        config: dict[str, str | int] = {"url": self.registry_url, "timeout": REGISTRY_TIMEOUT_S}
         if self.ssl_ca_location and self.registry_url.startswith("https:"):
             # One private CA signs the brokers' and the registry's certificates (`kdp stack up --secure`).
             config["ssl.ca.location"] = self.ssl_ca_location
