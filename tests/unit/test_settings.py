@@ -85,3 +85,21 @@ def test_the_event_age_window_is_a_duration_or_unlimited(raw, age_ms):
 
 def test_by_default_every_event_age_is_accepted():
     assert Settings.from_env({}).max_event_age_ms is None
+
+
+def test_a_registry_that_never_answers_fails_the_request_instead_of_hanging(monkeypatch):
+    """A server that accepts the connection and stays silent (what CI once met): the client gives up and raises."""
+    import socket
+
+    import httpx2
+    from confluent_kafka.schema_registry import SchemaRegistryClient
+
+    import streaming.settings
+
+    monkeypatch.setattr(streaming.settings, "REGISTRY_TIMEOUT_S", 0.2)
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        config = Settings.from_env({"KDP_REGISTRY_URL": f"http://127.0.0.1:{port}"}).registry_config()
+        client = SchemaRegistryClient({**config, "max.retries": 1, "retries.wait.ms": 10})
+        with pytest.raises(httpx2.TimeoutException):
+            client.get_subjects()
