@@ -173,6 +173,9 @@ EDGE_CASES: dict[str, bytes | None] = {
     "escaped value": PLAIN.replace(b"RI", b"\\u0052I"),
     "duplicate key": PLAIN[:-1] + b', "locale": "CA"}',
     "duplicate key, first wrong": b'{"user_id": 5, ' + VALID + b"}",
+    "duplicate key, last null": PLAIN[:-1] + b', "timestamp": null}',
+    "duplicate key, last absent in effect": PLAIN[:-1] + b', "device_type": "web", "device_type": null}',
+    "duplicate device id": PLAIN[:-1] + b', "device_id": "' + UUID.encode() + b'", "device_id": null}',
     "unknown key": event(extra=[1, {"a": None}]),
     "whitespace everywhere": b' \t\r\n{ "user_id" :\n"' + UUID.encode() + b'" , "app_version":"2.3.0","ip":"1.2.3.4",'
     b'"locale":"RI","timestamp" : 1720576825 }\n ',
