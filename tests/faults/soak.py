@@ -8,7 +8,8 @@ On the fault tests' own three-broker stack, `kdp stack` style, with `kdp stream 
 
 * traffic at `KDP_SOAK_RATE` login events per second (5% malformed), all the time;
 * the converter killed with SIGKILL every `KDP_SOAK_KILL_EVERY_S` (5 min) and started again under the same name;
-* one broker restarted (gracefully stopped, started, waited for until its replicas are in sync) half-way;
+* one broker restarted half-way, as a planned restart is run: gracefully stopped, started, waited for until its
+  replicas are in sync, then a preferred-leader election gives it back its leaderships;
 * every `KDP_SOAK_SAMPLE_S` (1 min): the converter's resident memory and open file descriptors (from /proc) and
   the group's lag (end offsets minus committed offsets, read from outside the group).
 
@@ -121,6 +122,7 @@ def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
                 cluster.stop_broker(2)
                 cluster.heal()
                 cluster.wait_in_sync()
+                cluster.elect_preferred_leaders()
                 record.broker_restart = (now, time.monotonic() - stopped, 2)
             time.sleep(0.5)
         produced = live.finish(timeout=600)
@@ -228,7 +230,10 @@ def _write_report(
     restart = "none"
     if record.broker_restart is not None:
         at, took, broker = record.broker_restart
-        restart = f"broker {broker} at {at / 60:.1f} min, stopped, started and back in sync in {took:.1f} s"
+        restart = (
+            f"broker {broker} at {at / 60:.1f} min, stopped, started, back in sync and its leaderships given back "
+            f"in {took:.1f} s"
+        )
     lags = [s.lag for s in record.samples if s.lag >= 0]
     recoveries = [r for _, r in record.kills]
     duration = (

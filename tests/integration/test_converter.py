@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 
 import pytest
@@ -13,6 +11,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
+from killed_process import kill_after_committed_batches
 from scenario_settings import process_environment, scenario_settings
 
 from streaming.dead_letter import read_dead_letter_headers
@@ -89,20 +88,7 @@ def test_kill_9_in_exactly_once_loses_and_duplicates_nothing(stack, tmp_path):
     _fill_source(settings, EVENTS)
     env = process_environment(settings)
     command = [sys.executable, "-m", "kdp", "stream", "--instance", "one", "--log-every", "0.5"]
-    victim = subprocess.Popen([*command], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    # Kill it once it has committed some, but not all, of its work.
-    deadline = time.monotonic() + 120
-    for line in victim.stdout:  # type: ignore[union-attr]
-        if "batches" in line and " batches 0 " not in line:
-            try:
-                batches = int(line.split(" batches ")[1].split()[0])
-            except (IndexError, ValueError):
-                batches = 0
-            if batches >= 3:
-                break
-        assert time.monotonic() < deadline, "the converter made no progress"
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
+    kill_after_committed_batches(command, env)  # some, but not all, of its work committed
     before_restart = _outputs(settings)
     assert len(before_restart[0]) + len(before_restart[1]) < EVENTS, "killed too late to prove anything"
 

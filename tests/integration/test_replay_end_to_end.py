@@ -7,7 +7,6 @@ lost (counted by reading the topics back, read_committed, by source triple).
 from __future__ import annotations
 
 import dataclasses
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
+from killed_process import kill_after_committed_batches
 from scenario_settings import process_environment, scenario_settings
 
 from streaming.dead_letter import read_dead_letter_headers
@@ -181,19 +181,7 @@ def test_kill_9_in_the_middle_of_an_exactly_once_replay_loses_and_duplicates_not
 
     command = [sys.executable, "-m", "kdp", "replay", "--execute", "--reason", "event_too_old", "--log-every", "0.5"]
     environment = process_environment(settings)
-    victim = subprocess.Popen(command, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    for line in victim.stdout:  # type: ignore[union-attr]
-        if " batches " in line:
-            try:
-                batches = int(line.split(" batches ")[1].split()[0])
-            except (IndexError, ValueError):
-                batches = 0
-            if batches >= 3:
-                break
-    else:
-        pytest.fail(f"the replay ended before it could be killed (exit {victim.wait()})")
-    victim.send_signal(signal.SIGKILL)
-    victim.wait(timeout=30)
+    kill_after_committed_batches(command, environment)
     partial = _processed_sources(settings)
     assert 0 < len(partial) < count, "killed too early or too late to prove anything"
 
