@@ -7,11 +7,23 @@ BIN := $(VENV)/bin
 .PHONY: install demo test unit lint typecheck stack-up stack-down dev bench bench-planner faults soak lock clean
 
 # The install's own output goes to $(VENV)/install.log, shown only when it fails.
-$(BIN)/.installed: pyproject.toml constraints.txt
+# Then the converter's native kernel (native/: Rust through PyO3, built by maturin, pinned in native/pyproject.toml
+# and native/Cargo.lock; about 40 s): optional, built only when a Rust toolchain is found (cargo on PATH or in
+# ~/.cargo/bin); without one, or if its build fails, the converter uses the pure-Python path (streaming/native_path.py).
+NATIVE_SOURCES := native/pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
+$(BIN)/.installed: pyproject.toml constraints.txt $(NATIVE_SOURCES)
 	@echo "installing the project into $(VENV) (log: $(VENV)/install.log)"
 	@$(PYTHON) -m venv $(VENV)
 	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -c constraints.txt -e '.[dev]'; } \
 		> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
+	@$(BIN)/pip uninstall --yes --quiet kdp-native > /dev/null 2>&1; export PATH="$$PATH:$$HOME/.cargo/bin"; \
+	if ! command -v cargo > /dev/null; then \
+		echo "no Rust toolchain (cargo): the converter will use its pure-Python path"; \
+	elif $(BIN)/pip install ./native > $(VENV)/native.log 2>&1; then \
+		echo "built the converter's native kernel (log: $(VENV)/native.log)"; \
+	else \
+		echo "the native kernel did not build (log: $(VENV)/native.log): the converter will use its pure-Python path"; \
+	fi
 	@touch $@
 
 install: $(BIN)/.installed

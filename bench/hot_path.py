@@ -49,7 +49,7 @@ from pathlib import Path
 import fastavro
 from confluent_kafka import Message, Producer
 
-from streaming import fast_path
+from streaming import fast_path, native_path
 from streaming.conversion import Convert, ConvertBatch, Converted, reference_converter
 from streaming.delivery import ProducerDelivery
 from streaming.encoding import WireFormatEncoder
@@ -128,6 +128,9 @@ def as_batches(values: list[bytes | None]) -> list[list[Message]]:
     return [messages[i : i + BATCH_SIZE] for i in range(0, len(messages), BATCH_SIZE)]
 
 
+ROUTE_ROW = "ROUTER route (convert_batch, dead letters, tallies)"
+
+
 def batch_steps(values: list[bytes | None], encoder: WireFormatEncoder) -> list[tuple[str, Callable[[], int]]]:
     """The converter's real per-batch path, minus Kafka: batch conversion, the router, the fast send."""
     convert = fast_path.fused_converter(encoder)
@@ -161,6 +164,17 @@ def batch_steps(values: list[bytes | None], encoder: WireFormatEncoder) -> list[
         delivery.producer.purge()
         return sum(batch.consumed for batch in routed)
 
+    native_rows = []
+    if native_path.available():  # the same rows through the native kernel (`streaming.native_path`)
+        native = fast_path.converter_for(encoder, native=True)
+        native_batch: ConvertBatch = native.convert_batch  # type: ignore[attr-defined]
+        native_router = BatchRouter(native, "processed", "dlq")
+        native_rows = [
+            ("batch, usual only: NATIVE convert_batch", each(usual, at_bench_clock(native_batch))),
+            ("NATIVE convert_batch", each(batches, at_bench_clock(native_batch))),
+            ("ROUTER route, native", each(batches, lambda b: native_router.route(b, NOW_MS, 0))),
+        ]
+
     return [
         ("batch floor: a loop calling the 4 accessors", each(batches, accessors)),
         *(
@@ -170,7 +184,8 @@ def batch_steps(values: list[bytes | None], encoder: WireFormatEncoder) -> list[
         ),
         ("batch, usual only: fused convert_batch", each(usual, lambda b: convert_batch(b, NOW_MS, MIN_EVENT_TIME_MS))),
         ("FUSED convert_batch", each(batches, lambda b: convert_batch(b, NOW_MS, MIN_EVENT_TIME_MS))),
-        ("ROUTER route (convert_batch, dead letters, tallies)", each(batches, lambda b: router.route(b, NOW_MS, 0))),
+        (ROUTE_ROW, each(batches, lambda b: router.route(b, NOW_MS, 0))),
+        *native_rows,
         ("DELIVERY send (produce, no broker)", send),
     ]
 
@@ -288,6 +303,12 @@ def main(argv: list[str] | None = None) -> None:
     ref, fused = "REFERENCE convert (transform + encode)", "FUSED convert"
     ratio = statistics.median(cpu[fused]) / statistics.median(cpu[ref])
     print(f"fused / reference, CPU per message: {ratio:.2f}")
+    if "NATIVE convert_batch" in cpu:
+        native = statistics.median(cpu["NATIVE convert_batch"]) / statistics.median(cpu["FUSED convert_batch"])
+        routed = statistics.median(cpu["ROUTER route, native"]) / statistics.median(cpu[ROUTE_ROW])
+        print(f"native / pure convert_batch, CPU per message: {native:.2f}; router, native / pure: {routed:.2f}")
+    else:
+        print("native kernel not installed (kdp_native): native rows skipped")
     sys.stdout.flush()
 
 

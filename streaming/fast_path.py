@@ -24,7 +24,9 @@ rather than returned in a tuple. What one message costs in it, stage by stage: `
 
 `converter_for(encoder)` is what the converter uses: the fused function when the schema allows it,
 otherwise (a schema field the transform does not produce, or a type the generated writer does not
-implement) the reference, with a warning.
+implement) the reference, with a warning. Its batch form is the native kernel's when that is installed
+(`streaming.native_path`: the same fast lane compiled, declining to this module's `convert` whatever it
+is unsure of), unless `KDP_FAST_PATH=python` asks for the pure path.
 
 Why generated: the Avro part is `streaming.avro_codegen.record_parts` over the schema the registry holds,
 so a schema change changes the code, never silently the bytes. Only the checks (the transform's rules)
@@ -39,6 +41,7 @@ import socket
 import textwrap
 from typing import Any
 
+from streaming import native_path
 from streaming import transform as _transform
 from streaming.avro_codegen import HELPERS, RecordParts, UnsupportedSchemaError, record_parts
 from streaming.conversion import Convert, Converted, ConvertedBatch, reference_converter
@@ -307,10 +310,25 @@ def fused_converter(encoder: WireFormatEncoder) -> Convert:
     return convert
 
 
-def converter_for(encoder: WireFormatEncoder) -> Convert:
-    """The fused converter for `encoder`'s schema when it can be built, otherwise the reference."""
+def converter_for(encoder: WireFormatEncoder, native: bool = True) -> Convert:
+    """The fused converter for `encoder`'s schema when it can be built, otherwise the reference.
+
+    `native`: give it the native batch form (`streaming.native_path`) when the kernel is installed and can
+    write the schema; False (`KDP_FAST_PATH=python`) keeps the pure-Python `convert_batch`. Which path is
+    used is logged once.
+    """
     try:
-        return fused_converter(encoder)
+        convert = fused_converter(encoder)
     except UnsupportedSchemaError as error:
         log.warning("schema %s: converting by the reference path, slower (bench/hot_path.py): %s", encoder.name, error)
         return reference_converter(encoder)
+    if not native:
+        native_path.log_once("converter fast path: pure Python (KDP_FAST_PATH=python)")
+        return convert
+    try:
+        convert.convert_batch = native_path.native_batch(encoder, convert)  # type: ignore[attr-defined]
+    except UnsupportedSchemaError as error:
+        native_path.log_once("converter fast path: pure Python, not native: %s", error)
+        return convert
+    native_path.log_once("converter fast path: native (kdp_native)")
+    return convert

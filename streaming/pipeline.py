@@ -70,7 +70,11 @@ def open_converter(
     encoder = encoder or register_output_schema(settings)
     # The fused fast path is generated from a registered schema; a stand-in encoder (the bench's stock
     # AvroSerializer baseline) goes through the reference path, transform then its own `encode`.
-    convert = converter_for(encoder) if isinstance(encoder, WireFormatEncoder) else reference_converter(encoder)
+    convert = (
+        converter_for(encoder, native=settings.fast_path == "native")
+        if isinstance(encoder, WireFormatEncoder)
+        else reference_converter(encoder)
+    )
     identity = {"group.instance.id": instance} if static_member and instance else {}
     extra = client_config or {}
     delivery = make_delivery(settings, instance or default_instance(), observer=observer, extra_config=extra)

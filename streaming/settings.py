@@ -44,6 +44,7 @@ ENV_NAMES: dict[str, str] = {
     "KDP_COMMIT_INTERVAL_MS": "commit_interval_ms",
     "KDP_MAX_EVENT_AGE": "max_event_age",
     "KDP_METRICS_PORT": "metrics_port",
+    "KDP_FAST_PATH": "fast_path",
 }
 
 #: Units of a duration setting such as `KDP_MAX_EVENT_AGE`, in milliseconds.
@@ -99,6 +100,10 @@ class Settings:
     retention, and a backfill of old data converts. Narrow it when stale events are an error upstream."""
     metrics_port: int | None = None
     """`kdp stream` serves Prometheus metrics on this port (all interfaces) when set; see streaming.metrics."""
+    fast_path: str = "native"
+    """The converter's batch path: `native`, the compiled kernel when `make install` could build it (else the
+    pure-Python path, logged), or `python`, the pure-Python fused path always (to compare; see
+    streaming.native_path). Both give identical bytes."""
 
     def __post_init__(self) -> None:
         env = {attr: name for name, attr in ENV_NAMES.items()}
@@ -130,6 +135,8 @@ class Settings:
             )
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SettingsError(f"KDP_METRICS_PORT={self.metrics_port} must be a port number between 1 and 65535")
+        if self.fast_path not in ("native", "python"):
+            raise SettingsError(f"KDP_FAST_PATH={self.fast_path!r} must be native or python")
         for attr in ("source_topic", "output_topic", "dlq_topic", "group_id", "transactional_id"):
             if not getattr(self, attr):
                 raise SettingsError(f"{env[attr]} is empty")
