@@ -332,13 +332,10 @@ def assert_same_batch(messages: list[Any], now_ms: int, oldest_ms: int) -> Conve
 batches = st.lists(st.tuples(payloads(), st.sampled_from([0, 1, 2**31]), st.integers(1, 3)), min_size=0, max_size=12)
 
 
-@PROPERTY
-@given(parts=batches, topic=st.sampled_from(["user-login", "ünïcode-topic"]), oldest_ms=oldest)
-def test_fused_batch_equals_the_reference_one_by_one_on_generated_payloads(
-    parts: list[tuple[bytes, int, int]], topic: str, oldest_ms: int
-) -> None:
-    """Including a partition beyond the schema's int and offsets beyond its long (those records cannot be
-    encoded: the reference refuses them; Kafka has neither, so plain messages stand in) and absent values."""
+def messages_from_parts(parts: list[tuple[bytes, int, int]], topic: str) -> list[Any]:
+    """Generated (payload, partition, repeat) parts as consumed messages: runs of partitions revisited, offsets
+    counting up from 10, from just under the schema's long, and on a partition beyond its int; every 7th
+    value absent."""
     messages: list[Any] = []
     offsets = {0: 10, 1: 2**63 - 2, 2**31: 0}
     for raw, partition, repeat in parts:
@@ -346,6 +343,17 @@ def test_fused_batch_equals_the_reference_one_by_one_on_generated_payloads(
             value = raw if offsets[partition] % 7 else None
             messages.append(FakeMessage(topic, partition, offsets[partition], Record(b"k", value, NOW_MS)))
             offsets[partition] += 1
+    return messages
+
+
+@PROPERTY
+@given(parts=batches, topic=st.sampled_from(["user-login", "ünïcode-topic"]), oldest_ms=oldest)
+def test_fused_batch_equals_the_reference_one_by_one_on_generated_payloads(
+    parts: list[tuple[bytes, int, int]], topic: str, oldest_ms: int
+) -> None:
+    """Including a partition beyond the schema's int and offsets beyond its long (those records cannot be
+    encoded: the reference refuses them; Kafka has neither, so plain messages stand in) and absent values."""
+    messages = messages_from_parts(parts, topic)
     assert_same_batch(messages, NOW_MS, oldest_ms)
     assert_same_batch(messages, NOW_MS, oldest_ms)  # with the memo tables filled
 

@@ -20,10 +20,9 @@ import fastavro
 import pytest
 from confluent_kafka import Message
 from corpus.hostile_logins import hostile_corpus
-from fakes.broker import FakeMessage, Record
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_fast_path_properties import ENCODER, NOW_MS, PARSED, SCHEMA, VALID
+from test_fast_path_properties import ENCODER, NOW_MS, PARSED, SCHEMA, VALID, messages_from_parts
 from test_transform_properties import payloads
 
 from streaming import fast_path, native_path
@@ -260,13 +259,7 @@ def test_native_equals_pure_on_generated_batches(
     parts: list[tuple[bytes, int, int]], topic: str, oldest_ms: int
 ) -> None:
     """Runs of partitions revisited, a partition beyond the schema's int, offsets beyond its long, absent values."""
-    messages: list[Any] = []
-    offsets = {0: 10, 1: 2**63 - 2, 2**31: 0}
-    for raw, partition, repeat in parts:
-        for _ in range(repeat):
-            value = raw if offsets[partition] % 7 else None
-            messages.append(FakeMessage(topic, partition, offsets[partition], Record(b"k", value, NOW_MS)))
-            offsets[partition] += 1
+    messages = messages_from_parts(parts, topic)
     assert_native_same(messages, NOW_MS, oldest_ms)
     assert_native_same(messages, NOW_MS, oldest_ms)  # with the memo tables filled
 
