@@ -71,7 +71,7 @@ def open_converter(
     # The fused fast path is generated from a registered schema; a stand-in encoder (the bench's stock
     # AvroSerializer baseline) goes through the reference path, transform then its own `encode`.
     convert = (
-        converter_for(encoder, native=settings.fast_path == "native")
+        converter_for(encoder, native=settings.native_fast_path)
         if isinstance(encoder, WireFormatEncoder)
         else reference_converter(encoder)
     )

@@ -200,7 +200,7 @@ def execute_replay(
         run,
         consumer,
         delivery,
-        converter_for(encoder),
+        converter_for(encoder, native=settings.native_fast_path),
         stop,
         new_consumer=lambda: make_consumer(settings, **group),
         observer=observer,

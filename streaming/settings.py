@@ -105,6 +105,11 @@ class Settings:
     pure-Python path, logged), or `python`, the pure-Python fused path always (to compare; see
     streaming.native_path). Both give identical bytes."""
 
+    @property
+    def native_fast_path(self) -> bool:
+        """Whether converters built from these settings may use the native kernel (`fast_path`)."""
+        return self.fast_path == "native"
+
     def __post_init__(self) -> None:
         env = {attr: name for name, attr in ENV_NAMES.items()}
         if not self.bootstrap.strip():
