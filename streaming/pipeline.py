@@ -18,6 +18,7 @@ from streaming.converter import Converter
 from streaming.encoding import WireFormatEncoder
 from streaming.fast_path import converter_for
 from streaming.kafka_clients import make_consumer, make_delivery
+from streaming.malloc_arenas import limit_malloc_arenas
 from streaming.observer import NO_OBSERVER, ConverterObserver
 from streaming.schema_registry import ensure_value_schema, load_schema
 from streaming.settings import Settings
@@ -77,6 +78,7 @@ def open_converter(
     )
     identity = {"group.instance.id": instance} if static_member and instance else {}
     extra = client_config or {}
+    limit_malloc_arenas()  # before the clients start their threads
     delivery = make_delivery(settings, instance or default_instance(), observer=observer, extra_config=extra)
     # What the process holds by now (modules, clients, the generated code) lives as long as it does: moved out
     # of the cyclic collector's sight, it is no longer traversed by every full collection that a batch's
