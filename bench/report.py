@@ -108,6 +108,37 @@ def ratio_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
     return _rows(["ratio", "by msg/s", "by CPU per message"], rows, markdown)
 
 
+def pairs_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
+    """Ours at-least-once against the pass-through, pair by pair, and the medians the targets are judged on."""
+    pairs = results.get("pairs", {})
+    rows = []
+    for n, p in enumerate(pairs.get("runs", []), start=1):
+        if p is None:
+            rows.append([str(n), "failed", "-", "-", "-"])
+            continue
+        rows.append(
+            [
+                str(n),
+                _number(p["wall"], 2) + "x",
+                _number(p["ours_cpu_us_per_msg"], 2),
+                _number(p["passthrough_cpu_us_per_msg"], 2),
+                _number(p["cpu_over_passthrough"], 2) + "x",
+            ]
+        )
+    if median := pairs.get("median"):
+        rows.append(
+            ["median", _number(median["wall"], 2) + "x", "", "", _number(median["cpu_over_passthrough"], 2) + "x"]
+        )
+    headers = [
+        "pair",
+        "msg/s ours / pass-through",
+        "ours CPU µs/msg",
+        "pass-through CPU µs/msg",
+        "CPU ours / pass-through",
+    ]
+    return _rows(headers, rows, markdown)
+
+
 def _spread(summary: dict[str, float] | None) -> str:
     """`min / median / max` of one statistic over repeated runs."""
     if not summary:
@@ -232,6 +263,7 @@ def print_table(results: dict[str, Any]) -> None:
     for title, lines in (
         ("", throughput_table(results)),
         ("Ratios", ratio_table(results)),
+        ("Ours and the pass-through, side by side", pairs_table(results)),
         ("Latency (ms, min / median / max over runs)", latency_table(results)),
         ("Exactly-once cadence", cadence_table(results)),
         ("Scaling (at-least-once, one group)", scaling_table(results)),
@@ -301,6 +333,12 @@ def markdown(results: dict[str, Any]) -> str:
         "## Ratios",
         "",
         *ratio_table(results, markdown=True),
+        "",
+        f"Ours at-least-once and the pass-through, {options.get('pairs', 1)} times side by side (pair 1 is the "
+        "throughput table's; the others ran back to back, in alternating order). The two pass-through targets are "
+        "judged on the medians.",
+        "",
+        *(pairs_table(results, markdown=True) if results.get("pairs") else ["not measured"]),
         "",
         "## End-to-end latency",
         "",

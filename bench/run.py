@@ -5,7 +5,9 @@ Steps, in order (each subject a separate process on the same backlog, with its o
 2. throughput of our converter at-least-once and exactly-once (`bench.converter_subject`), then of the
    baselines: (a) the seed's design, (b) the stock AvroSerializer, (c) pass-through (`bench.baselines`),
    (d) Kafka's own perf tools (`bench.kafka_perf`), and the peers: (e) Quix Streams, (f) Arroyo
-   (`bench.peers`; a peer's own venv is built on first use, once per machine);
+   (`bench.peers`; a peer's own venv is built on first use, once per machine); then `--pairs` - 1 more runs of
+   ours at-least-once and the pass-through back to back, in alternating order, so that the two pass-through
+   targets are judged on medians of side-by-side ratios (`bench.targets.summarise_pairs`);
 3. end-to-end latency at `--latency-rate` for `--latency-seconds`, both modes, `--latency-repetitions`
    times each (`bench.latency`), and the exactly-once cadence table (`bench.cadence`);
 4. scaling over 1, 2, 3 processes (`bench.scaling`);
@@ -45,10 +47,10 @@ from bench.peers import PEERS, Peer
 from bench.peers.environments import bench_cache
 from bench.profile import summarise
 from bench.scaling import measure_scaling
-from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, SEED, STOCK, ratios, verdicts
+from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, SEED, STOCK, pair, ratios, summarise_pairs, verdicts
 from streaming.settings import Settings
 
-STEPS = ("kafka-perf", "peers", "latency", "cadence", "scaling", "profile")
+STEPS = ("pairs", "kafka-perf", "peers", "latency", "cadence", "scaling", "profile")
 BENCH = Path(__file__).resolve().parent
 
 
@@ -59,6 +61,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latency-rate", type=int, default=10_000, help="offered load in msg/s (default 10,000)")
     parser.add_argument("--latency-seconds", type=float, default=20.0, help="per run (default 20)")
     parser.add_argument("--latency-repetitions", type=int, default=3, help="runs per latency figure (default 3)")
+    parser.add_argument(
+        "--pairs", type=int, default=3, help="side-by-side runs of ours and the pass-through (default 3)"
+    )
     parser.add_argument("--peers", default=",".join(p.key for p in PEERS), help="peers to run (default all)")
     parser.add_argument(
         "--peer-events", type=int, default=200_000, help="messages of the backlog each peer reads (default 200,000)"
@@ -88,6 +93,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.cadences = cadence.parse_values(args.cadences)
     except ValueError as error:
         parser.error(str(error))
+    if args.pairs < 1:
+        parser.error("--pairs must be at least 1")
     if args.latency_repetitions < 1:
         parser.error("--latency-repetitions must be at least 1")
     return args
@@ -111,6 +118,7 @@ class Run:
                 "latency_rate": args.latency_rate,
                 "latency_seconds": args.latency_seconds,
                 "latency_repetitions": args.latency_repetitions,
+                "pairs": args.pairs,
                 "peers": [p.key for p in args.peers],
                 "peer_events": args.peer_events,
                 "cadences": args.cadences,
@@ -238,6 +246,17 @@ class Run:
         ]
         for key, module, extra, delivery in subjects:
             results["throughput"][key] = self.step(key, self.subject, key, module, extra, delivery)
+        throughput = results["throughput"]
+        pairs = [pair(throughput[OURS_ALO], throughput[PASSTHROUGH])]
+        if "pairs" not in args.skip:
+            for n in range(2, args.pairs + 1):
+                order = [subjects[0], subjects[-1]] if n % 2 else [subjects[-1], subjects[0]]
+                side_by_side = {
+                    key: self.step(f"pair {n}: {key}", self.subject, f"{key}-{n}", module, extra, delivery)
+                    for key, module, extra, delivery in order
+                }
+                pairs.append(pair(side_by_side[OURS_ALO], side_by_side[PASSTHROUGH]))
+        results["pairs"] = summarise_pairs(pairs)
         if "peers" not in args.skip:
             for peer in args.peers:
                 results["throughput"][peer.key] = self.step(peer.key, self.peer, peer)

@@ -3,7 +3,8 @@
 Figures are not asserted (the machine is shared and the backlog tiny); what is asserted is that each
 subject accounted for the whole backlog and each section of the results exists and holds its data.
 
-To stay quick it runs the latency twice per mode (3 s each) and one peer, Arroyo, which lives in the
+To stay quick it runs the latency twice per mode (3 s each), two pairs of ours and the pass-through, and one
+peer, Arroyo, which lives in the
 project's venv. The Quix Streams peer needs a venv of its own (about 2 minutes to build the first time on
 this machine's network), so it is left to `make bench`; its venv spec is unit-tested
 (`tests/unit/test_bench_peers.py`). The cadence table is measured with one value once the converter reads
@@ -33,6 +34,7 @@ SECTIONS = (
     "throughput",
     "kafka_perf",
     "ratios",
+    "pairs",
     "latency",
     "cadence",
     "scaling",
@@ -47,7 +49,7 @@ def results(stack, tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench")
     command = [sys.executable, "-m", "bench.run", "--events", str(EVENTS), "--latency-seconds", "3"]
     command += ["--latency-rate", "1000", "--latency-repetitions", "2", "--profile-events", "2000", "--scaling", "1,2"]
-    command += ["--peers", "arroyo", "--cadences", "50", "--cadence-seconds", "3"]
+    command += ["--peers", "arroyo", "--cadences", "50", "--cadence-seconds", "3", "--pairs", "2"]
     command += ["--out-dir", str(out / "out"), "--results-md", str(out / "RESULTS.md")]
     completed = subprocess.run(
         command, cwd=REPOSITORY, env=dict(os.environ), capture_output=True, text=True, timeout=900, check=False
@@ -92,6 +94,8 @@ def test_kafka_perf_ratios_and_memory_are_filled_in(results: dict) -> None:
         "eos_over_alo",
     }
     assert all(ratio["wall"] > 0 for ratio in results["ratios"].values())
+    assert results["pairs"]["measured"] == 2  # the throughput table's pair and one run back to back
+    assert results["pairs"]["median"]["cpu_over_passthrough"] > 0
     assert set(results["memory"]["peak_rss_mb"]) == {"ours_alo", "ours_eos"}
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.latency import summarise_runs
-from bench.targets import TARGETS, Verdict, ratios, target_values, verdicts
+from bench.targets import TARGETS, Verdict, pair, ratios, summarise_pairs, target_values, verdicts
 
 TARGET = {t.key: t for t in TARGETS}
 
@@ -118,3 +118,23 @@ def test_missing_sections_leave_targets_unmeasured_rather_than_failing(section: 
 def test_a_skipped_or_failed_latency_is_not_measured(latency: dict) -> None:
     results = {"throughput": THROUGHPUT, "ratios": ratios(THROUGHPUT), "latency": {"at-least-once": latency}}
     assert target_values(results)["latency_p99_ms_alo"] is None
+
+
+def test_a_pair_gives_both_pass_through_ratios_the_way_their_targets_are_stated() -> None:
+    measured = pair(THROUGHPUT["ours_alo"], THROUGHPUT["passthrough"])
+    assert measured is not None
+    assert (measured["wall"], measured["cpu_over_passthrough"]) == (0.6, 2.0)  # 120k / 200k; 8 µs / 4 µs
+    assert pair(THROUGHPUT["ours_alo"], {"error": "TimeoutError"}) is None
+
+
+def test_the_pass_through_targets_are_judged_on_the_median_of_the_pairs() -> None:
+    def run(msg_per_s: float, cpu: float) -> dict[str, float] | None:
+        return pair(_subject(msg_per_s, cpu), _subject(100_000, 4.0))
+
+    pairs = summarise_pairs([run(60_000, 10.0), None, run(95_000, 6.0), run(80_000, 7.2)])
+    assert pairs["measured"] == 3
+    assert pairs["median"] == {"wall": 0.8, "cpu_over_passthrough": 1.8}
+    results = {"throughput": THROUGHPUT, "ratios": ratios(THROUGHPUT), "pairs": pairs}
+    values = target_values(results)
+    assert (values["ours_over_passthrough"], values["cpu_over_passthrough"]) == (0.8, 1.8)  # not pair 1's 0.6, 2.5
+    assert summarise_pairs([None])["median"] == {"wall": None, "cpu_over_passthrough": None}
