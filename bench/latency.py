@@ -12,7 +12,8 @@ Clocks, all this machine's wall clock in milliseconds:
   batching of ours inflates it);
 - *processed_at*, a field of every output record: the converter's clock when it started the batch. It
   splits the total in two: produced -> batch start (the generator's linger, the broker, and the converter
-  waiting to fill a batch) and batch start -> visible (convert, produce, flush and commit, fetch).
+  finishing its previous batch: it does not wait to fill one) and batch start -> visible (convert, produce,
+  flush and commit, fetch).
 
 Only processed records are timed (dead letters carry no `processed_at`); they are about 95 % of events.
 The converter is started and its group is stable before the first event is produced, so no start-up or
