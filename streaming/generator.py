@@ -190,7 +190,10 @@ def generate(
     )
     started = time.monotonic()
     kinds = _produce_until_bound(producer, topic, factory, summary, stop, rate, count, duration_s, progress_every_s)
-    undelivered = _flush(producer, flush_timeout_s, abandon)
+    _flush(producer, flush_timeout_s, abandon)
+    # Counted from the delivery reports, not from `len(producer)`: that also counts events still queued for the
+    # producer's poll (an error report, say), so it could exceed the messages in flight.
+    undelivered = summary.produced - summary.delivered - summary.failed
     if undelivered:
         summary.failed += undelivered
         if len(summary.errors) < MAX_ERRORS_KEPT:
@@ -259,9 +262,8 @@ def _produce_when_queue_has_room(
     return produce_when_room(partial(producer.produce, topic, value, key), producer.poll, stop)
 
 
-def _flush(producer: Producer, timeout_s: float, abandon: threading.Event) -> int:
-    """Wait for the acknowledgements still due, in short steps so a second signal can cut it short; returns
-    how many messages were left unacknowledged."""
+def _flush(producer: Producer, timeout_s: float, abandon: threading.Event) -> None:
+    """Wait for the acknowledgements still due, in short steps so a second signal can cut it short."""
     if len(producer):
         log.info("flushing %d messages still in flight", len(producer))
     deadline = time.monotonic() + timeout_s
@@ -271,7 +273,6 @@ def _flush(producer: Producer, timeout_s: float, abandon: threading.Event) -> in
         if left_s <= 0:
             break
         remaining = producer.flush(min(0.2, left_s))
-    return remaining
 
 
 def _log_progress(summary: GenerateSummary, elapsed_s: float) -> None:
