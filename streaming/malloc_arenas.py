@@ -4,11 +4,12 @@ Why: glibc gives threads that contend for the allocator their own arenas, up to 
 seldom gives back to the system. librdkafka runs a thread per broker connection plus its main and background
 threads, and a catch-up after a pause (a broker restart, a rebalance) makes them allocate fetch and produce
 buffers at several times their usual rate. Measured on the local stack, `kdp stream` exactly-once at 1,000
-msg/s with three 3 s pauses: resident memory stepped up 5.4% after the first catch-up and stayed there with
-glibc's default, 2.1% with two arenas (`make soak` fails a process whose memory grows more than 5%).
+msg/s with three 3 s pauses: resident memory stood 5.5% above its steady state after the catch-ups with glibc's
+default, 2.1% above with two arenas (`make soak` fails a process whose memory grows more than 5%).
 
 `limit_malloc_arenas` is `mallopt(M_ARENA_MAX, n)`: glibc's own knob, the one `MALLOC_ARENA_MAX` sets, applied
-before the Kafka clients start their threads (arenas are made as threads first allocate). It leaves alone an
+by `streaming.pipeline.open_converter` before the Kafka clients start their threads (arenas are made as threads
+first allocate). It is process-wide: a Dagster run that opens a converter gets the cap too. It leaves alone an
 operator's choice (`MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` with `glibc.malloc.arena_max` in the environment)
 and any C library but glibc (musl has no per-thread arenas).
 """
@@ -23,8 +24,8 @@ import platform
 log = logging.getLogger(__name__)
 
 ARENAS = 2
-"""The Python thread and librdkafka's threads share these; contention stays low because librdkafka allocates
-per batch of messages, not per message."""
+"""The Python thread and librdkafka's threads share these. What the sharing costs in lock contention was not
+separable from run-to-run noise (two interleaved pairs of `bench.run` throughput runs, with and without)."""
 
 M_ARENA_MAX = -8
 """From glibc's malloc.h."""
