@@ -15,6 +15,11 @@ Clocks, all this machine's wall clock in milliseconds:
   finishing its previous batch: it does not wait to fill one) and batch start -> visible (convert, produce,
   flush and commit, fetch).
 
+Where the converter's batches spend their time comes from the converter itself: it runs with a metrics port,
+and its stage histograms (poll, convert, produce, flush, commit per batch) are scraped once the output is read,
+before it is stopped (`bench.stages`); `p99_held_by` names the stage of the batch's own work with the largest
+p99.
+
 Only processed records are timed (dead letters carry no `processed_at`); they are about 95 % of events.
 The converter is started and its group is stable before the first event is produced, so no start-up or
 backlog is measured.
@@ -26,6 +31,7 @@ import io
 import json
 import math
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -36,7 +42,7 @@ from typing import Any
 import fastavro
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from bench import runner
+from bench import runner, stages
 from bench.kafka_admin import create_topics, end_offsets, wait_for_stable_group
 from streaming.pipeline import PROCESSED_SCHEMA
 from streaming.settings import Settings
@@ -86,6 +92,21 @@ def _without_logical_types(schema: Any) -> Any:
     if isinstance(schema, list):
         return [_without_logical_types(item) for item in schema]
     return schema
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _stage_summary(port: int) -> dict[str, Any]:
+    """The converter's stage figures (`bench.stages`), or the reason they could not be read."""
+    try:
+        summary = stages.summarise_stages(stages.scrape(port))
+    except OSError as error:
+        return {"stages_error": f"{type(error).__name__}: {error}"}
+    return {"stages_ms": summary, "p99_held_by": stages.holder(summary)}
 
 
 def _source_timestamps(settings: Settings, topic: str) -> dict[tuple[int, int], int]:
@@ -164,6 +185,7 @@ def measure_latency(
     lane = runner.Lane.for_subject(run_id, f"latency-{mode}", source)
     create_topics(settings, [source, *lane.topics], partitions)
     environment = {**lane.environment(delivery), **(extra_environment or {})}
+    metrics_port = _free_port()
     converter_command = [
         sys.executable,
         "-m",
@@ -172,6 +194,8 @@ def measure_latency(
         # No --instance: a static member does not leave its group when it stops, and the clean-up deletes it.
         "--log-every",
         "5",
+        "--metrics-port",
+        str(metrics_port),
     ]
     converter = runner.start(converter_command, environment, logs / f"latency-{mode}-converter.log")
     try:
@@ -182,6 +206,7 @@ def measure_latency(
         generator = runner.start(generator_command, environment, logs / f"latency-{mode}-generator.log")
         received = _read_output(settings, lane.output, generator, deadline=time.monotonic() + seconds + 120)
         generator_output, _ = generator.communicate(timeout=60)
+        stage_figures = _stage_summary(metrics_port)
     finally:
         converter.send_signal(signal.SIGTERM)
         try:
@@ -213,6 +238,7 @@ def measure_latency(
         "latency_ms": distribution(total),
         "produced_to_batch_start_ms": distribution(to_batch),
         "batch_start_to_visible_ms": distribution(batch_to_visible),
+        **stage_figures,
         "topics": {"source": source, "output": lane.output},
         "commands": {"converter": " ".join(converter_command[1:]), "generator": " ".join(generator_command[1:])},
     }
@@ -233,7 +259,8 @@ def measure_latency_repeated(
     """`measure_latency` `repetitions` times, one after the other (fresh topics and group each time).
 
     Returns the first run's fields (offered load, commands, the split of the first run), every run's
-    distribution under `runs`, and `over_runs` (`summarise_runs`): min / median / max of each statistic.
+    distribution under `runs`, `over_runs` (`summarise_runs`): min / median / max of each statistic, and
+    `stages_over_runs`: each stage's figures as a median over the runs, with the stage that holds the p99.
     """
     runs = [
         measure_latency(
@@ -252,6 +279,18 @@ def measure_latency_repeated(
     return {
         **runs[0],
         "repetitions": repetitions,
-        "runs": [{key: run[key] for key in ("achieved_msg_per_s", "timed_records", "latency_ms")} for run in runs],
+        "runs": [
+            {key: run.get(key) for key in ("achieved_msg_per_s", "timed_records", "latency_ms", "p99_held_by")}
+            for run in runs
+        ],
         "over_runs": summarise_runs(runs),
+        **_stages_over_runs(runs),
     }
+
+
+def _stages_over_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    measured = [run["stages_ms"] for run in runs if run.get("stages_ms")]
+    if not measured:
+        return {}
+    summary = stages.median_over_runs(measured)
+    return {"stages_over_runs": summary, "p99_held_by_over_runs": stages.holder(summary)}

@@ -100,4 +100,4 @@ def make_delivery(
     config = {**producer_config(settings, smallest_message_limit(settings)), **(extra_config or {})}
     if settings.delivery == "exactly-once":
         return ExactlyOnce(config, f"{settings.transactional_id}-{instance}", observer=observer)
-    return AtLeastOnce(config)
+    return AtLeastOnce(config, observer=observer)

@@ -30,7 +30,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, start_http_server
 
-from streaming.observer import BatchReport, ConverterObserver, Partition
+from streaming.observer import BATCH_STAGES, BatchReport, ConverterObserver, Partition
 from streaming.records import Reason
 from streaming.settings import SettingsError
 
@@ -40,6 +40,8 @@ STATISTICS_INTERVAL_MS = 5000
 """How often librdkafka reports its statistics: the lag and rtt gauges are at most this old."""
 
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+STAGE_SECONDS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+"""Finer than a batch's buckets at the low end: a stage of a small batch takes well under a millisecond."""
 LATENCY_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 #: Partition fetch states of librdkafka in which the partition is not (or no longer) this consumer's.
@@ -135,6 +137,25 @@ class ConverterMetrics(ConverterObserver):
             self.transactions.labels(outcome=outcome)
         self._lag_series: set[tuple[str, str]] = set()
         self._broker_series: dict[str, set[str]] = {}
+        self._add_stage_metrics()
+
+    def _add_stage_metrics(self) -> None:
+        """Where a batch's time goes (`ConverterObserver.batch_stage`), and failed offset commits."""
+        self.batch_stage_seconds = Histogram(
+            "kdp_batch_stage_seconds",
+            "Time of one stage of a batch: poll (waiting for its first message), convert, produce, flush (waiting "
+            "for acknowledgements), commit (offsets; exactly-once: the transaction). Flush and commit are per "
+            "transaction in exactly-once.",
+            ["stage"],
+            buckets=STAGE_SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+        self._stage_histograms = {stage: self.batch_stage_seconds.labels(stage=stage) for stage in BATCH_STAGES}
+        self.offset_commit_failures = Counter(
+            "kdp_offset_commit_failures",
+            "Offset commits that failed (at-least-once); their offsets are committed again by the next commit.",
+            registry=self.registry,
+        )
 
     def describe_run(self, **labels: str) -> None:
         """Labels of the `kdp_converter_info` series (delivery, group, topics)."""
@@ -168,6 +189,12 @@ class ConverterMetrics(ConverterObserver):
 
     def transaction_aborted(self, reason: str) -> None:
         self.transactions.labels(outcome="aborted").inc()
+
+    def batch_stage(self, stage: str, seconds: float) -> None:
+        self._stage_histograms[stage].observe(seconds)
+
+    def offset_commit_failed(self, reason: str) -> None:
+        self.offset_commit_failures.inc()
 
     def counts(self) -> dict[str, Any]:
         """The counters as plain numbers, named as in the summary: for runs too short to be scraped (the Dagster

@@ -324,3 +324,30 @@ def test_counts_for_runs_too_short_to_scrape():
         "producer_replacements": 0,
         "consumer_replacements": 0,
     }
+
+
+def test_stage_timings_and_failed_offset_commits_are_exported():
+    metrics = ConverterMetrics(process_metrics=False)
+    metrics.batch_stage("flush", 0.004)
+    metrics.batch_stage("flush", 0.006)
+    metrics.batch_stage("commit", 0.0002)
+    metrics.offset_commit_failed("Broker: Request timed out")
+    assert value(metrics, "kdp_batch_stage_seconds_count", stage="flush") == 2
+    assert value(metrics, "kdp_batch_stage_seconds_sum", stage="flush") == pytest.approx(0.01)
+    assert value(metrics, "kdp_batch_stage_seconds_bucket", stage="commit", le="0.00025") == 1
+    assert value(metrics, "kdp_batch_stage_seconds_count", stage="poll") == 0  # every stage exported from the start
+    assert value(metrics, "kdp_offset_commit_failures_total") == 1
+
+
+@pytest.mark.parametrize("mode", ["at-least-once", "exactly-once"])
+def test_the_converter_times_every_stage_of_its_batches(mode):
+    rig = Rig(mode, batch_size=10)
+    metrics = ConverterMetrics(process_metrics=False)
+    rig.observer = metrics  # type: ignore[assignment]
+    rig.broker.write(rig.settings.source_topic, [login(i) for i in range(25)], timestamp=NOW_MS - 5000)
+    converter = rig.converter()
+    converter.subscribe()
+    summary = converter.run(until_caught_up=True)
+    converter.close()
+    for stage in ("poll", "convert", "produce", "flush", "commit"):
+        assert value(metrics, "kdp_batch_stage_seconds_count", stage=stage) == summary.batches == 3, stage
