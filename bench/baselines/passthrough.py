@@ -2,7 +2,7 @@
 
 The converter's skeleton with nothing inside: the same consumer and producer settings
 (`streaming.kafka_clients`), the same batches (`KDP_BATCH_SIZE`) and the same at-least-once completion
-(`streaming.at_least_once.AtLeastOnce`: flush, then a synchronous commit), but every message is produced to
+(`streaming.at_least_once.AtLeastOnce`: flush, then an asynchronous commit, and a synchronous one at the end), but every message is produced to
 the output topic with its own bytes and key, untouched. What is left is the cost of moving messages
 through confluent-kafka from Python, so ours/pass-through is the share of that ceiling we keep.
 """
@@ -24,8 +24,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--expect", type=int, required=True, help="messages in the backlog: stop after these")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    consumer = make_consumer(settings)
     delivery = AtLeastOnce(producer_config(settings))
+    consumer = make_consumer(settings, **delivery.consumer_config())
     produce, poll = delivery.producer.produce, delivery.producer.poll
     output = settings.output_topic
     consumer.subscribe([settings.source_topic])
@@ -53,6 +53,7 @@ def main(argv: list[str] | None = None) -> None:
             consumed += 1
         delivery.complete(consumer, [TopicPartition(t, p, o) for (t, p), o in after.items()])
         stopwatch.committed()
+    delivery.commit_outstanding(consumer)
     delivery.close()
     consumer.close()
     report("passthrough", stopwatch, consumed, bytes_in, processed=consumed, dead_lettered=0)
