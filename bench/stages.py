@@ -17,8 +17,10 @@ import math
 import urllib.request
 from typing import Any
 
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from streaming.metrics import ConverterMetrics
 from streaming.observer import BATCH_STAGES
 
 STAGE_METRIC = "kdp_batch_stage_seconds"
@@ -46,6 +48,12 @@ def stage_buckets(text: str) -> dict[str, dict[str, Any]]:
             elif sample.name.endswith("_sum"):
                 stage["sum"] = sample.value
     return stages
+
+
+def stage_totals(metrics: ConverterMetrics) -> dict[str, float]:
+    """Seconds spent in each stage over a run, from a converter's metrics (`batch_stage` sums), 0.001 s."""
+    found = stage_buckets(generate_latest(metrics.registry).decode())
+    return {stage: round(found[stage]["sum"], 3) for stage in BATCH_STAGES if stage in found}
 
 
 def quantile(q: float, buckets: dict[float, float]) -> float | None:

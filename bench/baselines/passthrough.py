@@ -1,15 +1,18 @@
 """Baseline (c): pass-through, the Python ceiling: `python -m bench.baselines.passthrough --expect N`.
 
 The converter's skeleton with nothing inside: the same consumer and producer settings
-(`streaming.kafka_clients`), the same batches (`KDP_BATCH_SIZE`) and the same at-least-once completion
-(`streaming.at_least_once.AtLeastOnce`: flush, then an asynchronous commit, and a synchronous one at the end), but every message is produced to
-the output topic with its own bytes and key, untouched. What is left is the cost of moving messages
-through confluent-kafka from Python, so ours/pass-through is the share of that ceiling we keep.
+(`streaming.kafka_clients`), the same batches (`KDP_BATCH_SIZE`), the same send call (a positional `produce`
+per record, stamped with one clock reading per batch, as `streaming.delivery.ProducerDelivery` sends records)
+and the same at-least-once completion (`streaming.at_least_once.AtLeastOnce`: flush, then an asynchronous
+commit; a synchronous one at the end), but every message is produced to the output topic with its own bytes
+and key, untouched. What is left is the cost of moving messages through confluent-kafka from Python, so
+ours/pass-through is the share of that ceiling we keep.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 from confluent_kafka import TopicPartition
 
@@ -36,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         if not messages:
             continue
         stopwatch.consumed()
+        now_ms = int(time.time() * 1000)
         after: dict[tuple[str, int], int] = {}
         delivery.begin()
         for message in messages:
@@ -45,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
             bytes_in += len(value) if value is not None else 0
             while True:
                 try:
-                    produce(output, value, message.key())
+                    produce(output, value, message.key(), -1, None, None, now_ms)
                     break
                 except BufferError:
                     poll(0.05)

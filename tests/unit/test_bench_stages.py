@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from prometheus_client import generate_latest
 
-from bench.stages import holder, median_over_runs, quantile, summarise_stages
+from bench.stages import holder, median_over_runs, quantile, stage_totals, summarise_stages
 from streaming.metrics import ConverterMetrics
 
 
@@ -45,3 +45,11 @@ def test_median_over_runs_per_stage_and_statistic():
         {"flush": {"batches": 20, "mean_ms": 2.0, "p50_ms": None, "p99_ms": 9.0}},
     ]
     assert median_over_runs(runs) == {"flush": {"batches": 20, "mean_ms": 2.0, "p50_ms": 1.5, "p99_ms": 9.0}}
+
+
+def test_stage_totals_sum_each_stage_over_a_run():
+    metrics = ConverterMetrics(process_metrics=False)
+    metrics.batch_stage("commit", 0.25)
+    metrics.batch_stage("commit", 0.5)
+    metrics.batch_stage("flush", 0.125)
+    assert stage_totals(metrics) == {"poll": 0.0, "convert": 0.0, "produce": 0.0, "flush": 0.125, "commit": 0.75}
