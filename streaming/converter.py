@@ -346,8 +346,8 @@ class Converter:
         """The group source calls this inside `consume()` before partitions are revoked (`lost`: after they were
         lost). The open span is finished while they are still ours: committed, or if that fails (or they are
         already lost, so that its commit would be refused) aborted and rewound, the partitions that go being
-        left to their new owner, who resumes at the group's commit. Offsets completed but still outstanding (an
-        asynchronous commit) are committed synchronously first, or, when lost, dropped."""
+        left to their new owner, who resumes at the group's commit. Offsets of completed spans still outstanding (an
+        asynchronous commit in flight or failed) are then committed synchronously, or, when lost, dropped."""
         span = self._span
         if not lost:
             if span is not None:
