@@ -107,6 +107,11 @@ def test_latency_was_timed_in_both_modes(results: dict) -> None:
         assert len(latency["runs"]) == latency["repetitions"] == 2, mode
         p99 = latency["over_runs"]["p99"]
         assert p99["min"] <= p99["median"] <= p99["max"], mode
+        stages = latency["stages_over_runs"]  # the converter's own stage histograms, scraped after each run
+        assert set(stages) == {"poll", "convert", "produce", "flush", "commit"}, mode
+        assert stages["flush"]["batches"] > 0, mode
+        assert latency["p99_held_by_over_runs"] in ("convert", "produce", "flush", "commit"), mode
+    assert "holds the p99" in results["markdown"]
 
 
 def test_the_cadence_table_is_measured_or_says_it_is_pending(results: dict) -> None:
