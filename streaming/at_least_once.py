@@ -70,10 +70,11 @@ class AtLeastOnce(ProducerDelivery):
         self._failures.raise_if_any()
         outstanding = self.outstanding
         outstanding.delivered(offsets)
-        try:
-            consumer.commit(offsets=outstanding.due(), asynchronous=True)
-        except KafkaException as error:  # refused at once (no coordinator known, say): the next commit resends
-            self._commit_failed(error.args[0].str())
+        if due := outstanding.due():
+            try:
+                consumer.commit(offsets=due, asynchronous=True)
+            except KafkaException as error:  # refused at once (no coordinator known, say): the next commit resends
+                self._commit_failed(error.args[0].str())
         observer.batch_stage("commit", time.perf_counter() - flushed)
 
     def on_commit(self, error: KafkaError | None, partitions: list[TopicPartition]) -> None:
