@@ -12,6 +12,8 @@ import threading
 import pytest
 from confluent_kafka import KafkaError, TopicPartition
 from fakes.rig import NOW_MS, Rig, login
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streaming.at_least_once import AtLeastOnce
 from streaming.metrics import ConverterMetrics
@@ -242,3 +244,40 @@ def test_on_commit_counts_a_failure_and_confirms_nothing_of_it():
     assert [(t.partition, t.offset) for t in delivery.outstanding.due()] == [(0, 10)]
     delivery.on_commit(None, [tp(0, 10)])
     assert delivery.outstanding.due() == []
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("deliver"), st.integers(0, 2), st.integers(1, 5)),
+            st.tuples(st.just("answer"), st.booleans(), st.just(0)),
+        ),
+        max_size=40,
+    )
+)
+def test_whatever_fails_the_group_ends_at_the_latest_delivered_offsets_and_never_ahead(steps):
+    """Batches are delivered (each followed by an asynchronous commit of what is due) and commits answered, in
+    order, some failing; then the final synchronous commit. The group's offset never passes what was delivered
+    (no loss), and ends at exactly the latest delivered offset of every partition."""
+    offsets = OutstandingOffsets()
+    group: dict[int, int] = {}
+    delivered: dict[int, int] = {}
+    in_flight: list[list[TopicPartition]] = []
+    for kind, a, b in steps:
+        if kind == "deliver":
+            delivered[a] = delivered.get(a, 0) + b
+            offsets.delivered([tp(a, delivered[a])])
+            in_flight.append([tp(p.partition, p.offset) for p in offsets.due()])
+        elif in_flight:
+            answered = in_flight.pop(0)
+            if a:  # succeeded
+                group.update({p.partition: p.offset for p in answered})
+                offsets.confirmed(answered)
+        assert all(group[p] <= delivered[p] for p in group), "committed ahead of the output"
+    for answered in in_flight:  # librdkafka answers what is in flight before the synchronous commit
+        group.update({p.partition: p.offset for p in answered})
+    final = offsets.everything()
+    group.update({p.partition: p.offset for p in final})
+    offsets.committed_synchronously(final)
+    assert group == delivered
+    assert offsets.due() == [] and not offsets
