@@ -13,6 +13,7 @@ import dagster as dg
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from streaming.metrics_push import MetricsPusher
 from streaming.settings import Settings
 
 
@@ -60,3 +61,13 @@ def pipeline_settings(kafka: KafkaResource, registry: SchemaRegistryResource, **
         registry_password=registry_settings.registry_password,
         **overrides,
     )
+
+
+def push_metadata(pusher: MetricsPusher) -> dict[str, dg.MetadataValue]:
+    """What a run says of its pushes to the Pushgateway: nothing when none is configured (KDP_PUSHGATEWAY_URL)."""
+    if not pusher.enabled:
+        return {}
+    return {
+        "metrics_pushes": dg.MetadataValue.int(pusher.pushes),
+        "metrics_push_failures": dg.MetadataValue.int(pusher.failures),
+    }

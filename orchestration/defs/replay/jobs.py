@@ -18,7 +18,7 @@ No `from __future__ import annotations`: Dagster reads the config annotations at
 
 import dagster as dg
 
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings, push_metadata
 from streaming.replay_selection import DEFAULT_MAX_REPLAYS, ReplayError
 
 AREA_TAGS = {"kdp/area": "replay"}
@@ -52,7 +52,9 @@ def replay_dead_letters_op(
 ) -> dict:
     import time
 
-    from streaming.replay import execute_replay, preview_replay
+    from streaming.metrics import ConverterMetrics
+    from streaming.metrics_push import MetricsPusher
+    from streaming.replay import execute_replay, preview_replay, replay_instance
     from streaming.replay_request import selection_from_text
 
     settings = pipeline_settings(kafka, registry)
@@ -86,7 +88,14 @@ def replay_dead_letters_op(
             )
             context.log.info("dry run: would take %d of %d dead letters read", preview.selected, preview.read)
             return figures
-        result = execute_replay(settings, selection, now_ms=now_ms, poll_timeout=0.5, max_failed_batches=5)
+        # The counts `kdp stream` exports, pushed to the Pushgateway (KDP_PUSHGATEWAY_URL, if set) with mode="replay".
+        metrics = ConverterMetrics(process_metrics=False)
+        instance = replay_instance(selection, settings.dlq_topic)
+        pusher = MetricsPusher(metrics.registry, settings.pushgateway_url, mode="replay", instance=instance)
+        with pusher:
+            result = execute_replay(
+                settings, selection, now_ms=now_ms, observer=metrics, poll_timeout=0.5, max_failed_batches=5
+            )
     except ReplayError as error:
         raise dg.Failure(description=f"nothing was replayed: {error}") from error
     figures = result.figures()
@@ -99,6 +108,7 @@ def replay_dead_letters_op(
             "finished": dg.MetadataValue.bool(not result.summary.limit_reached.is_set()),
             "dead_letter_ranges": dg.MetadataValue.json([r.key for r in result.run.ranges]),
             "delivery": dg.MetadataValue.text(settings.delivery),
+            **push_metadata(pusher),
             "seconds": dg.MetadataValue.float(round(result.summary.elapsed, 2)),
         }
     )
