@@ -1,0 +1,40 @@
+"""localstack.monitoring's checks before anything starts: its port settings and the binaries it needs.
+
+tests/integration/test_monitoring_path.py starts and stops the real processes.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from localstack import monitoring
+from localstack.errors import StackError
+from localstack.monitoring import Binaries, MonitoringPorts
+
+
+def test_ports_default_to_compose_and_move_with_their_settings():
+    assert MonitoringPorts.from_env({}) == MonitoringPorts(9090, 9091, 9308)
+    moved = MonitoringPorts.from_env({"KDP_PROMETHEUS_PORT": "19090", "KDP_LAG_EXPORTER_PORT": "19308"})
+    assert moved == MonitoringPorts(19090, 9091, 19308)
+
+
+@pytest.mark.parametrize("value", ["http", "0", "70000", "-1"])
+def test_a_bad_port_names_its_setting(value):
+    with pytest.raises(StackError, match=f"KDP_PUSHGATEWAY_PORT='{value}' must be a port number"):
+        MonitoringPorts.from_env({"KDP_PUSHGATEWAY_PORT": value})
+
+
+def test_missing_binaries_are_named_with_the_packages_that_bring_them(monkeypatch):
+    monkeypatch.setattr(
+        monitoring.shutil, "which", lambda name: "/usr/bin/prometheus" if name == "prometheus" else None
+    )
+    with pytest.raises(StackError) as error:
+        Binaries.find()
+    assert str(error.value).startswith("pushgateway not found on PATH")
+    assert "apt-get install -y prometheus prometheus-pushgateway" in str(error.value)
+
+
+def test_debians_pushgateway_name_is_found(monkeypatch):
+    found = {"prometheus": "/usr/bin/prometheus", "prometheus-pushgateway": "/usr/bin/prometheus-pushgateway"}
+    monkeypatch.setattr(monitoring.shutil, "which", found.get)
+    assert Binaries.find() == Binaries("/usr/bin/prometheus", "/usr/bin/prometheus-pushgateway")
