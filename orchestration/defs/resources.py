@@ -9,6 +9,8 @@ set here win over the environment. Secrets are never put into metadata or logs.
 
 from __future__ import annotations
 
+import logging
+
 import dagster as dg
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
@@ -63,10 +65,18 @@ def pipeline_settings(kafka: KafkaResource, registry: SchemaRegistryResource, **
     )
 
 
-def push_metadata(pusher: MetricsPusher) -> dict[str, dg.MetadataValue]:
-    """What a run says of its pushes to the Pushgateway: nothing when none is configured (KDP_PUSHGATEWAY_URL)."""
+def push_metadata(pusher: MetricsPusher, log: logging.Logger | logging.LoggerAdapter) -> dict[str, dg.MetadataValue]:
+    """What a run says of its pushes to the Pushgateway: nothing when none is configured (KDP_PUSHGATEWAY_URL).
+    Failed pushes are also a warning in the run's log (`log`, the Dagster context's), where the UI shows it."""
     if not pusher.enabled:
         return {}
+    if pusher.failures:
+        log.warning(
+            "%d of %d pushes of this run's metrics to KDP_PUSHGATEWAY_URL=%s failed; the run went on without them",
+            pusher.failures,
+            pusher.failures + pusher.pushes,
+            pusher.url,
+        )
     return {
         "metrics_pushes": dg.MetadataValue.int(pusher.pushes),
         "metrics_push_failures": dg.MetadataValue.int(pusher.failures),

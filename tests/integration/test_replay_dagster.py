@@ -9,6 +9,7 @@ import time
 import dagster as dg
 import pytest
 from kafka_io import create_topics
+from metrics_run import free_port
 from scenario_settings import scenario_settings
 
 from orchestration.definitions import defs
@@ -62,9 +63,12 @@ def test_the_job_replays_and_reports_its_figures(stack, monkeypatch):
     assert dry.success
     assert preview["would_take"] == too_old and preview["dry_run"] is True
 
+    # A Pushgateway that cannot be reached (nothing listens on the port) never fails the replay: it is counted.
+    monkeypatch.setenv("KDP_PUSHGATEWAY_URL", f"http://127.0.0.1:{free_port()}")
     result, figures = _run({"reasons": ["event_too_old"]})
     assert result.success
     print(f"\nDagster replay: {figures}")
+    assert figures["metrics_pushes"] == 0 and figures["metrics_push_failures"] >= 2
     assert figures["selected"] == too_old
     assert figures["processed"] == too_old and figures["dead_lettered_again"] == 0
     assert figures["not_selected"] == before.dead_lettered - too_old

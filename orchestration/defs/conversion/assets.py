@@ -97,7 +97,7 @@ def processed_data(
             "dead_letters_by_reason": dg.MetadataValue.json(dict(summary.insights.reasons)),
             "ranges": dg.MetadataValue.json(config.ranges),
             "delivery": dg.MetadataValue.text(settings.delivery),
-            **push_metadata(pusher),
+            **push_metadata(pusher, context.log),
             "msg_per_s": dg.MetadataValue.float(
                 round(summary.consumed / summary.elapsed, 1) if summary.elapsed else 0.0
             ),

@@ -108,7 +108,7 @@ def replay_dead_letters_op(
             "finished": dg.MetadataValue.bool(not result.summary.limit_reached.is_set()),
             "dead_letter_ranges": dg.MetadataValue.json([r.key for r in result.run.ranges]),
             "delivery": dg.MetadataValue.text(settings.delivery),
-            **push_metadata(pusher),
+            **push_metadata(pusher, context.log),
             "seconds": dg.MetadataValue.float(round(result.summary.elapsed, 2)),
         }
     )
