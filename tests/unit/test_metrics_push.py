@@ -37,7 +37,7 @@ class Recorder(BaseHTTPRequestHandler):
 def gateway() -> Iterator[HTTPServer]:
     server = HTTPServer(("127.0.0.1", 0), Recorder)
     server.received = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield server
