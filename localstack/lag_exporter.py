@@ -2,7 +2,8 @@
 
 In docker-compose.yml and on Kubernetes, consumer lag comes from kminion (docs/monitoring.md says why kminion).
 kminion ships as a container image and as a Go program whose module the Go module proxy does not serve, and the
-local stack runs without Docker: so `kdp stack up --monitoring` runs this exporter instead. It serves the subset
+local stack runs without Docker: so `kdp stack up --monitoring` runs this exporter instead, unless a `kminion`
+binary is on PATH. It serves the subset
 of kminion's series that deploy/prometheus/alerts.yml and the dashboard use, with kminion's names, labels and
 meaning (its admin-API scrape mode), so the same rules hold in every environment:
 

@@ -8,7 +8,8 @@ What runs, each a background process tracked by a pid file under `$KDP_HOME/moni
   machine, when one runs);
 * the Pushgateway (Debian's `prometheus-pushgateway`), where Dagster runs push their metrics: point them at it
   with `KDP_PUSHGATEWAY_URL`;
-* the lag exporter, `python -m localstack.lag_exporter` (kminion's series; see its docstring for why not kminion).
+* the lag exporter: kminion, the exporter compose and Kubernetes run, when a `kminion` binary is on PATH;
+  otherwise `python -m localstack.lag_exporter`, which serves kminion's series (its docstring says why).
 
 Ports default to those of compose and move with `KDP_PROMETHEUS_PORT`, `KDP_PUSHGATEWAY_PORT` and
 `KDP_LAG_EXPORTER_PORT`. The binaries are looked up on PATH; when missing, the error says which Debian packages
@@ -37,6 +38,7 @@ from localstack.config import HOST
 from localstack.errors import StackError
 from localstack.logfiles import excerpt
 from localstack.ports import ensure_ports_free
+from streaming.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +78,40 @@ class MonitoringPorts:
 class Binaries:
     prometheus: str
     pushgateway: str
+    kminion: str | None = None
+    """Optional: without it the local lag exporter serves kminion's series."""
 
     @classmethod
     def find(cls) -> Binaries:
-        """Prometheus and the Pushgateway from PATH (Debian names the latter `prometheus-pushgateway`)."""
+        """Prometheus and the Pushgateway from PATH (Debian names the latter `prometheus-pushgateway`), and
+        kminion if it is there."""
         prometheus = shutil.which("prometheus")
         pushgateway = shutil.which("prometheus-pushgateway") or shutil.which("pushgateway")
         missing = [name for name, found in (("prometheus", prometheus), ("pushgateway", pushgateway)) if not found]
         if prometheus is None or pushgateway is None:
             raise StackError(f"{' and '.join(missing)} not found on PATH; on Debian or Ubuntu: {APT_HINT}")
-        return cls(prometheus, pushgateway)
+        return cls(prometheus, pushgateway, shutil.which("kminion"))
+
+
+def kminion_environment(kafka_environment: Mapping[str, str], host: str, port: int) -> dict[str, str]:
+    """kminion's configuration (its environment variables) for the cluster the `KDP_*` settings name."""
+    settings = Settings.from_env(kafka_environment)
+    found = {
+        "KAFKA_BROKERS": settings.bootstrap,
+        "MINION_CONSUMERGROUPS_SCRAPEMODE": "adminApi",
+        "EXPORTER_HOST": host,
+        "EXPORTER_PORT": str(port),
+    }
+    if settings.security_protocol in ("SSL", "SASL_SSL"):
+        found["KAFKA_TLS_ENABLED"] = "true"
+        if settings.ssl_ca_location:
+            found["KAFKA_TLS_CAFILEPATH"] = settings.ssl_ca_location
+    if settings.security_protocol.startswith("SASL"):
+        found["KAFKA_SASL_ENABLED"] = "true"
+        found["KAFKA_SASL_MECHANISM"] = settings.sasl_mechanism or ""
+        found["KAFKA_SASL_USERNAME"] = settings.sasl_username or ""
+        found["KAFKA_SASL_PASSWORD"] = settings.sasl_password or ""
+    return found
 
 
 def prometheus_config(ports: MonitoringPorts, rules: Path, interval: str = "15s", host: str = HOST) -> dict[str, Any]:
@@ -187,15 +213,10 @@ class Monitoring:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = self.folder / "prometheus.yml"
         config.write_text(yaml.safe_dump(prometheus_config(self.ports, self.rules, self.interval, self.host)))
+        environment = {**os.environ, **kafka_environment, "PYTHONPATH": str(REPO)}
+        exporter, exporter_environment = self._exporter(binaries.kminion, kafka_environment, environment)
         commands = {
-            "lag-exporter": [
-                sys.executable,
-                "-m",
-                "localstack.lag_exporter",
-                f"--port={self.ports.lag_exporter}",
-                f"--address={self.host}",
-                f"--home={self.folder}",
-            ],
+            "lag-exporter": exporter,
             "pushgateway": [
                 binaries.pushgateway,
                 f"--web.listen-address={self.host}:{self.ports.pushgateway}",
@@ -211,12 +232,12 @@ class Monitoring:
         ready_path = {"lag-exporter": "/metrics", "pushgateway": "/-/ready", "prometheus": "/-/ready"}
         urls = {"lag-exporter": self.lag_exporter_url, "pushgateway": self.pushgateway_url}
         urls["prometheus"] = self.prometheus_url
-        environment = {**os.environ, **kafka_environment, "PYTHONPATH": str(REPO)}
         started: dict[str, subprocess.Popen[bytes]] = {}
         try:
             for name, command in commands.items():
-                log.info("starting %s", name)
-                started[name] = self._start(name, command, environment)
+                log.info("starting %s (%s)", name, command[0])
+                env = exporter_environment if name == "lag-exporter" else environment
+                started[name] = self._start(name, command, env)
             deadline = time.monotonic() + timeout
             for name, process in started.items():
                 self._await(name, process, urls[name] + ready_path[name], deadline)
@@ -243,6 +264,18 @@ class Monitoring:
         ]
 
     # -- parts ---------------------------------------------------------------------------------------------
+    def _exporter(
+        self, kminion: str | None, kafka_environment: Mapping[str, str], environment: dict[str, str]
+    ) -> tuple[list[str], dict[str, str]]:
+        """The lag exporter's command and environment: kminion when there is one, else the local exporter."""
+        if kminion:
+            # kminion reads its configuration from the environment and ignores its arguments: the folder
+            # argument only marks the process as this monitoring's (`processes`).
+            configuration = kminion_environment(kafka_environment, self.host, self.ports.lag_exporter)
+            return [kminion, f"--home={self.folder}"], {**environment, **configuration}
+        command = [sys.executable, "-m", "localstack.lag_exporter", f"--home={self.folder}"]
+        return command + [f"--port={self.ports.lag_exporter}", f"--address={self.host}"], environment
+
     def _start(self, name: str, command: list[str], environment: Mapping[str, str]) -> subprocess.Popen[bytes]:
         return processes.start(command, self.folder, self._log(name), self._pid_file(name), env=environment)
 

@@ -1,7 +1,7 @@
 """The monitoring path end to end, with no converter running: real Prometheus, lag exporter and Pushgateway.
 
 What `kdp stack up --monitoring` starts (`localstack.monitoring.Monitoring`, on free ports under the test's own
-folder) watches the real stack:
+folder; the lag exporter is kminion when it is on PATH, else `localstack.lag_exporter`) watches the real stack:
 
 1. with no converter running, 10,000 events arrive on a source topic the converter group has committed at 0;
    the lag alerts, computed from the exporter's series only, become pending or firing;
@@ -159,7 +159,8 @@ def test_lag_alerts_fire_without_a_converter_and_sensor_runs_push_their_counters
         "lag alerts",
     )
     states = prometheus.alert_states(source_topic)
-    print(f"[monitoring] no converter, lag {EVENTS}: {states}")
+    exporter = Binaries.find().kminion or "localstack/lag_exporter.py"
+    print(f"[monitoring] exporter {exporter}; no converter, lag {EVENTS}: {states}")
     assert states["KdpConsumerLagGrowing"] in ACTIVE and states["KdpConverterNoProgress"] in ACTIVE, states
     assert prometheus.value('kminion_exporter_up{job="kafka-lag"}') == 1
     assert "KdpLagExporterDown" not in {a["labels"]["alertname"] for a in prometheus.get("/api/v1/alerts")["alerts"]}
