@@ -213,7 +213,7 @@ class Monitoring:
         self.folder.mkdir(parents=True, exist_ok=True)
         config = self.folder / "prometheus.yml"
         config.write_text(yaml.safe_dump(prometheus_config(self.ports, self.rules, self.interval, self.host)))
-        environment = {**os.environ, **kafka_environment, "PYTHONPATH": str(REPO)}
+        environment = dict(os.environ)
         exporter, exporter_environment = self._exporter(binaries.kminion, kafka_environment, environment)
         commands = {
             "lag-exporter": exporter,
@@ -267,14 +267,16 @@ class Monitoring:
     def _exporter(
         self, kminion: str | None, kafka_environment: Mapping[str, str], environment: dict[str, str]
     ) -> tuple[list[str], dict[str, str]]:
-        """The lag exporter's command and environment: kminion when there is one, else the local exporter."""
+        """The lag exporter's command and environment: kminion when there is one, else the local exporter. Only
+        the exporter gets the Kafka settings (credentials included), never Prometheus or the Pushgateway."""
         if kminion:
             # kminion reads its configuration from the environment and ignores its arguments: the folder
             # argument only marks the process as this monitoring's (`processes`).
             configuration = kminion_environment(kafka_environment, self.host, self.ports.lag_exporter)
             return [kminion, f"--home={self.folder}"], {**environment, **configuration}
         command = [sys.executable, "-m", "localstack.lag_exporter", f"--home={self.folder}"]
-        return command + [f"--port={self.ports.lag_exporter}", f"--address={self.host}"], environment
+        command += [f"--port={self.ports.lag_exporter}", f"--address={self.host}"]
+        return command, {**environment, **kafka_environment, "PYTHONPATH": str(REPO)}
 
     def _start(self, name: str, command: list[str], environment: Mapping[str, str]) -> subprocess.Popen[bytes]:
         return processes.start(command, self.folder, self._log(name), self._pid_file(name), env=environment)
