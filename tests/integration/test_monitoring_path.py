@@ -12,7 +12,8 @@ folder; the lag exporter is kminion when it is on PATH, else `localstack.lag_exp
 The rules are deploy/prometheus/alerts.yml with their expressions untouched; only every `for:` is 2 s and
 Prometheus scrapes and evaluates every second, so the alerts move in seconds instead of minutes (the `for:`
 durations are covered by `promtool test rules` in tests/unit/test_monitoring_deploy.py). The lag rules watch the
-converter group `kdp-converter` (streaming.topics), so this test uses that group, on a topic of its own.
+converter group `kdp-converter` (streaming.topics), so this test uses that group, on a topic of its own; a
+`kdp stream` of that group running on the same stack at the same time would make the run yield to it and fail.
 
 Everything started here is stopped here. Skips, saying why, where Prometheus or the Pushgateway is not installed
 (Debian: `apt-get install prometheus prometheus-pushgateway`).
