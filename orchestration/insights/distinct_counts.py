@@ -41,7 +41,7 @@ class UniqueTotals:
     hours_without_ids: tuple[str, ...]
 
 
-def hour_rows(partition_key: str, tally: WindowTally) -> list[tuple[Any, ...]]:
+def hour_rows(partition_key: str, tally: WindowTally) -> list[Sequence[Any]]:
     """The rows that keep the hour's distinct ids: one per kind, sorted ids (stable files, easy to diff)."""
     return [
         (partition_key, USERS, sorted(tally.users)),

@@ -86,9 +86,7 @@ def load_day(connection: duckdb.DuckDBPyConnection, day: date) -> DayInsights:
     def rows(sql: str) -> list[tuple[object, ...]]:
         return connection.execute(sql.format(marks=marks), keys).fetchall()
 
-    summary = rows(
-        "SELECT partition_key, records, dead_letters FROM window_summary WHERE partition_key IN ({marks})"
-    )
+    summary = rows("SELECT partition_key, records, dead_letters FROM window_summary WHERE partition_key IN ({marks})")
     if not summary:
         return DayInsights(day=day, hours_present=())
     index = {key: hour for hour, key in enumerate(keys)}

@@ -99,7 +99,7 @@ hour_data = st.tuples(
 )
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(hours=st.dictionaries(st.integers(min_value=0, max_value=23), hour_data, max_size=6))
 def test_the_day_is_the_merge_of_its_hours(tmp_path_factory: object, hours: dict) -> None:  # type: ignore[type-arg]
     database = tmp_path_factory.mktemp("rollup") / "insights.duckdb"  # type: ignore[attr-defined]
