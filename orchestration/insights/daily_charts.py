@@ -46,11 +46,10 @@ def _logins_per_hour(report: DailyReport) -> Chart:
     ):
         if day.has_data:
             axes.plot(hours, _stored(day, day.logins_by_hour), marker="o", markersize=3, color=color, label=label)
-    axes.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
-    axes.set_xlabel("hour (UTC)")
+    _hours_axis(axes, today)
     axes.set_ylabel("logins")
     axes.set_title(f"Logins per hour, {today.day.isoformat()}")
-    axes.legend(loc="upper left", fontsize="small")
+    figure.legend(loc="outside lower center", ncols=4, fontsize="small", frameon=False)
     return Chart(f"Logins per hour on {today.day.isoformat()}", _png(figure))
 
 
@@ -65,11 +64,23 @@ def _dead_letters_per_hour(report: DailyReport) -> Chart:
     rate_axes = axes.twinx()
     rate_axes.plot(range(24), _stored(today, percent), color="#55a868", marker="o", markersize=3)
     rate_axes.set_ylabel("% of messages")
-    axes.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
-    axes.set_xlabel("hour (UTC)")
+    _hours_axis(axes, today)
     axes.set_ylabel("dead letters")
     axes.set_title(f"Dead letters per hour (bars) and their rate (line), {today.day.isoformat()}")
     return Chart(f"Dead letters per hour on {today.day.isoformat()}", _png(figure))
+
+
+def _hours_axis(axes: Axes, today: DayInsights) -> None:
+    """Hours 00..23 on the x axis; the hours not stored shaded (once in the legend)."""
+    missing = set(today.hours_missing)
+    label: str | None = "not stored"
+    for hour, key in enumerate(hour_keys(today.day)):
+        if key in missing:
+            axes.axvspan(hour - 0.5, hour + 0.5, color="#e8e8e8", zorder=0, label=label)
+            label = None
+    axes.set_xlim(-0.5, 23.5)
+    axes.set_xticks(range(0, 24, 2), [f"{h:02d}" for h in range(0, 24, 2)])
+    axes.set_xlabel("hour (UTC)")
 
 
 def _figure() -> tuple[Figure, Axes]:

@@ -103,7 +103,7 @@ def build_sections(report: DailyReport, charts: DailyCharts, top_locales: int = 
     if top_locales < 1:
         raise ValueError("top_locales must be at least 1")
     today = report.today
-    coverage = _coverage(today)
+    coverage = _coverage(today, report.previous_day, report.last_week)
     if not today.has_data:
         return [coverage]
     previous = report.previous_day if report.previous_day.has_data else None
@@ -129,7 +129,7 @@ def build_sections(report: DailyReport, charts: DailyCharts, top_locales: int = 
     ]
 
 
-def _coverage(today: DayInsights) -> Section:
+def _coverage(today: DayInsights, previous_day: DayInsights, last_week: DayInsights) -> Section:
     if not today.has_data:
         return Section(
             COVERAGE,
@@ -142,7 +142,16 @@ def _coverage(today: DayInsights) -> Section:
     paragraphs += [f"Incomplete: {problem}." for problem in completeness_problems(today)]
     if not today.logins and not today.dead_letters:
         paragraphs.append("No logins and no dead letters were recorded in the stored hours.")
+    paragraphs.append(
+        f"Compared with the previous day, {_day_coverage(previous_day)}, and the same day last week, "
+        f"{_day_coverage(last_week)}: a change against a day with fewer hours stored says little."
+    )
     return Section(COVERAGE, tuple(paragraphs))
+
+
+def _day_coverage(day: DayInsights) -> str:
+    hours = len(day.hours_present)
+    return f"{day.day.isoformat()} ({'no data' if not hours else f'{hours} of 24 hours'})"
 
 
 def _row(

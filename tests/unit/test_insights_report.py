@@ -112,6 +112,7 @@ def test_earlier_days_without_data_are_compared_as_not_available() -> None:
     sections = {s.title: s for s in report.build_sections(daily, report.DailyCharts())}
     table = sections[report.LOGINS].table
     assert table is not None and table.rows[0] == ("logins", "240", NO_DATA, NO_DATA, NO_DATA, NO_DATA)
+    assert "2026-11-24 (no data)" in sections[report.COVERAGE].paragraphs[-1]
 
 
 def test_missing_hours_and_unmergeable_uniques_make_the_report_incomplete_and_say_which() -> None:
@@ -123,6 +124,10 @@ def test_missing_hours_and_unmergeable_uniques_make_the_report_incomplete_and_sa
     ]
     sections = {s.title: s for s in report.build_sections(a_report(today), report.DailyCharts())}
     assert f"Incomplete: {problems[0]}." in sections[report.COVERAGE].paragraphs
+    assert (
+        "Compared with the previous day, 2026-11-24 (24 of 24 hours), and the same day last week, "
+        "2026-11-18 (24 of 24 hours): a change against a day with fewer hours stored says little."
+    ) in sections[report.COVERAGE].paragraphs
     uniques = sections[report.UNIQUES].table
     assert uniques is not None and uniques.rows[0][1:4] == (NO_DATA, "7", NO_DATA)
 
