@@ -213,8 +213,10 @@ def _uniques(today: DayInsights, previous: DayInsights | None, last_week: DayIns
             _count_row("unique devices", devices(today), devices(previous), devices(last_week)),
         ),
     )
-    text = "Distinct over the whole day: a user seen in several hours counts once."
-    return Section(UNIQUES, (text,), table)
+    paragraphs = ["Distinct over the whole day: a user seen in several hours counts once."]
+    if not today.uniques.exact:
+        paragraphs.append("Estimated from the hours' sketches (more distinct ids than they keep exactly).")
+    return Section(UNIQUES, tuple(paragraphs), table)
 
 
 def _breakdown(
