@@ -186,13 +186,8 @@ def _logins(
     table = Table(
         ("", "day", *COMPARED),
         (
-            _count_row("logins", today.logins, _get(previous, "logins"), _get(last_week, "logins")),
-            _count_row(
-                "messages (logins + dead letters)",
-                today.messages,
-                _get(previous, "messages"),
-                _get(last_week, "messages"),
-            ),
+            _figure_row("logins", lambda d: d.logins, today, previous, last_week),
+            _figure_row("messages (logins + dead letters)", lambda d: d.messages, today, previous, last_week),
         ),
     )
     text = f"Busiest hour: {busiest:02d}:00 with {today.logins_by_hour[busiest]:,} logins."
@@ -200,17 +195,11 @@ def _logins(
 
 
 def _uniques(today: DayInsights, previous: DayInsights | None, last_week: DayInsights | None) -> Section:
-    def users(day: DayInsights | None) -> int | None:
-        return None if day is None else day.uniques.users
-
-    def devices(day: DayInsights | None) -> int | None:
-        return None if day is None else day.uniques.devices
-
     table = Table(
         ("", "day", *COMPARED),
         (
-            _count_row("unique users", users(today), users(previous), users(last_week)),
-            _count_row("unique devices", devices(today), devices(previous), devices(last_week)),
+            _figure_row("unique users", lambda d: d.uniques.users, today, previous, last_week),
+            _figure_row("unique devices", lambda d: d.uniques.devices, today, previous, last_week),
         ),
     )
     paragraphs = ["Distinct over the whole day: a user seen in several hours counts once."]
@@ -257,17 +246,16 @@ def _breakdown(
 def _dead_letters(
     today: DayInsights, previous: DayInsights | None, last_week: DayInsights | None, chart: Chart | None
 ) -> Section:
-    def rate_of(day: DayInsights | None, reason: str | None) -> float | None:
-        if day is None:
-            return None
+    def rate(day: DayInsights, reason: str | None) -> float:
+        """Of all reasons (`None`) or of one, against all messages of the day."""
         if reason is None:
             return day.dead_letter_rate
         return day.dead_letter_reasons.get(reason, 0) / day.messages if day.messages else 0.0
 
     def row(label: str, count: int, reason: str | None) -> tuple[str, ...]:
-        now = rate_of(today, reason)
-        assert now is not None
-        before, week = rate_of(previous, reason), rate_of(last_week, reason)
+        now = rate(today, reason)
+        before = None if previous is None else rate(previous, reason)
+        week = None if last_week is None else rate(last_week, reason)
         return (
             label,
             f"{count:,}",
@@ -305,9 +293,7 @@ def _late_events(today: DayInsights, previous: DayInsights | None, last_week: Da
     table = Table(
         ("", "day", *COMPARED),
         (
-            _count_row(
-                "late records", today.late_records, _get(previous, "late_records"), _get(last_week, "late_records")
-            ),
+            _figure_row("late records", lambda d: d.late_records, today, previous, last_week),
             _row("oldest late event (UTC)", oldest(today), oldest(previous), "", oldest(last_week), ""),
             _row("largest delay", delay(today), delay(previous), "", delay(last_week), ""),
         ),
@@ -327,8 +313,17 @@ def _duration(ms: int) -> str:
     return f"{hours} h {rest // 60:02d} min"
 
 
-def _get(day: DayInsights | None, attribute: str) -> int | None:
-    return None if day is None else int(getattr(day, attribute))
+def _figure_row(
+    label: str,
+    of: Callable[[DayInsights], int | None],
+    today: DayInsights,
+    previous: DayInsights | None,
+    last_week: DayInsights | None,
+) -> tuple[str, ...]:
+    """One figure of the day against the two compared days (`None`: a day without data)."""
+    return _count_row(
+        label, of(today), None if previous is None else of(previous), None if last_week is None else of(last_week)
+    )
 
 
 def generated_line(now: datetime) -> str:
