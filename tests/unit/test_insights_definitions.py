@@ -38,6 +38,7 @@ def test_insight_assets_depend_on_processed_data_and_carry_their_checks() -> Non
         ("login_window", "counts_consistent_with_offsets"),
         ("dead_letter_rate", "dead_letter_rate_below_threshold"),
         ("processed_data", "newest_record_is_recent"),
+        ("daily_insights_report", "report_covers_all_24_hours"),
     }
 
 
