@@ -28,7 +28,7 @@ COPY . /app
 RUN pip install --no-deps --editable /app
 
 # Dagster's instance for the containers, and the volume folder the webserver and the daemon share.
-COPY deploy/dagster/dagster.yaml deploy/dagster/workspace.yaml /opt/dagster/home/
+COPY deploy/dagster/dagster.yaml /opt/dagster/home/
 RUN mkdir -p /opt/dagster/storage && chown -R kdp:kdp /opt/dagster
 
 USER kdp

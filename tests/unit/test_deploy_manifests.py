@@ -142,11 +142,6 @@ def test_dagster_instance_uses_postgres_from_the_environment_and_a_bounded_queue
     assert coordinator["config"]["max_concurrent_runs"] >= 1
 
 
-def test_dagster_workspace_loads_the_code_location():
-    workspace = yaml.safe_load((DEPLOY / "dagster" / "workspace.yaml").read_text(encoding="utf-8"))
-    assert workspace["load_from"] == [{"python_module": {"module_name": "orchestration.definitions"}}]
-
-
 # --- Dockerfile and the image's dependency list ---------------------------------------------------------
 def dockerfile_instructions() -> list[tuple[str, ...]]:
     """(INSTRUCTION, arguments) pairs, continuation lines joined, comments dropped."""
