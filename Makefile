@@ -14,7 +14,7 @@ NATIVE_SOURCES := native/pyproject.toml native/Cargo.toml native/Cargo.lock nati
 $(BIN)/.installed: pyproject.toml constraints.txt $(NATIVE_SOURCES)
 	@echo "installing the project into $(VENV) (log: $(VENV)/install.log)"
 	@$(PYTHON) -m venv $(VENV)
-	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -c constraints.txt -e '.[dev]'; } \
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -c constraints.txt -e '.[dev,local]'; } \
 		> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@$(BIN)/pip uninstall --yes --quiet kdp-native > /dev/null 2>&1; export PATH="$$PATH:$$HOME/.cargo/bin"; \
 	if ! command -v cargo > /dev/null; then \
@@ -88,7 +88,7 @@ bench: stack-up
 ## make lock: re-pin every dependency after changing pyproject.toml
 lock:
 	rm -rf /tmp/kdp-lock && $(PYTHON) -m venv /tmp/kdp-lock
-	/tmp/kdp-lock/bin/pip install --quiet --upgrade pip && /tmp/kdp-lock/bin/pip install --quiet '.[dev,deploy]'
+	/tmp/kdp-lock/bin/pip install --quiet --upgrade pip && /tmp/kdp-lock/bin/pip install --quiet '.[dev,deploy,local]'
 	/tmp/kdp-lock/bin/pip freeze --exclude-editable | grep -v '^kafka-data-pipeline' > constraints.txt
 
 clean:

