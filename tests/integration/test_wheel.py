@@ -39,7 +39,10 @@ def installed(tmp_path_factory) -> Path:
     """The bin folder of a fresh venv holding the wheel built from a clean clone of this repository."""
     work = tmp_path_factory.mktemp("wheel")
     run(["git", "clone", "--quiet", str(ROOT), str(work / "clone")], work)
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(work / "dist"), "clone"], work)
+    run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", str(work / "dist"), str(work / "clone")],
+        work,
+    )
     [wheel] = (work / "dist").glob("kafka_data_pipeline-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         metadata = archive.read(next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))).decode()
