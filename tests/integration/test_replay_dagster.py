@@ -12,7 +12,7 @@ from kafka_io import create_topics
 from scenario_settings import scenario_settings
 
 from orchestration.definitions import defs
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
 from streaming.pipeline import open_converter
@@ -25,7 +25,7 @@ OP = "replay_dead_letters_op"
 def _run(config: dict) -> tuple[dg.ExecuteInProcessResult, dict]:
     result = defs.resolve_job_def("replay_dead_letters").execute_in_process(
         run_config={"ops": {OP: {"config": config}}},
-        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)},
         instance=dg.DagsterInstance.ephemeral(),
     )
     output = next(e for e in result.events_for_node(OP) if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
@@ -62,7 +62,7 @@ def test_the_job_replays_and_reports_its_figures(stack, monkeypatch):
     assert dry.success
     assert preview["would_take"] == too_old and preview["dry_run"] is True
 
-    result, figures = _run({"reasons": ["event_too_old"]})
+    result, figures = _run({"reasons": ["event_too_old"], "dry_run": False})
     assert result.success
     print(f"\nDagster replay: {figures}")
     assert figures["selected"] == too_old

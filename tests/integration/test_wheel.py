@@ -60,7 +60,7 @@ def installed(tmp_path_factory) -> Path:
 def test_the_wheel_imports_the_project_and_its_code_location_from_itself(installed, tmp_path):
     probe = (
         "import orchestration.definitions, schemas, streaming.pipeline as p; "
-        "print(streaming.pipeline.__file__); print(schemas.__file__); print(p.PROCESSED_SCHEMA)"
+        "print(p.__file__); print(schemas.__file__); print(p.PROCESSED_SCHEMA)"
     )
     where = run([str(installed / "python"), "-c", probe], tmp_path).stdout.split()
     assert len(where) == 3

@@ -232,6 +232,8 @@ def test_dagster_postgres_series_follows_the_dagster_release():
     """Dagster's libraries are versioned 0.(minor + 16).x beside dagster 1.minor.x and pin it exactly."""
     module = load_image_requirements()
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    [minor] = [int(m[1]) for r in pyproject["project"]["dependencies"] if (m := re.fullmatch(r"dagster==1\.(\d+)\.\*", r))]
+    [minor] = [
+        int(m[1]) for r in pyproject["project"]["dependencies"] if (m := re.fullmatch(r"dagster==1\.(\d+)\.\*", r))
+    ]
     assert f"dagster-postgres==0.{minor + 16}.*" in pyproject["project"]["optional-dependencies"][module.IMAGE_EXTRA]
     assert f"dagster-postgres==0.{minor + 16}.*" in module.image_requirements(pyproject)
