@@ -254,8 +254,9 @@ def test_the_throttle_is_removed_when_the_executor_gives_up(cluster, admin, kafk
     assert set(verify(kafka_admin, plan).values()) == {PartitionStatus.COMPLETE}
 
 
-def test_the_dagster_jobs_plan_then_execute_a_reviewed_plan_file(cluster, admin, topic_name, tmp_path, monkeypatch):
-    """The control-plane path: `plan_partition_reassignment` writes the files, `execute_...` applies one."""
+def test_the_dagster_jobs_plan_then_execute_the_planning_runs_plan(cluster, admin, topic_name, tmp_path, monkeypatch):
+    """The control-plane path: `plan_partition_reassignment` records the plan (and writes it as files),
+    `execute_...` carries out the latest planning run's plan, then the same run's plan chosen by its id."""
     import dagster as dg
 
     from orchestration.defs.reassignment.jobs import execute_partition_reassignment, plan_partition_reassignment
@@ -286,13 +287,7 @@ def test_the_dagster_jobs_plan_then_execute_a_reviewed_plan_file(cluster, admin,
     assert 0 < shown["lower_bound_bytes"].value <= shown["bytes_to_copy"].value
 
     executed = execute_partition_reassignment.execute_in_process(
-        run_config={
-            "ops": {
-                "execute_reassignment_op": {
-                    "config": {"plan_file": str(plan_file), "throttle_bytes_per_second": 20_000_000}
-                }
-            }
-        },
+        run_config={"ops": {"execute_reassignment_op": {"config": {"throttle_bytes_per_second": 20_000_000}}}},
         resources=resources,
         instance=instance,
     )
@@ -304,7 +299,7 @@ def test_the_dagster_jobs_plan_then_execute_a_reviewed_plan_file(cluster, admin,
     assert end_offsets(info.bootstrap, topic_name) == before
 
     again = execute_partition_reassignment.execute_in_process(
-        run_config={"ops": {"execute_reassignment_op": {"config": {"plan_file": str(plan_file)}}}},
+        run_config={"ops": {"execute_reassignment_op": {"config": {"plan_run_id": planned.run_id}}}},
         resources=resources,
         instance=instance,
     )
