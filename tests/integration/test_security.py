@@ -457,7 +457,7 @@ def test_a_dagster_conversion_run_converts_its_ranges_over_tls(
         **secure_stack.environment(),
         **security.principal_environment(secure_stack.home, "dagster"),
     }.items():
-        monkeypatch.setenv(name, value)  # as in a Dagster deployment: KDP_* variables, resources left unset
+        monkeypatch.setenv(name, value)  # as in a Dagster deployment: the KDP_* variables the resources bind
     settings = Settings.from_env()
     offsets = read_offsets(settings, topics.SOURCE_TOPIC)
     ranges = [
