@@ -2,7 +2,7 @@
 
 Each area (`defs/<area>/__init__.py`) exposes its own `defs`; this module merges them and binds the
 resources every area shares to the `KDP_*` variables of `streaming/settings.py` through `dg.EnvVar`
-(`orchestration.defs.resources.environment_bound`): loading looks at which variables are set, never at their
+(`orchestration.defs.resources.environment_bound`): loading checks which variables are set, uses none of their
 values, and opens no connection. Dagster resolves the values when a run or a tick starts.
 """
 

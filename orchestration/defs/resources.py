@@ -72,8 +72,8 @@ class SchemaRegistryResource(dg.ConfigurableResource):
 
 def environment_bound(resource: type[R]) -> R:
     """`resource` with each field bound to `dg.EnvVar` of its `KDP_*` variable (`dg.EnvVar.int` for numbers):
-    the required ones always, the others when the variable is set where the definitions load (only the
-    names are looked at here; Dagster reads the values when a run or a tick starts)."""
+    the required ones always, the others when the variable is set (non-empty) where the definitions load. No
+    value is used here; Dagster reads the values when a run or a tick starts."""
     fields = resource.model_fields
     bindings: dict[str, Any] = {}
     for name, attr in ENV_NAMES.items():
