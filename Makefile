@@ -79,7 +79,7 @@ stack-down: install
 ## workspace.yaml (`dg dev` loads the same code location through pyproject's [tool.dg]). The resources read
 ## KDP_BOOTSTRAP and KDP_REGISTRY_URL: those `kdp stack up` prints, unless they are set already.
 dev: install $(DAGSTER_HOME)/dagster.yaml
-	@stack_env="$$($(BIN)/kdp stack up | sed -n 's/^  export //p')" || exit 1; \
+	@set -o pipefail; stack_env="$$($(BIN)/kdp stack up | sed -n 's/^  export //p')" || exit 1; \
 	for pair in $$stack_env; do name="$${pair%%=*}"; [ -n "$${!name:-}" ] || export "$$pair"; done; \
 	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/dagster dev -w workspace.yaml
 
