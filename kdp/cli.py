@@ -3,7 +3,8 @@
 Each subcommand registers itself through an `add_*_parser(subparsers)` function that lives beside its code
 and sets `handler` (namespace -> exit code). Importing this module stays cheap: the heavy modules are
 imported by the handler that needs them. Long-running handlers stop on SIGINT/SIGTERM through
-`streaming.shutdown`; a Ctrl-C anywhere else ends the command with exit code 130.
+`streaming.shutdown`; a Ctrl-C anywhere else ends the command with exit code 130. A bad setting, or a Kafka or
+registry that does not answer, ends it with one line naming the setting and exit code 2.
 """
 
 from __future__ import annotations
@@ -41,12 +42,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from streaming.settings import SettingsError
+    from streaming.settings import ServiceUnreachableError, SettingsError
 
     try:
         return int(args.handler(args) or 0)
     except SettingsError as error:
         print(f"kdp: configuration error: {error}", file=sys.stderr)
+        return 2
+    except ServiceUnreachableError as error:
+        print(f"kdp: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -3,7 +3,7 @@
 `kdp/cli.py` mounts it with `add_stack_parser(subparsers)`; the parsed namespace carries `handler`,
 which runs the action and returns the exit code. `python -m localstack up|down|status|logs` offers the same
 actions without the `kdp` entry point. Progress goes to stderr (through logging), results to stdout, a
-`StackError` becomes one `error:` message and exit code 1.
+`StackError` becomes one `error:` message and exit code 1 (2 for a `MissingPrerequisiteError`).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from localstack.config import (
     ENV_REGISTRY_PORT,
     StackConfig,
 )
-from localstack.errors import StackError
+from localstack.errors import MissingPrerequisiteError, StackError
 from localstack.kafka_node import MAX_NODES
 from localstack.logfiles import tail
 from localstack.monitoring import Monitoring
@@ -110,7 +110,8 @@ def _stack(args: argparse.Namespace) -> LocalStack:
 
 
 def _reporting_errors(action: Any) -> Any:
-    """Run an action with progress shown on stderr; turn StackError into a message and exit code 1."""
+    """Run an action with progress shown on stderr; turn StackError into a message and exit code 1 (2 when a
+    prerequisite is missing)."""
 
     def run(args: argparse.Namespace) -> int:
         _show_progress()
@@ -118,7 +119,7 @@ def _reporting_errors(action: Any) -> Any:
             action(args)
         except StackError as error:
             print(f"error: {error}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(error, MissingPrerequisiteError) else 1
         return 0
 
     return run

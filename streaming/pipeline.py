@@ -20,14 +20,15 @@ from streaming.fast_path import converter_for
 from streaming.kafka_clients import make_consumer, make_delivery
 from streaming.malloc_arenas import limit_malloc_arenas
 from streaming.observer import NO_OBSERVER, ConverterObserver
+from streaming.package_files import package_file
 from streaming.schema_registry import ensure_value_schema, load_schema
 from streaming.settings import Settings
 from streaming.topics import value_subject
 
 log = logging.getLogger(__name__)
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-PROCESSED_SCHEMA = SCHEMAS / "processed-data-value.avsc"
+PROCESSED_SCHEMA = package_file("schemas/processed-data-value.avsc")
+SCHEMAS = PROCESSED_SCHEMA.parent
 
 
 def register_output_schema(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> WireFormatEncoder:

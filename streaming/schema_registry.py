@@ -35,6 +35,8 @@ import fastavro
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+from streaming.settings import ServiceUnreachableError
+
 try:  # the HTTP client confluent-kafka uses: httpx2 where installed, else httpx
     import httpx2 as httpx
 except ImportError:  # pragma: no cover - depends on the environment
@@ -80,7 +82,7 @@ class SchemaIncompatibleError(RuntimeError):
         )
 
 
-class RegistryUnavailableError(RuntimeError):
+class RegistryUnavailableError(ServiceUnreachableError):
     """The registry did not answer usefully before the deadline."""
 
 

@@ -69,6 +69,11 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the environment variable."""
 
 
+class ServiceUnreachableError(RuntimeError):
+    """Kafka or the schema registry did not answer in time; the message names the setting that addresses it
+    (KDP_BOOTSTRAP, KDP_REGISTRY_URL). Commands report it in one line, like a bad setting."""
+
+
 @dataclass(frozen=True)
 class Settings:
     bootstrap: str = "localhost:9092"

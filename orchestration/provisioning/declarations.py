@@ -16,12 +16,11 @@ from typing import Any
 import yaml
 
 from streaming import topics
+from streaming.package_files import package_file
 from streaming.schema_registry import COMPATIBILITY_LEVELS
 from streaming.settings import Settings
 
-DECLARATIONS_FILE = Path(__file__).with_name("topics.yaml")
-#: Schema files are named relative to the project root, where `schemas/` lives.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DECLARATIONS_FILE = package_file("orchestration/provisioning/topics.yaml")
 
 AUTO = "auto"
 #: `replication_factor: auto` = min(AUTO_REPLICATION_FACTOR, brokers).
@@ -167,10 +166,19 @@ def _value_schema(where: str, body: Any) -> ValueSchema | None:
     compatibility = body.get("compatibility", "BACKWARD")
     if compatibility not in COMPATIBILITY_LEVELS:
         raise DeclarationError(f"{where}.compatibility must be one of {', '.join(COMPATIBILITY_LEVELS)}")
-    file = PROJECT_ROOT / body["file"]
-    if not file.is_file():
-        raise DeclarationError(f"{where}.file: no schema file at {file}")
-    return ValueSchema(file=file, compatibility=compatibility)
+    return ValueSchema(file=_schema_file(where, body["file"]), compatibility=compatibility)
+
+
+def _schema_file(where: str, name: str) -> Path:
+    """A schema file named as in the repository (`schemas/...`, shipped with the project) or by an absolute path."""
+    if Path(name).is_absolute():
+        if not Path(name).is_file():
+            raise DeclarationError(f"{where}.file: no schema file at {name}")
+        return Path(name)
+    try:
+        return package_file(name)
+    except FileNotFoundError as error:
+        raise DeclarationError(f"{where}.file: no schema file: {error}") from None
 
 
 def _reject_unknown_keys(where: str, body: Any, known: set[str]) -> None:

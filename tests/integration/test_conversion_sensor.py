@@ -15,7 +15,7 @@ from kafka_io import create_topics, read_all
 
 from orchestration.definitions import defs
 from orchestration.defs.conversion.sensors import conversion_sensor
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
@@ -44,7 +44,9 @@ def topics(stack, monkeypatch):
 
 
 def _tick(instance: dg.DagsterInstance, cursor: str | None = None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": KafkaResource()})
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"kafka": environment_bound(KafkaResource)}
+    )
     return conversion_sensor(context)
 
 
@@ -66,7 +68,7 @@ def test_sensor_requests_exactly_the_pending_ranges_and_runs_convert_each_messag
     observation = result.asset_events[0]
     assert observation.metadata["lag"].value == EVENTS
 
-    resources = {"kafka": KafkaResource(), "registry": SchemaRegistryResource()}
+    resources = {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
     convert_ranges = defs.resolve_job_def("convert_ranges")
     for request in result.run_requests:
         outcome = convert_ranges.execute_in_process(
@@ -76,6 +78,9 @@ def test_sensor_requests_exactly_the_pending_ranges_and_runs_convert_each_messag
         [materialization] = outcome.asset_materializations_for_node("processed_data")
         metadata = materialization.metadata
         assert metadata["consumed"].value == metadata["processed"].value + metadata["dead_lettered"].value > 0
+        written = SchemaRegistryClient({"url": stack.registry_url}).get_latest_version(f"{topics['output']}-value")
+        assert metadata["schema_subject"].value == f"{topics['output']}-value"
+        assert (metadata["schema_id"].value, metadata["schema_version"].value) == (written.schema_id, written.version)
 
     again = _tick(instance, result.cursor)
     assert again.run_requests == []

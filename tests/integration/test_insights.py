@@ -31,7 +31,7 @@ from scenario_settings import scenario_settings
 from localstack.stack import StackInfo
 from orchestration.defs.insights import defs as insights_defs
 from orchestration.defs.insights.assets import HOURLY, PROCESSED_DATA, hourly_insights
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.insights import store
 from orchestration.insights.aggregates import epoch_ms
 from orchestration.insights.placement import HOUR_MS
@@ -179,8 +179,8 @@ def window_topics(
 
 def resources(stack: StackInfo) -> dict[str, object]:
     return {
-        "kafka": KafkaResource(bootstrap=stack.bootstrap),
-        "registry": SchemaRegistryResource(url=stack.registry_url),
+        "kafka": environment_bound(KafkaResource),
+        "registry": environment_bound(SchemaRegistryResource),
     }
 
 

@@ -16,7 +16,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from orchestration.defs.provisioning.jobs import provision_topics
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.provisioning.declarations import DECLARATIONS_FILE
 from orchestration.provisioning.live_state import LiveState, read_live_state
 
@@ -50,8 +50,8 @@ def run(stack, **config: object) -> dg.ExecuteInProcessResult:
     return provision_topics.execute_in_process(
         run_config=config,
         resources={
-            "kafka": KafkaResource(bootstrap=stack.bootstrap),
-            "registry": SchemaRegistryResource(url=stack.registry_url),
+            "kafka": environment_bound(KafkaResource),
+            "registry": environment_bound(SchemaRegistryResource),
         },
         raise_on_error=False,
     )

@@ -13,7 +13,7 @@ from metrics_run import free_port
 from scenario_settings import scenario_settings
 
 from orchestration.definitions import defs
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
 from streaming.pipeline import open_converter
@@ -26,7 +26,7 @@ OP = "replay_dead_letters_op"
 def _run(config: dict) -> tuple[dg.ExecuteInProcessResult, dict]:
     result = defs.resolve_job_def("replay_dead_letters").execute_in_process(
         run_config={"ops": {OP: {"config": config}}},
-        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)},
         instance=dg.DagsterInstance.ephemeral(),
     )
     output = next(e for e in result.events_for_node(OP) if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
@@ -65,7 +65,7 @@ def test_the_job_replays_and_reports_its_figures(stack, monkeypatch):
 
     # A Pushgateway that cannot be reached (nothing listens on the port) never fails the replay: it is counted.
     monkeypatch.setenv("KDP_PUSHGATEWAY_URL", f"http://127.0.0.1:{free_port()}")
-    result, figures = _run({"reasons": ["event_too_old"]})
+    result, figures = _run({"reasons": ["event_too_old"], "dry_run": False})
     assert result.success
     print(f"\nDagster replay: {figures}")
     assert figures["metrics_pushes"] == 0 and figures["metrics_push_failures"] >= 2

@@ -6,12 +6,14 @@ import dagster as dg
 
 from orchestration.defs import conversion
 from orchestration.defs.insights import defs
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.insights.placement import DEFAULT_SLACK_MS, LOG_ORDER_MARGIN_MS, MINUTE_MS
 
 
 def full_defs() -> dg.Definitions:
-    resources = dg.Definitions(resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()})
+    resources = dg.Definitions(
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
+    )
     return dg.Definitions.merge(defs, conversion.defs, resources)
 
 

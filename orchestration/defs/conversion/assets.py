@@ -17,13 +17,17 @@ No `from __future__ import annotations`: Dagster reads the config and resource a
 """
 
 import dagster as dg
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from orchestration.defs.conversion.offsets import active_members
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings, push_metadata
+from streaming.encoding import WireFormatEncoder
 from streaming.metrics import ConverterMetrics
 from streaming.metrics_push import MetricsPusher
 from streaming.offset_ranges import OffsetRange
-from streaming.pipeline import open_converter
+from streaming.pipeline import PROCESSED_SCHEMA, open_converter
+from streaming.schema_registry import ensure_value_schema, load_schema
+from streaming.topics import value_subject
 
 STREAMS = "streams"
 
@@ -74,7 +78,12 @@ def processed_data(
     # they are pushed to the Pushgateway (KDP_PUSHGATEWAY_URL, if set) with mode="sensor".
     metrics = ConverterMetrics(process_metrics=False)
     pusher = MetricsPusher(metrics.registry, settings.pushgateway_url, mode="sensor", instance=instance)
-    converter = open_converter(settings, instance=instance, poll_timeout=0.5, observer=metrics)
+    # Registered here rather than inside open_converter, so that the run reports which version it wrote.
+    schema_str = load_schema(PROCESSED_SCHEMA)
+    client = SchemaRegistryClient(settings.registry_config())
+    schema = ensure_value_schema(client, value_subject(settings.output_topic), schema_str)
+    encoder = WireFormatEncoder(schema.schema_id, schema_str)
+    converter = open_converter(settings, instance=instance, encoder=encoder, poll_timeout=0.5, observer=metrics)
     try:
         with pusher:
             remaining = converter.assign_ranges(ranges)
@@ -98,6 +107,9 @@ def processed_data(
             "ranges": dg.MetadataValue.json(config.ranges),
             "delivery": dg.MetadataValue.text(settings.delivery),
             **push_metadata(pusher, context.log),
+            "schema_subject": dg.MetadataValue.text(schema.subject),
+            "schema_id": dg.MetadataValue.int(schema.schema_id),
+            "schema_version": dg.MetadataValue.int(schema.version),
             "msg_per_s": dg.MetadataValue.float(
                 round(summary.consumed / summary.elapsed, 1) if summary.elapsed else 0.0
             ),

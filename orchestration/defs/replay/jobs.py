@@ -3,9 +3,8 @@ twin, the same `streaming.replay` code), launchable from the UI with typed confi
 
 Config (op `replay_dead_letters_op`): the selection, as `kdp replay`'s flags say it (`streaming.replay_request`):
 reasons, source partitions, source offsets `START-END`, a failure-time window (ISO 8601, epoch milliseconds, or
-a duration before now such as `2h`), a limit per run, the maximum number of replays; and `dry_run`. A launch
-replays (`dry_run: false`, the default: launching the job is the decision); `dry_run: true` only counts, as
-the CLI does by default.
+a duration before now such as `2h`), a limit per run, the maximum number of replays; and `dry_run`. Like the
+CLI, a launch only counts unless told otherwise: `dry_run: false` replays.
 
 The op's output metadata carries the figures (read, selected, processed, dead-lettered again, left alone by
 verdict), the selected dead letters by reason, the run id and whether it resumed an unfinished run. A run that
@@ -39,8 +38,9 @@ class ReplayConfig(dg.Config):
     """Take at most this many in this run; the next launch with the same selection goes on."""
     max_replays: int = DEFAULT_MAX_REPLAYS
     """Leave dead letters already replayed this often."""
-    dry_run: bool = False
-    """Only count what would be replayed; change nothing."""
+    dry_run: bool = True
+    """Only count what would be replayed and change nothing, unless set to false (as `kdp replay` without
+    `--execute`): a launch from the Launchpad with the defaults never replays by accident."""
 
 
 @dg.op(
@@ -118,7 +118,7 @@ def replay_dead_letters_op(
 
 @dg.job(
     description="Replay dead letters after a fix (reasons, source partitions/offsets, failure-time window, limit); "
-    "resumable; `dry_run` only counts.",
+    "resumable; a dry run (counts only) unless `dry_run: false`.",
     tags=AREA_TAGS,
 )
 def replay_dead_letters() -> None:
