@@ -42,7 +42,7 @@ from localstack.errors import StackError
 from localstack.monitoring import ALERT_RULES, Binaries, Monitoring, MonitoringPorts
 from orchestration.definitions import defs
 from orchestration.defs.conversion.sensors import conversion_sensor
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
 from streaming.metrics_push import PUSH_JOB
@@ -169,11 +169,11 @@ def test_lag_alerts_fire_without_a_converter_and_sensor_runs_push_their_counters
     # The sensor's tick and the run it requests, pushing to the Pushgateway.
     monkeypatch.setenv("KDP_PUSHGATEWAY_URL", monitoring.pushgateway_url)
     instance = dg.DagsterInstance.ephemeral()
-    tick = conversion_sensor(dg.build_sensor_context(instance=instance, resources={"kafka": KafkaResource()}))
+    tick = conversion_sensor(dg.build_sensor_context(instance=instance, resources={"kafka": environment_bound(KafkaResource)}))
     [request] = tick.run_requests
     outcome = defs.resolve_job_def("convert_ranges").execute_in_process(
         run_config=request.run_config,
-        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)},
         instance=instance,
         tags=request.tags,
     )

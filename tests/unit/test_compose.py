@@ -405,11 +405,11 @@ def test_the_dagster_daemon_runs_the_schedules(compose):
     daemon = services(compose)["dagster-daemon"]
     assert daemon["command"][:2] == ["dagster-daemon", "run"]
     workspace_in_container = daemon["command"][daemon["command"].index("--workspace") + 1]
-    assert workspace_in_container == "/opt/dagster/home/workspace.yaml"
+    assert workspace_in_container == "/app/workspace.yaml"
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
-    assert "deploy/dagster/workspace.yaml" in dockerfile and "/opt/dagster/home" in dockerfile
-    workspace = yaml.safe_load((ROOT / "deploy" / "dagster" / "workspace.yaml").read_text(encoding="utf-8"))
-    assert workspace["load_from"] == [{"python_module": {"module_name": "orchestration.definitions"}}]
+    assert "COPY workspace.yaml" in dockerfile
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text(encoding="utf-8"))
+    assert workspace["load_from"][0]["python_module"]["module_name"] == "orchestration.definitions"
     schedules = list(defs.schedules or [])
     assert schedules, "orchestration.definitions has no schedule for the daemon to run"
     for schedule in schedules:

@@ -10,7 +10,7 @@ import pytest
 from orchestration.defs.insights import defs
 from orchestration.defs.insights.assets import HOURLY
 from orchestration.defs.insights.daily_report import DAILY, daily_insights_report
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.insights import report, report_files, rollup, store
 from orchestration.insights.aggregates import MINUTE_MS, WindowTally
 from orchestration.insights.window_reader import PartitionScan, WindowScan
@@ -30,7 +30,7 @@ HOURLY_ASSETS = {
 
 def full_defs() -> dg.Definitions:
     return dg.Definitions.merge(
-        defs, dg.Definitions(resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()})
+        defs, dg.Definitions(resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)})
     )
 
 
