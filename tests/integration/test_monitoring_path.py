@@ -169,7 +169,9 @@ def test_lag_alerts_fire_without_a_converter_and_sensor_runs_push_their_counters
     # The sensor's tick and the run it requests, pushing to the Pushgateway.
     monkeypatch.setenv("KDP_PUSHGATEWAY_URL", monitoring.pushgateway_url)
     instance = dg.DagsterInstance.ephemeral()
-    tick = conversion_sensor(dg.build_sensor_context(instance=instance, resources={"kafka": environment_bound(KafkaResource)}))
+    tick = conversion_sensor(
+        dg.build_sensor_context(instance=instance, resources={"kafka": environment_bound(KafkaResource)})
+    )
     [request] = tick.run_requests
     outcome = defs.resolve_job_def("convert_ranges").execute_in_process(
         run_config=request.run_config,

@@ -30,7 +30,10 @@ HOURLY_ASSETS = {
 
 def full_defs() -> dg.Definitions:
     return dg.Definitions.merge(
-        defs, dg.Definitions(resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)})
+        defs,
+        dg.Definitions(
+            resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
+        ),
     )
 
 
