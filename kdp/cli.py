@@ -41,12 +41,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from streaming.schema_registry import SchemaNotRegisteredError
     from streaming.settings import SettingsError
 
     try:
         return int(args.handler(args) or 0)
     except SettingsError as error:
         print(f"kdp: configuration error: {error}", file=sys.stderr)
+        return 2
+    except SchemaNotRegisteredError as error:  # a converter or a replay refusing to start: nothing was changed
+        print(f"kdp {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -1,7 +1,9 @@
-"""Assembling a ready converter: settings -> registered schema -> encoder, consumer, delivery.
+"""Assembling a ready converter: settings -> registered schema (looked up) -> encoder, consumer, delivery.
 
 The one place where `kdp stream`, the Dagster conversion job and the benchmarks build the
-converter, so all three run the same transform, encoder and delivery code.
+converter, so all three run the same transform, encoder and delivery code. The output schema is
+looked up, never registered: a converter whose schema is not registered refuses to start
+(`SchemaNotRegisteredError`, naming the subject and the command that registers it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from streaming.fast_path import converter_for
 from streaming.kafka_clients import make_consumer, make_delivery
 from streaming.malloc_arenas import limit_malloc_arenas
 from streaming.observer import NO_OBSERVER, ConverterObserver
-from streaming.schema_registry import ensure_value_schema, load_schema
+from streaming.schema_registry import load_schema, lookup_value_schema
 from streaming.settings import Settings
 from streaming.topics import value_subject
 
@@ -30,18 +32,25 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 PROCESSED_SCHEMA = SCHEMAS / "processed-data-value.avsc"
 
 
-def register_output_schema(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> WireFormatEncoder:
-    """Register (or find) the output schema under its subject and build its encoder.
+def output_encoder(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> WireFormatEncoder:
+    """The encoder of the output schema at `schema_path`, as registered under the output topic's subject.
 
-    Raises `SchemaIncompatibleError` naming the subject when the registry refuses the schema:
-    the converter must not start writing records that readers could not decode.
+    Raises `SchemaNotRegisteredError` naming the subject when the registry does not hold that schema: the
+    converter must not write records under a schema the control plane has not registered.
     """
     schema_str = load_schema(schema_path)
     client = SchemaRegistryClient(settings.registry_config())
     subject = value_subject(settings.output_topic)
-    schema_id = ensure_value_schema(client, subject, schema_str).schema_id
-    log.info("output schema registered as id %d under subject %s", schema_id, subject)
-    return WireFormatEncoder(schema_id, schema_str)
+    registered = lookup_value_schema(client, subject, schema_str, schema_file=_shown(schema_path))
+    return WireFormatEncoder(registered.schema_id, schema_str)
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the project when it lies inside it (what an operator recognises in an error)."""
+    try:
+        return str(path.resolve().relative_to(SCHEMAS.parent))
+    except ValueError:
+        return str(path)
 
 
 def default_instance() -> str:
@@ -59,7 +68,7 @@ def open_converter(
     client_config: dict[str, object] | None = None,
     **converter_options: object,
 ) -> Converter:
-    """A converter with its clients connected and its output schema registered.
+    """A converter with its clients connected and its output schema looked up in the registry.
 
     `static_member`: join the group as static member `instance` (`group.instance.id`), so that this
     instance restarted after a crash takes its partitions back at once, instead of waiting for the
@@ -68,7 +77,7 @@ def open_converter(
     `observer` is told of every batch boundary (`streaming.observer`), by the loop and by the delivery.
     `client_config` is added to both clients' settings (librdkafka statistics for `streaming.metrics`).
     """
-    encoder = encoder or register_output_schema(settings)
+    encoder = encoder or output_encoder(settings)
     # The fused fast path is generated from a registered schema; a stand-in encoder (the bench's stock
     # AvroSerializer baseline) goes through the reference path, transform then its own `encode`.
     convert = (

@@ -12,6 +12,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
+from registry_io import register_output_schema
 
 from orchestration.definitions import defs
 from orchestration.defs.conversion.sensors import conversion_sensor
@@ -20,6 +21,7 @@ from streaming.dead_letter import read_dead_letter_headers
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
 from streaming.offset_ranges import OffsetRange
+from streaming.settings import Settings
 
 pytestmark = pytest.mark.integration
 EVENTS = 6_000
@@ -40,6 +42,7 @@ def topics(stack, monkeypatch):
     }.items():
         monkeypatch.setenv(variable, value)
     create_topics(stack.bootstrap, list(names.values()), partitions=3)
+    register_output_schema(Settings.from_env())
     return names
 
 
