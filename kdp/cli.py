@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from kdp.demo import add_demo_parser
+from kdp.schema_cli import add_schema_parser
 from localstack.cli import add_stack_parser
 from streaming.converter_cli import add_stream_parser
 from streaming.generator_cli import add_generate_parser
@@ -30,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_stream_parser(subparsers)
     add_tail_parser(subparsers)
     add_replay_parser(subparsers)
+    add_schema_parser(subparsers)
     add_demo_parser(subparsers)
     return parser
 

@@ -7,7 +7,7 @@ connection: resources resolve their settings when a run or a tick uses them.
 
 import dagster as dg
 
-from orchestration.defs import conversion, insights, provisioning, reassignment, replay
+from orchestration.defs import conversion, insights, provisioning, reassignment, replay, schema
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
 
 defs = dg.Definitions.merge(
@@ -16,5 +16,6 @@ defs = dg.Definitions.merge(
     insights.defs,
     reassignment.defs,
     replay.defs,
+    schema.defs,
     dg.Definitions(resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()}),
 )
