@@ -10,6 +10,11 @@ A well-formed event is one line of JSON with seven fields, in this order and spa
 - `device_type` is `android` or `iOS` in the spelling the device's app build uses (`Android`, `IOS`, ...),
   and is left out of about 5 % of the events (`missing_device_type`).
 
+`extra_keys` (`kdp generate --extra-key KEY=VALUE[,VALUE...]`) adds keys the seven do not have, after them, to
+the well-formed events and those missing `device_type`: each event takes one of the key's values at random
+(a stream of its own, so the other keys do not change). That is how a schema change that reads a new input
+key is tried on traffic that carries it.
+
 On top of that, `IrregularityRates` adds the faults a consumer meets in the wild, each with its own rate
 (default 0): another field missing, the timestamp as a numeric string, a field of the wrong JSON type (or
 a payload that is not a JSON object), bytes that are not JSON, and empty messages. Every event has exactly
@@ -28,7 +33,7 @@ import json
 import random
 import uuid
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
@@ -155,9 +160,21 @@ class EventFactory:
         users: int = 10_000,
         max_devices_per_user: int = 3,
         timestamp_jitter_s: int = 3,
+        extra_keys: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if users < 1 or max_devices_per_user < 1:
             raise ValueError("users and max_devices_per_user must be at least 1")
+        extra_keys = dict(extra_keys or {})
+        for name, values in extra_keys.items():
+            if name in FIELDS:
+                raise ValueError(f"extra key {name!r} is one of the event's own keys")
+            if not values:
+                raise ValueError(f"extra key {name!r} has no values")
+        # Each key's possible JSON fragments, pre-formatted: `, "name": "value"`.
+        self._extra_fragments = [
+            [f", {json.dumps(name)}: {json.dumps(value)}" for value in values] for name, values in extra_keys.items()
+        ]
+        self._extra_rng = random.Random(f"{seed}/extra-keys")
         if timestamp_jitter_s < 0:
             raise ValueError("timestamp_jitter_s must be >= 0")
         self.rates = rates if rates is not None else IrregularityRates()
@@ -229,6 +246,7 @@ class EventFactory:
         octets = _OCTETS
         earliest, span = int(now) - self._jitter, 2 * self._jitter + 1
         missing_below, irregular_below = self._missing_device_type_below, self._irregular_below
+        extras = bool(self._extra_fragments)
         none, missing_device_type = Irregularity.NONE, Irregularity.MISSING_DEVICE_TYPE
         out: list[GeneratedEvent] = []
         append = out.append
@@ -241,15 +259,22 @@ class EventFactory:
             ts = earliest + int(draw() * span)
             if u >= irregular_below:
                 payload = f"{device.head}{ip}{device.middle}{ts}{device.tail}"
+                if extras:
+                    payload = payload[:-1] + self._extras() + "}"
                 append(_new_event(GeneratedEvent, (device.key, payload.encode(), none)))
             elif u < missing_below:
-                payload = f"{device.head}{ip}{device.middle}{ts}}}"
+                payload = f"{device.head}{ip}{device.middle}{ts}{self._extras() if extras else ''}}}"
                 append(_new_event(GeneratedEvent, (device.key, payload.encode(), missing_device_type)))
             else:
                 kind = self._slow_kinds[bisect_right(self._slow_bounds, u)]
                 value = self._irregular_payload(kind, device, ip, ts)
                 append(_new_event(GeneratedEvent, (device.key, value, kind)))
         return out
+
+    def _extras(self) -> str:
+        """The extra keys of one event, each with one of its values: `, "k1": "v", "k2": "w"`."""
+        choice = self._extra_rng.choice
+        return "".join(choice(fragments) for fragments in self._extra_fragments)
 
     def _irregular_payload(self, kind: Irregularity, device: _Device, ip: str, ts: int) -> bytes:
         rng = self._detail_rng
