@@ -63,6 +63,7 @@ def open_converter(
     *,
     instance: str | None = None,
     static_member: bool = False,
+    schema_path: Path = PROCESSED_SCHEMA,
     encoder: WireFormatEncoder | None = None,
     observer: ConverterObserver = NO_OBSERVER,
     client_config: dict[str, object] | None = None,
@@ -70,6 +71,7 @@ def open_converter(
 ) -> Converter:
     """A converter with its clients connected and its output schema looked up in the registry.
 
+    `schema_path`: the output schema it writes (default: the repository's), looked up under the output subject.
     `static_member`: join the group as static member `instance` (`group.instance.id`), so that this
     instance restarted after a crash takes its partitions back at once, instead of waiting for the
     broker to expire the crashed member (`session.timeout.ms`, 45 s). Only for a stable instance name
@@ -77,7 +79,7 @@ def open_converter(
     `observer` is told of every batch boundary (`streaming.observer`), by the loop and by the delivery.
     `client_config` is added to both clients' settings (librdkafka statistics for `streaming.metrics`).
     """
-    encoder = encoder or output_encoder(settings)
+    encoder = encoder or output_encoder(settings, schema_path)
     # The fused fast path is generated from a registered schema; a stand-in encoder (the bench's stock
     # AvroSerializer baseline) goes through the reference path, transform then its own `encode`.
     convert = (

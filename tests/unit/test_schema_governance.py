@@ -1,0 +1,93 @@
+"""The registry's governance and the schema preview's comparison, without a registry or a broker.
+
+- The data plane never writes the registry: no code under `streaming/` calls a registry method that
+  registers, deletes or sets a compatibility level (only `orchestration/schema` does).
+- The preview's per-message comparison (`orchestration.schema.preview`) counts changed fields, refusals and
+  reader failures as its report says, for schemas derived from the repository's.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from orchestration.schema.contract import load_contract, reference_conversion
+from orchestration.schema.preview import _Comparison
+from streaming.pipeline import PROCESSED_SCHEMA
+
+ROOT = Path(__file__).resolve().parents[2]
+REGISTRY_WRITES = {"register_schema", "set_compatibility", "set_config", "delete_subject", "delete_version"}
+NOW_MS = 1_720_576_830_000
+EVENT = (
+    b'{"user_id": "0f8fad5b-d9cb-469f-a165-70867728950e", "app_version": "2.4.1", "ip": "10.0.0.7", '
+    b'"locale": "RI", "device_id": "7d3f3c52-5a8d-4c47-9a43-33e2e2b0a6a1", "timestamp": 1720576825, '
+    b'"device_type": "iOS"}'
+)
+
+
+class Message(NamedTuple):
+    """What the preview reads of a consumed message."""
+
+    payload: bytes | None
+    offset_: int
+
+    def value(self) -> bytes | None:
+        return self.payload
+
+    def topic(self) -> str:
+        return "user-login"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return self.offset_
+
+
+def test_the_data_plane_never_writes_the_registry() -> None:
+    calls = {
+        f"{path.relative_to(ROOT)}:{node.lineno} {node.func.attr}"
+        for path in (ROOT / "streaming").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in REGISTRY_WRITES
+    }
+    assert calls == set()
+
+
+def variant(tmp_path: Path, without: str) -> Path:
+    schema: dict[str, Any] = json.loads(PROCESSED_SCHEMA.read_text())
+    schema["fields"] = [f for f in schema["fields"] if f["name"] != without]
+    path = tmp_path / f"without-{without}.avsc"
+    path.write_text(json.dumps(schema))
+    return path
+
+
+def compare(tmp_path: Path, without: str, *messages: Message) -> _Comparison:
+    comparison = _Comparison(
+        load_contract(), load_contract(variant(tmp_path, without)), reference_conversion, NOW_MS, oldest_ms=0
+    )
+    for message in messages:
+        comparison.visit(message)  # type: ignore[arg-type]
+    return comparison
+
+
+def test_a_removed_optional_field_changes_every_record_and_both_readers_still_read(tmp_path: Path) -> None:
+    report = compare(tmp_path, "device_id", Message(EVENT, 1), Message(EVENT, 2), Message(b"", 3)).report
+
+    assert (report.messages, report.converted_both, report.changed_records) == (3, 2, 2)
+    assert dict(report.changed_fields) == {"device_id": 2}
+    assert not report.new_refusals and not report.lifted_refusals  # the empty message: refused by both
+    assert report.bytes_proposed < report.bytes_current
+    assert report.readers_agree
+
+
+def test_a_removed_field_without_default_breaks_old_readers_and_says_so(tmp_path: Path) -> None:
+    report = compare(tmp_path, "app_version_patch", Message(EVENT, 1)).report
+
+    assert (report.old_reader_failures, report.new_reader_failures) == (1, 0)
+    assert not report.readers_agree
+    assert report.first_resolution_error is not None
+    assert report.first_resolution_error.startswith("old reader on a new record")
+    assert any("old reader on new records: 0 of 1" in line for line in report.describe())
