@@ -51,7 +51,9 @@ def reference_for(schema: Mapping[str, Any], declaration: Mapping[str, Any] | Pa
     return Reference(load_rules(schema, declaration))
 
 
-def fused_converter(encoder: WireFormatEncoder, reference: Reference = REFERENCE, memo_policy: str = "by value") -> Convert:
+def fused_converter(
+    encoder: WireFormatEncoder, reference: Reference = REFERENCE, memo_policy: str = "by value"
+) -> Convert:
     """The pure fast engine's `convert` for `encoder`'s schema and `reference`'s rules (its batch form as
     `convert.convert_batch`, its lane alone as `convert.usual`, its reference as `convert.reference`).
 
@@ -77,7 +79,11 @@ def _load(source: str, schema_name: str) -> dict[str, Any]:
     """The generated module's names: the checked-in file when it is this very source, else compiled here."""
     if codegen.GENERATED_PATH.exists() and codegen.GENERATED_PATH.read_text() == source:
         return vars(importlib.import_module("streaming.rules.generated_fast_path"))
-    log.info("schema %s: the fast engine is generated at start (it differs from %s)", schema_name, codegen.GENERATED_PATH.name)
+    log.info(
+        "schema %s: the fast engine is generated at start (it differs from %s)",
+        schema_name,
+        codegen.GENERATED_PATH.name,
+    )
     names: dict[str, Any] = {"__name__": f"generated fast engine for {schema_name}"}
     exec(compile(source, f"<fast engine for {schema_name}>", "exec"), names)  # noqa: S102 - our own generated code
     return names
@@ -107,4 +113,3 @@ def build_converter(
 def converter_for(encoder: WireFormatEncoder, native: bool = True) -> Convert:
     """`build_converter` for the repository's declaration (`schemas/processed-data-value.rules.yaml`)."""
     return build_converter(encoder, RULES_PATH, native=native)
-

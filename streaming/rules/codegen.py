@@ -20,9 +20,9 @@ the declaration's code lists, memo tables and defaults):
   messages per lane (`Lanes`).
 
 A decline is an explicit test, or one of the exceptions listed in `DECLINED` (a JSON value of another type or
-nested deeper than the decoder goes, text `inet_pton` refuses, a number an Avro int or long cannot hold): anything else raised is a bug and
-propagates. The property tests (`tests/unit/test_fast_path_properties.py`) check the engine against the
-reference byte for byte, and against fastavro.
+nested deeper than the decoder goes, text `inet_pton` refuses, a number an Avro int or long cannot hold):
+anything else raised is a bug and propagates. The property tests (`tests/unit/test_fast_path_properties.py`)
+check the engine against the reference byte for byte, and against fastavro.
 """
 
 from __future__ import annotations
@@ -112,9 +112,11 @@ def _kind_code(index: int, spec: Input) -> tuple[list[str], str, list[str]]:
         ]
         window = f"MIN_EVENT_TIME_MS <= {v} <= latest and {v} >= oldest_ms"
         if optional:
-            return [f"{v} = None", f"if {x} is not None:", *("    " + line for line in block)], (
-                f"({x} is None or {window})"
-            ), []
+            return (
+                [f"{v} = None", f"if {x} is not None:", *("    " + line for line in block)],
+                (f"({x} is None or {window})"),
+                [],
+            )
         return block, window, []
     raise NotImplementedError(f"input {spec.name!r}: rule kind {kind!r} has no pure fast implementation")
 
@@ -179,7 +181,7 @@ def engine_source(rules: Rules, memo_policy: str = "by value") -> str:
             continue
         memos.append(memo := f"ENCODED{len(memos) + 1}")
         fresh = 'b"".join((' + ", ".join(field_parts) + ",))"
-        lookup, name = (key, key) if key.isidentifier() else (f"(k{len(memos)} := {key})", f"k{len(memos)}")
+        lookup, name = (key, key) if key.isidentifier() else (f"k{len(memos)} := {key}", f"k{len(memos)}")
         parts.append(f"{memo}.get({lookup}) or remember({memo}, {name}, {fresh})")
         if set(re.findall(r"[A-Za-z_]\w*", key)) <= RUN_CONSTANT_LOCALS:  # once per run in a batch
             run_constants.append(f"RUN{len(memos)} = {parts[-1]}")
@@ -242,7 +244,7 @@ def engine_source(rules: Rules, memo_policy: str = "by value") -> str:
         inputs=", ".join(spec.name for spec in rules.inputs),
         constants="\n".join(f"{name} = {value!r}" for name, value in constants.items()) or "# (no enum tables)",
         tables=block(tables, 4),
-        encoded=block([f"{memo}: dict = {{}}" for memo in memos], 4) or "    # (no memoised encodings)",
+        encoded=block([f"{memo} = {{}}" for memo in memos], 4) or "    # (no memoised encodings)",
         usual=block(one, 12),
         convert=block(one, 12),
         batch=block(in_batch, 16),
@@ -310,7 +312,8 @@ def build(prefix, reference, engine):
 
     def convert_batch(messages, now_ms, oldest_ms):
         values, keys, device_types, locales, rejected, run_starts, run_ends = [], [], [], [], [], [], []
-        add_value, add_key, add_device_type, add_locale = values.append, keys.append, device_types.append, locales.append
+        add_value, add_key = values.append, keys.append
+        add_device_type, add_locale = device_types.append, locales.append
         latest = now_ms + MAX_FUTURE_MS
         run_topic = run_partition = previous = None
         run_usual = False

@@ -121,7 +121,9 @@ def _load(source: Mapping[str, Any] | Path | str, what: str) -> tuple[Mapping[st
     try:
         parsed = json.loads(text) if path.suffix in (".avsc", ".json") else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as error:
-        raise RulesError(f"{path}: not valid {path.suffix[1:].upper() or 'YAML'}: {str(error).splitlines()[0]}") from None
+        raise RulesError(
+            f"{path}: not valid {path.suffix[1:].upper() or 'YAML'}: {str(error).splitlines()[0]}"
+        ) from None
     return _mapping(parsed, str(path), f"the {what}"), str(path)
 
 
@@ -149,7 +151,7 @@ def _input(name: Any, spec: Any, where: str) -> Input:
             raise _fail(
                 where, f"reason {reason_name!r} is not a dead-letter reason (streaming/records.py Reason)"
             ) from None
-    params = {}
+    params: dict[str, Any] = {}
     for param, expected in kind.params.items():
         value = spec.pop(param, None)
         if not isinstance(value, expected) or not value:
@@ -179,7 +181,9 @@ def _avro_fits(avro_type: Any, value_type: str, nullable: bool) -> bool:
         if value_type == MILLIS and kind == "long" and logical in ("timestamp-millis", "local-timestamp-millis"):
             return True
         return logical is None and _avro_fits(kind, value_type, False)
-    return avro_type in {TEXT: ("string",), INT: ("int", "long"), LONG: ("long",), MILLIS: ("long",)}.get(value_type, ())
+    return avro_type in {TEXT: ("string",), INT: ("int", "long"), LONG: ("long",), MILLIS: ("long",)}.get(
+        value_type, ()
+    )
 
 
 def _field(spec: Any, avro_field: Mapping[str, Any], inputs: Mapping[str, Input], where: str) -> Field:
@@ -251,7 +255,10 @@ def load_rules(schema: Mapping[str, Any] | Path | str, declaration: Mapping[str,
         tuple(inputs.values()),
         tuple(fields),
         text_field(parsed.get("key"), "key"),
-        (text_field(tallies["device_types"], "tallies.device_types"), text_field(tallies["locales"], "tallies.locales")),
+        (
+            text_field(tallies["device_types"], "tallies.device_types"),
+            text_field(tallies["locales"], "tallies.locales"),
+        ),
         where,
     )
 

@@ -39,11 +39,11 @@ def build(prefix, reference, engine):
     MEMO2 = memos[2]
     CODES3 = rules.inputs[3].params[CODES]
     MEMO5 = memos[5]
-    ENCODED1: dict = {}
-    ENCODED2: dict = {}
-    ENCODED3: dict = {}
-    ENCODED4: dict = {}
-    ENCODED5: dict = {}
+    ENCODED1 = {}
+    ENCODED2 = {}
+    ENCODED3 = {}
+    ENCODED4 = {}
+    ENCODED5 = {}
 
     def usual(value, topic, partition, offset, now_ms, oldest_ms):
         latest = now_ms + MAX_FUTURE_MS
@@ -97,7 +97,7 @@ def build(prefix, reference, engine):
                                                     ENUM1[v_ip_class],
                                                     ENCODED3.get(x_app_version) or remember(ENCODED3, x_app_version, b"".join((LAST[n6 << 1] if (n6 := len(b6 := v_app_version_text.encode())) < 0x2000 else zigzag_long(n6), b6, LAST[z2] if 0x0 <= (z2 := v_app_version_major << 1) < 0x4000 else MORE[z2 & 0x3FFF] + LAST[z2 >> 14] if 0x4000 <= z2 < 0x10000000 else zigzag_int(v_app_version_major), LAST[z3] if 0x0 <= (z3 := v_app_version_minor << 1) < 0x4000 else MORE[z3 & 0x3FFF] + LAST[z3 >> 14] if 0x4000 <= z3 < 0x10000000 else zigzag_int(v_app_version_minor), LAST[z4] if 0x0 <= (z4 := v_app_version_patch << 1) < 0x4000 else MORE[z4 & 0x3FFF] + LAST[z4 >> 14] if 0x4000 <= z4 < 0x10000000 else zigzag_int(v_app_version_patch),))),
                                                     ENCODED4.get(v_timestamp) or remember(ENCODED4, v_timestamp, b"".join((MORE[z5 & 0x3FFF] + MORE[(z5 >> 14) & 0x3FFF] + LAST[z5 >> 28] if 0x10000000 <= (z5 := v_timestamp << 1) < 0x40000000000 else MORE[z5 & 0x3FFF] + LAST[z5 >> 14] if 0x4000 <= z5 < 0x10000000 else LAST[z5] if 0x0 <= z5 < 0x4000 else zigzag_long(v_timestamp),))),
-                                                    ENCODED5.get((k5 := (now_ms, topic, partition))) or remember(ENCODED5, k5, b"".join((MORE[z6 & 0x3FFF] + MORE[(z6 >> 14) & 0x3FFF] + LAST[z6 >> 28] if 0x10000000 <= (z6 := now_ms << 1) < 0x40000000000 else MORE[z6 & 0x3FFF] + LAST[z6 >> 14] if 0x4000 <= z6 < 0x10000000 else LAST[z6] if 0x0 <= z6 < 0x4000 else zigzag_long(now_ms), LAST[n7 << 1] if (n7 := len(b7 := topic.encode())) < 0x2000 else zigzag_long(n7), b7, LAST[z7] if 0x0 <= (z7 := partition << 1) < 0x4000 else MORE[z7 & 0x3FFF] + LAST[z7 >> 14] if 0x4000 <= z7 < 0x10000000 else zigzag_int(partition),))),
+                                                    ENCODED5.get(k5 := (now_ms, topic, partition)) or remember(ENCODED5, k5, b"".join((MORE[z6 & 0x3FFF] + MORE[(z6 >> 14) & 0x3FFF] + LAST[z6 >> 28] if 0x10000000 <= (z6 := now_ms << 1) < 0x40000000000 else MORE[z6 & 0x3FFF] + LAST[z6 >> 14] if 0x4000 <= z6 < 0x10000000 else LAST[z6] if 0x0 <= z6 < 0x4000 else zigzag_long(now_ms), LAST[n7 << 1] if (n7 := len(b7 := topic.encode())) < 0x2000 else zigzag_long(n7), b7, LAST[z7] if 0x0 <= (z7 := partition << 1) < 0x4000 else MORE[z7 & 0x3FFF] + LAST[z7 >> 14] if 0x4000 <= z7 < 0x10000000 else zigzag_int(partition),))),
                                                     LAST[z8] if 0x0 <= (z8 := offset << 1) < 0x4000 else MORE[z8 & 0x3FFF] + LAST[z8 >> 14] if 0x4000 <= z8 < 0x10000000 else MORE[z8 & 0x3FFF] + MORE[(z8 >> 14) & 0x3FFF] + LAST[z8 >> 28] if 0x10000000 <= z8 < 0x40000000000 else zigzag_long(offset),
                                                 ))
                                                 return new_tuple(Converted, (body, v_user_id.encode(), v_device_type, v_locale))
@@ -157,7 +157,7 @@ def build(prefix, reference, engine):
                                                     ENUM1[v_ip_class],
                                                     ENCODED3.get(x_app_version) or remember(ENCODED3, x_app_version, b"".join((LAST[n6 << 1] if (n6 := len(b6 := v_app_version_text.encode())) < 0x2000 else zigzag_long(n6), b6, LAST[z2] if 0x0 <= (z2 := v_app_version_major << 1) < 0x4000 else MORE[z2 & 0x3FFF] + LAST[z2 >> 14] if 0x4000 <= z2 < 0x10000000 else zigzag_int(v_app_version_major), LAST[z3] if 0x0 <= (z3 := v_app_version_minor << 1) < 0x4000 else MORE[z3 & 0x3FFF] + LAST[z3 >> 14] if 0x4000 <= z3 < 0x10000000 else zigzag_int(v_app_version_minor), LAST[z4] if 0x0 <= (z4 := v_app_version_patch << 1) < 0x4000 else MORE[z4 & 0x3FFF] + LAST[z4 >> 14] if 0x4000 <= z4 < 0x10000000 else zigzag_int(v_app_version_patch),))),
                                                     ENCODED4.get(v_timestamp) or remember(ENCODED4, v_timestamp, b"".join((MORE[z5 & 0x3FFF] + MORE[(z5 >> 14) & 0x3FFF] + LAST[z5 >> 28] if 0x10000000 <= (z5 := v_timestamp << 1) < 0x40000000000 else MORE[z5 & 0x3FFF] + LAST[z5 >> 14] if 0x4000 <= z5 < 0x10000000 else LAST[z5] if 0x0 <= z5 < 0x4000 else zigzag_long(v_timestamp),))),
-                                                    ENCODED5.get((k5 := (now_ms, topic, partition))) or remember(ENCODED5, k5, b"".join((MORE[z6 & 0x3FFF] + MORE[(z6 >> 14) & 0x3FFF] + LAST[z6 >> 28] if 0x10000000 <= (z6 := now_ms << 1) < 0x40000000000 else MORE[z6 & 0x3FFF] + LAST[z6 >> 14] if 0x4000 <= z6 < 0x10000000 else LAST[z6] if 0x0 <= z6 < 0x4000 else zigzag_long(now_ms), LAST[n7 << 1] if (n7 := len(b7 := topic.encode())) < 0x2000 else zigzag_long(n7), b7, LAST[z7] if 0x0 <= (z7 := partition << 1) < 0x4000 else MORE[z7 & 0x3FFF] + LAST[z7 >> 14] if 0x4000 <= z7 < 0x10000000 else zigzag_int(partition),))),
+                                                    ENCODED5.get(k5 := (now_ms, topic, partition)) or remember(ENCODED5, k5, b"".join((MORE[z6 & 0x3FFF] + MORE[(z6 >> 14) & 0x3FFF] + LAST[z6 >> 28] if 0x10000000 <= (z6 := now_ms << 1) < 0x40000000000 else MORE[z6 & 0x3FFF] + LAST[z6 >> 14] if 0x4000 <= z6 < 0x10000000 else LAST[z6] if 0x0 <= z6 < 0x4000 else zigzag_long(now_ms), LAST[n7 << 1] if (n7 := len(b7 := topic.encode())) < 0x2000 else zigzag_long(n7), b7, LAST[z7] if 0x0 <= (z7 := partition << 1) < 0x4000 else MORE[z7 & 0x3FFF] + LAST[z7 >> 14] if 0x4000 <= z7 < 0x10000000 else zigzag_int(partition),))),
                                                     LAST[z8] if 0x0 <= (z8 := offset << 1) < 0x4000 else MORE[z8 & 0x3FFF] + LAST[z8 >> 14] if 0x4000 <= z8 < 0x10000000 else MORE[z8 & 0x3FFF] + MORE[(z8 >> 14) & 0x3FFF] + LAST[z8 >> 28] if 0x10000000 <= z8 < 0x40000000000 else zigzag_long(offset),
                                                 ))
                                                 return new_tuple(Converted, (body, v_user_id.encode(), v_device_type, v_locale))
@@ -167,7 +167,8 @@ def build(prefix, reference, engine):
 
     def convert_batch(messages, now_ms, oldest_ms):
         values, keys, device_types, locales, rejected, run_starts, run_ends = [], [], [], [], [], [], []
-        add_value, add_key, add_device_type, add_locale = values.append, keys.append, device_types.append, locales.append
+        add_value, add_key = values.append, keys.append
+        add_device_type, add_locale = device_types.append, locales.append
         latest = now_ms + MAX_FUTURE_MS
         run_topic = run_partition = previous = None
         run_usual = False
@@ -183,7 +184,7 @@ def build(prefix, reference, engine):
                 run_starts.append(message)
                 run_topic, run_partition = topic, partition
                 try:  # a run the schema cannot hold (a partition out of range): each message to the reference
-                    RUN5 = ENCODED5.get((k5 := (now_ms, topic, partition))) or remember(ENCODED5, k5, b"".join((MORE[z6 & 0x3FFF] + MORE[(z6 >> 14) & 0x3FFF] + LAST[z6 >> 28] if 0x10000000 <= (z6 := now_ms << 1) < 0x40000000000 else MORE[z6 & 0x3FFF] + LAST[z6 >> 14] if 0x4000 <= z6 < 0x10000000 else LAST[z6] if 0x0 <= z6 < 0x4000 else zigzag_long(now_ms), LAST[n7 << 1] if (n7 := len(b7 := topic.encode())) < 0x2000 else zigzag_long(n7), b7, LAST[z7] if 0x0 <= (z7 := partition << 1) < 0x4000 else MORE[z7 & 0x3FFF] + LAST[z7 >> 14] if 0x4000 <= z7 < 0x10000000 else zigzag_int(partition),)))
+                    RUN5 = ENCODED5.get(k5 := (now_ms, topic, partition)) or remember(ENCODED5, k5, b"".join((MORE[z6 & 0x3FFF] + MORE[(z6 >> 14) & 0x3FFF] + LAST[z6 >> 28] if 0x10000000 <= (z6 := now_ms << 1) < 0x40000000000 else MORE[z6 & 0x3FFF] + LAST[z6 >> 14] if 0x4000 <= z6 < 0x10000000 else LAST[z6] if 0x0 <= z6 < 0x4000 else zigzag_long(now_ms), LAST[n7 << 1] if (n7 := len(b7 := topic.encode())) < 0x2000 else zigzag_long(n7), b7, LAST[z7] if 0x0 <= (z7 := partition << 1) < 0x4000 else MORE[z7 & 0x3FFF] + LAST[z7 >> 14] if 0x4000 <= z7 < 0x10000000 else zigzag_int(partition),)))
                     run_usual = True
                 except DECLINED:
                     run_usual = False

@@ -5,16 +5,16 @@ value, or one of its parts. Each engine implements every kind once: the referenc
 `streaming.rules.reference`, the pure fast path in `streaming.rules.codegen`, the native kernel in
 `native/src/lib.rs`. A kind an engine does not know is refused when a converter starts.
 
-| kind       | JSON types       | parts (value type)                                 | refused when                         |
-|------------|------------------|----------------------------------------------------|--------------------------------------|
-| uuid       | string           | text: lower-case 8-4-4-4-12 hex                    | not a UUID (any case accepted)       |
-| platform   | string           | text: lower case; absent, null or "" -> `default`  | not 1-32 of [a-z0-9._-], first alnum |
-| code       | string           | text: upper case, one of `codes`                   | not one of `codes` (any case)        |
-| ip         | string           | canonical (text), version (int), class (ip_class)  | not an IPv4 or IPv6 address          |
-| semver     | string           | text (as sent), major, minor, patch (int)          | not MAJOR.MINOR[.PATCH][-PRE][+BUILD]|
-| event_time | integer, string  | millis: epoch milliseconds (long)                  | not epoch s or ms in the window;     |
-|            |                  |                                                    | older than the acceptance window     |
-| text       | string           | text: as sent                                      | never (besides its JSON type)        |
+| kind       | JSON types      | parts (value type)                               | refused when                      |
+|------------|-----------------|--------------------------------------------------|-----------------------------------|
+| uuid       | string          | text: lower-case 8-4-4-4-12 hex                  | not a UUID (any case accepted)    |
+| platform   | string          | text: lower case; absent, null, "" -> `default`  | not 1-32 [a-z0-9._-], first alnum |
+| code       | string          | text: upper case, one of `codes`                 | not one of `codes` (any case)     |
+| ip         | string          | canonical (text), version (int), class (enum)    | not an IPv4 or IPv6 address       |
+| semver     | string          | text (as sent), major, minor, patch (int)        | not MAJOR.MINOR[.PATCH][-P][+B]   |
+| event_time | integer, string | millis: epoch milliseconds (long)                | not epoch s or ms in the window;  |
+|            |                 |                                                  | older than the acceptance window  |
+| text       | string          | text: as sent                                    | never (besides its JSON type)     |
 
 An input that is not `required` and absent or null gives null for every part (a field that takes it must
 be a union with null), except `platform`, which gives its `default`.
@@ -84,7 +84,9 @@ KINDS: dict[str, RuleKind] = {
             "{name} {value} is not 1-32 letters, digits, '.', '_' or '-'",
             has_default=True,
         ),
-        RuleKind("code", (str,), {"text": TEXT}, {"codes": list, "described_as": str}, "{name} {value} is not {described_as}"),
+        RuleKind(
+            "code", (str,), {"text": TEXT}, {"codes": list, "described_as": str}, "{name} {value} is not {described_as}"
+        ),
         RuleKind(
             "ip",
             (str,),
