@@ -3,11 +3,12 @@
 //!
 //! Contract: for each message the kernel either writes the record itself or hands the message to
 //! `fallback` (the pure-Python fused `convert`, which in turn hands anything unusual to the reference). It
-//! writes a record only for the plainest message - ASCII JSON, one object, only the seven known keys, each
+//! writes a record only for the plainest message - ASCII JSON, one object, only the seven input keys, each
 //! at most once, strings without escapes, the timestamp a plain integer or a string of digits - and only
-//! when every check of the pure fast lane (`streaming/fast_path.py`, `_USUAL`) passes; then its bytes are
+//! when every check of the pure fast lane (`streaming/rules/codegen.py`) passes; then its bytes are
 //! the pure lane's. Whatever it is unsure of, it declines: a decline can cost time, never a difference.
-//! The record's layout (field order and Avro types) is given by Python from the registered schema.
+//! The record's layout (field order, Avro types, which input each field takes) and the input keys are given
+//! by Python from the registered schema and the rules declaration (`streaming/native_path.py`).
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 
-/// Where a schema field's value comes from (the processed record's fields, as `FIELD_LOCALS` names them).
+/// Where a schema field's value comes from: a value of one of the seven inputs, or a fact of processing.
 #[derive(Clone, Copy)]
 enum Source {
     UserId,
@@ -53,25 +54,27 @@ struct Field {
     kind: Kind,
 }
 
+/// The role names Python gives (`streaming/native_path.py`, `SOURCES`): which value of the seven inputs, or
+/// which fact of processing, a field takes.
 fn source_named(name: &str) -> PyResult<Source> {
     Ok(match name {
-        "user_id" => Source::UserId,
-        "device_id" => Source::DeviceId,
-        "device_type" => Source::DeviceType,
-        "locale" => Source::Locale,
-        "ip" => Source::Ip,
-        "ip_version" => Source::IpVersion,
-        "ip_class" => Source::IpClass,
-        "app_version" => Source::AppVersion,
-        "app_version_major" => Source::Major,
-        "app_version_minor" => Source::Minor,
-        "app_version_patch" => Source::Patch,
-        "event_time" => Source::EventTime,
-        "processed_at" => Source::ProcessedAt,
-        "source_topic" => Source::Topic,
-        "source_partition" => Source::Partition,
-        "source_offset" => Source::Offset,
-        _ => return Err(PyValueError::new_err(format!("field {name:?} is not one the transform produces"))),
+        "uuid" => Source::UserId,
+        "uuid?" => Source::DeviceId,
+        "platform" => Source::DeviceType,
+        "code" => Source::Locale,
+        "ip.canonical" => Source::Ip,
+        "ip.version" => Source::IpVersion,
+        "ip.class" => Source::IpClass,
+        "semver.text" => Source::AppVersion,
+        "semver.major" => Source::Major,
+        "semver.minor" => Source::Minor,
+        "semver.patch" => Source::Patch,
+        "event_time.millis" => Source::EventTime,
+        "context.processed_at" => Source::ProcessedAt,
+        "context.topic" => Source::Topic,
+        "context.partition" => Source::Partition,
+        "context.offset" => Source::Offset,
+        _ => return Err(PyValueError::new_err(format!("source {name:?} is not one the kernel implements"))),
     })
 }
 
@@ -146,8 +149,9 @@ fn value_at(data: &[u8], at: usize) -> Option<(Json<'_>, usize)> {
     }
 }
 
-/// The event if `data` is one plain JSON object of the known fields, each of its type or null; else None.
-fn parse_event(data: &[u8]) -> Option<Event<'_>> {
+/// The event if `data` is one plain JSON object of the seven input keys (`keys`, in the order of `Event`'s
+/// fields), each of its type or null; else None.
+fn parse_event<'a>(data: &'a [u8], keys: &[String; 7]) -> Option<Event<'a>> {
     let mut event = Event::default();
     let mut at = skip_space(data, 0);
     if data.get(at) != Some(&b'{') {
@@ -164,16 +168,8 @@ fn parse_event(data: &[u8]) -> Option<Event<'_>> {
                 return None;
             }
             let (value, next) = value_at(data, skip_space(data, at + 1))?;
-            let bit = match key {
-                "user_id" => 1,
-                "device_id" => 2,
-                "device_type" => 4,
-                "locale" => 8,
-                "ip" => 16,
-                "app_version" => 32,
-                "timestamp" => 64,
-                _ => return None, // an unknown key: the pure path decides
-            };
+            let slot = keys.iter().position(|known| known == key)?; // an unknown key: the pure path decides
+            let bit = 1u8 << slot;
             if event.seen & bit != 0 {
                 return None; // a repeated key: the pure path decides
             }
@@ -181,19 +177,19 @@ fn parse_event(data: &[u8]) -> Option<Event<'_>> {
             let text = match value {
                 Json::Text(text) => Some(text),
                 Json::Null => None,
-                Json::Integer(number) if key == "timestamp" => {
+                Json::Integer(number) if slot == 6 => {
                     event.timestamp = Some(number);
                     None
                 }
                 Json::Integer(_) => return None, // a wrong type: the reference decides
             };
-            match key {
-                "user_id" => event.user_id = text,
-                "device_id" => event.device_id = text,
-                "device_type" => event.device_type = text,
-                "locale" => event.locale = text,
-                "ip" => event.ip = text,
-                "app_version" => event.app_version = text,
+            match slot {
+                0 => event.user_id = text,
+                1 => event.device_id = text,
+                2 => event.device_type = text,
+                3 => event.locale = text,
+                4 => event.ip = text,
+                5 => event.app_version = text,
                 _ => {
                     if let Some(digits) = text {
                         // `str.isdigit()` on ASCII, at most 19 of them, as the pure lane takes them
@@ -264,6 +260,7 @@ fn write_string(out: &mut Vec<u8>, text: &str) {
 #[pyclass(frozen, module = "kdp_native")]
 struct Kernel {
     layout: Vec<Field>,
+    keys: [String; 7],
     prefix: Vec<u8>,
     max_message_bytes: usize,
     min_event_time_ms: i64,
@@ -288,12 +285,14 @@ struct Output<'a, 'py> {
 
 #[pymethods]
 impl Kernel {
-    /// `layout`: (field name, kind, symbols) per schema field in order; kind is "string", "null|string",
-    /// "string|null", "int", "long" or "enum" (symbols: the enum's symbols; else an empty list).
+    /// `layout`: (source, kind, symbols) per schema field in order: source as `source_named` takes it; kind
+    /// "string", "null|string", "string|null", "int", "long" or "enum" (symbols: the enum's; else empty).
+    /// `keys`: the event's keys of the seven inputs, in the order of `Event`'s fields.
     #[new]
     #[allow(clippy::too_many_arguments)]
     fn new(
         layout: Vec<(String, String, Vec<String>)>,
+        keys: Vec<String>,
         prefix: Vec<u8>,
         max_message_bytes: usize,
         min_event_time_ms: i64,
@@ -321,12 +320,15 @@ impl Kernel {
             };
             fields.push(Field { source: source_named(&name)?, kind });
         }
+        let keys: [String; 7] =
+            keys.try_into().map_err(|_| PyValueError::new_err("keys must name the seven inputs"))?;
         if v4_by_first_octet.len() != 256 {
             return Err(PyValueError::new_err("v4_by_first_octet must have 256 entries"));
         }
         let locales = locales.into_iter().map(|l| Ok((l.to_str()?.to_owned(), l.unbind()))).collect::<PyResult<_>>()?;
         Ok(Kernel {
             layout: fields,
+            keys,
             prefix,
             max_message_bytes,
             min_event_time_ms,
@@ -454,7 +456,7 @@ impl Kernel {
         if data.len() > self.max_message_bytes || !data.is_ascii() {
             return Ok(None);
         }
-        let Some(event) = parse_event(data) else { return Ok(None) };
+        let Some(event) = parse_event(data, &self.keys) else { return Ok(None) };
         let (Some(user_id), Some(locale_text), Some(ip_text), Some(app_version), Some(timestamp)) =
             (event.user_id, event.locale, event.ip, event.app_version, event.timestamp)
         else {
