@@ -102,7 +102,7 @@ def run_preview(args: argparse.Namespace) -> int:
 
     def step() -> int:
         settings, proposed = _inputs(args)
-        current = load_contract(args.current_schema, args.current_rules)
+        current = load_contract(args.current_schema, args.current_rules, native=settings.native_fast_path)
         report = workflow.preview(settings, proposed, current, last=args.last, topic=args.topic)
         print("\n".join(report.describe()))
         return 0 if report.readers_agree else 1
@@ -132,7 +132,8 @@ def _inputs(args: argparse.Namespace) -> tuple[Settings, Contract]:
     from orchestration.schema.contract import load_contract
     from streaming.settings import Settings
 
-    return Settings.from_env(), load_contract(args.schema, args.rules)
+    settings = Settings.from_env()
+    return settings, load_contract(args.schema, args.rules, native=settings.native_fast_path)
 
 
 def _guarded(args: argparse.Namespace, step: Callable[[], int]) -> int:

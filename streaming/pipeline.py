@@ -18,10 +18,11 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from streaming.conversion import reference_converter
 from streaming.converter import Converter
 from streaming.encoding import WireFormatEncoder
-from streaming.fast_path import converter_for
+from streaming.fast_path import build_converter
 from streaming.kafka_clients import make_consumer, make_delivery
 from streaming.malloc_arenas import limit_malloc_arenas
 from streaming.observer import NO_OBSERVER, ConverterObserver
+from streaming.rules.declaration import RULES_PATH
 from streaming.schema_registry import load_schema, lookup_value_schema
 from streaming.settings import Settings
 from streaming.topics import value_subject
@@ -64,6 +65,7 @@ def open_converter(
     instance: str | None = None,
     static_member: bool = False,
     schema_path: Path = PROCESSED_SCHEMA,
+    rules_path: Path = RULES_PATH,
     encoder: WireFormatEncoder | None = None,
     observer: ConverterObserver = NO_OBSERVER,
     client_config: dict[str, object] | None = None,
@@ -71,7 +73,8 @@ def open_converter(
 ) -> Converter:
     """A converter with its clients connected and its output schema looked up in the registry.
 
-    `schema_path`: the output schema it writes (default: the repository's), looked up under the output subject.
+    `schema_path`, `rules_path`: the output schema it writes, looked up under the output subject, and the rules
+    declaration that fills it (default: the repository's; a rolling change of both is `kdp schema`'s workflow).
     `static_member`: join the group as static member `instance` (`group.instance.id`), so that this
     instance restarted after a crash takes its partitions back at once, instead of waiting for the
     broker to expire the crashed member (`session.timeout.ms`, 45 s). Only for a stable instance name
@@ -83,7 +86,7 @@ def open_converter(
     # The fused fast path is generated from a registered schema; a stand-in encoder (the bench's stock
     # AvroSerializer baseline) goes through the reference path, transform then its own `encode`.
     convert = (
-        converter_for(encoder, native=settings.native_fast_path)
+        build_converter(encoder, rules_path, native=settings.native_fast_path)
         if isinstance(encoder, WireFormatEncoder)
         else reference_converter(encoder)
     )

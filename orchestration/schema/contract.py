@@ -1,9 +1,13 @@
 """A contract: an output schema and the conversion rules that fill it, read from files and checked.
 
-`load_contract(schema_file, rules_file)` reads both and raises `ContractError` with one line naming the file
-when either cannot be read or does not fit. `reference_conversion(contract)` is the conversion it defines,
-as the reference engine runs it: what `preview` runs for each side. The preview takes the conversion as a
-parameter (`BuildConversion`), so the engines a converter runs can be compared the same way.
+`load_contract(schema_file, rules_file)` reads both and checks them as a converter starting with them would:
+the declaration against the schema (`streaming.rules.declaration.load_rules`), then every engine built
+(`streaming.fast_path.build_converter`), so a rule kind an engine does not implement is refused here, not
+when the converters restart. Any failure is a `ContractError`, one line naming the file and the field.
+
+`reference_conversion(contract)` is the conversion the contract defines, as the reference engine runs it:
+what `preview` runs on each side. The preview takes the conversion as a parameter (`BuildConversion`), so
+the engines a converter runs can be compared the same way.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from typing import Any
 
 from streaming.conversion import Convert, reference_converter
 from streaming.encoding import WireFormatEncoder
+from streaming.fast_path import build_converter, reference_for
 from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.rules.declaration import RULES_PATH, RulesError
 from streaming.schema_registry import load_schema
 
 PREVIEW_SCHEMA_ID = 0
@@ -29,40 +35,47 @@ class ContractError(ValueError):
 
 @dataclass(frozen=True)
 class Contract:
-    """An output schema (its file and text) and the rules file that fills it (None: the current rules)."""
+    """An output schema (its file and text) and the rules declaration that fills it."""
 
     schema_file: Path
     schema_str: str
-    rules_file: Path | None = None
+    rules_file: Path = RULES_PATH
 
     @property
     def schema(self) -> dict[str, Any]:
         parsed: dict[str, Any] = json.loads(self.schema_str)
         return parsed
 
-    @property
-    def field_names(self) -> list[str]:
-        return [f["name"] for f in self.schema.get("fields", ())]
+    def encoder(self) -> WireFormatEncoder:
+        return WireFormatEncoder(PREVIEW_SCHEMA_ID, self.schema_str)
 
 
 BuildConversion = Callable[[Contract], Convert]
 """The conversion a contract defines: per message, wire-format bytes under `PREVIEW_SCHEMA_ID` or a refusal."""
 
 
-def load_contract(schema_file: str | Path = PROCESSED_SCHEMA, rules_file: str | Path | None = None) -> Contract:
-    """The contract of `schema_file` (an Avro record schema) and `rules_file`; `ContractError` names the file."""
+def load_contract(
+    schema_file: str | Path = PROCESSED_SCHEMA, rules_file: str | Path | None = None, *, native: bool = True
+) -> Contract:
+    """The contract of `schema_file` and `rules_file` (default: the repository's declaration), checked as a
+    converter starting with them would check them (`native`: with the native kernel, when installed, as
+    `KDP_FAST_PATH=native` converters run); `ContractError` names the file at fault."""
     try:
         schema_str = load_schema(schema_file)
     except ValueError as error:
         raise ContractError(str(error)) from None
-    contract = Contract(Path(schema_file), schema_str, Path(rules_file) if rules_file else None)
+    contract = Contract(Path(schema_file), schema_str, Path(rules_file) if rules_file else RULES_PATH)
     if contract.schema.get("type") != "record":
         raise ContractError(f"{schema_file} is not an Avro record schema")
-    if contract.rules_file is not None and not contract.rules_file.is_file():
+    if not contract.rules_file.is_file():
         raise ContractError(f"cannot read rules file {contract.rules_file}: no such file")
+    try:
+        build_converter(contract.encoder(), contract.rules_file, native=native)
+    except RulesError as error:  # UnsupportedRulesError too: an engine that would refuse to start
+        raise ContractError(f"{contract.rules_file} with {schema_file}: {error}") from None
     return contract
 
 
 def reference_conversion(contract: Contract) -> Convert:
-    """The reference engine's conversion into `contract`'s schema, with the repository's conversion rules."""
-    return reference_converter(WireFormatEncoder(PREVIEW_SCHEMA_ID, contract.schema_str))
+    """The reference engine's conversion of `contract`: its rules, its schema's encoder."""
+    return reference_converter(contract.encoder(), reference_for(contract.schema, contract.rules_file))

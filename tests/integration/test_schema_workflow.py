@@ -6,15 +6,14 @@ repository's, written to the test's own folder.
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from contract_variants import NEW_FIELD, with_new_input_key, without_field
 from kafka_io import create_topics, read_all
 from registry_io import register_output_schema
 from scenario_settings import process_environment, scenario_settings
@@ -28,7 +27,7 @@ from orchestration.schema.contract import load_contract
 from orchestration.schema.registry import subject_level
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
-from streaming.pipeline import PROCESSED_SCHEMA, SCHEMAS
+from streaming.pipeline import SCHEMAS
 from streaming.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -39,22 +38,16 @@ INCOMPATIBLE = SCHEMAS / "evolution" / "incompatible.avsc"
 
 @pytest.fixture
 def settings(stack) -> Settings:
-    """Two source partitions holding EVENTS generated events; the repository's schema registered."""
-    settings = scenario_settings(stack.bootstrap, stack.registry_url, "at-least-once", "schema-workflow")
+    """Two source partitions holding EVENTS generated events; the repository's schema registered. Converters
+    of these settings run the pure fast engine, which takes a new input key (the native kernel refuses one)."""
+    settings = scenario_settings(
+        stack.bootstrap, stack.registry_url, "at-least-once", "schema-workflow", fast_path="python"
+    )
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 2)
     register_output_schema(settings)
     factory = EventFactory(21, IrregularityRates.with_malformed(0.05))
     assert generate(settings.kafka_config(), settings.source_topic, factory, count=EVENTS).ok
     return settings
-
-
-def variant(tmp_path: Path, name: str, without: str) -> Path:
-    """The repository's schema without field `without`, written to `tmp_path/name`."""
-    schema: dict[str, Any] = json.loads(PROCESSED_SCHEMA.read_text())
-    schema["fields"] = [f for f in schema["fields"] if f["name"] != without]
-    path = tmp_path / name
-    path.write_text(json.dumps(schema))
-    return path
 
 
 def kdp_schema(settings: Settings, *arguments: str) -> subprocess.CompletedProcess[str]:
@@ -84,11 +77,16 @@ def test_bad_inputs_are_refused_in_one_line_and_change_nothing(settings: Setting
 
     unreadable = refusal(kdp_schema(settings, "check", str(broken)), "check")
     missing = refusal(kdp_schema(settings, "preview", "--topic", f"{settings.source_topic}-missing"), "preview")
-    incompatible = refusal(kdp_schema(settings, "register", "--execute", str(INCOMPATIBLE)), "register")
+    schema, rules = with_new_input_key(tmp_path, required=True)
+    incompatible = refusal(
+        kdp_schema(settings, "register", "--execute", str(schema), "--rules", str(rules)), "register"
+    )
+    not_filled = refusal(kdp_schema(settings, "check", str(INCOMPATIBLE)), "check")
 
     assert "broken.avsc" in unreadable
     assert f"{settings.source_topic}-missing" in missing
-    assert repr(subject) in incompatible and "country" in incompatible  # the registry's reason, quoted
+    assert repr(subject) in incompatible and NEW_FIELD in incompatible  # the registry's reason, quoted
+    assert "field 'country' of the schema is not declared" in not_filled  # the rules do not make it
     assert registry.get_versions(subject) == [1]
     assert subject_level(registry, subject) == "BACKWARD_TRANSITIVE"
 
@@ -96,7 +94,7 @@ def test_bad_inputs_are_refused_in_one_line_and_change_nothing(settings: Setting
 def test_preview_reads_a_bounded_window_writes_nothing_and_tells_what_changes(
     settings: Settings, tmp_path: Path
 ) -> None:
-    without_device_id = load_contract(variant(tmp_path, "no-device-id.avsc", "device_id"))
+    without_device_id = load_contract(*without_field(tmp_path, "device_id"))
 
     report = workflow.preview(settings, without_device_id, last=100)
 
@@ -117,9 +115,9 @@ def test_preview_reads_a_bounded_window_writes_nothing_and_tells_what_changes(
 def test_preview_exits_1_when_an_old_reader_cannot_read_the_new_records(settings: Settings, tmp_path: Path) -> None:
     """Removing a field without a default is BACKWARD_TRANSITIVE (new readers ignore it in old records), but
     a reader still on the old schema has no value to give it: the preview says so before anything ships."""
-    without_patch = variant(tmp_path, "no-patch.avsc", "app_version_patch")
+    schema, rules = without_field(tmp_path, "app_version_patch")
 
-    result = kdp_schema(settings, "preview", str(without_patch), "--last", "50")
+    result = kdp_schema(settings, "preview", str(schema), "--rules", str(rules), "--last", "50")
 
     assert result.returncode == 1, result.stdout + result.stderr
     assert "old reader on new records: 0 of" in result.stdout
@@ -131,7 +129,8 @@ def test_register_is_a_dry_run_until_executed_and_the_drift_check_follows_the_re
 ) -> None:
     subject = f"{settings.output_topic}-value"
     registry = SchemaRegistryClient(settings.registry_config())
-    proposed = variant(tmp_path, "no-device-id.avsc", "device_id")
+    schema, rules = without_field(tmp_path, "device_id")
+    proposed = [str(schema), "--rules", str(rules)]
     for name, value in process_environment(settings).items():
         if name.startswith("KDP_"):
             monkeypatch.setenv(name, value)
@@ -148,20 +147,21 @@ def test_register_is_a_dry_run_until_executed_and_the_drift_check_follows_the_re
         return evaluation.passed
 
     assert drift_passes()
-    dry = kdp_schema(settings, "register", str(proposed))
+    dry = kdp_schema(settings, "register", *proposed)
     assert dry.returncode == 0, dry.stdout + dry.stderr
     assert "dry run" in dry.stdout and registry.get_versions(subject) == [1]
 
-    executed = kdp_schema(settings, "register", "--execute", str(proposed))
+    executed = kdp_schema(settings, "register", "--execute", *proposed)
 
     assert executed.returncode == 0, executed.stdout + executed.stderr
     assert registry.get_versions(subject) == [1, 2]
     assert not drift_passes()  # the registry's latest is no longer the repository's schema
+    schema, rules = with_new_input_key(tmp_path, required=True)
     check = defs.resolve_job_def("check_schema").execute_in_process(
-        run_config={"ops": {"check_schema_op": {"config": {"schema_file": str(INCOMPATIBLE)}}}},
+        run_config={"ops": {"check_schema_op": {"config": {"schema_file": str(schema), "rules_file": str(rules)}}}},
         resources=resources,
         raise_on_error=False,
     )
     assert not check.success
     failure = check.failure_data_for_node("check_schema_op")
-    assert failure is not None and "country" in str(failure.error)
+    assert failure is not None and NEW_FIELD in str(failure.error) and "version(s) 1, 2" in str(failure.error)

@@ -9,13 +9,13 @@
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
+
+from contract_variants import without_field
 
 from orchestration.schema.contract import load_contract, reference_conversion
 from orchestration.schema.preview import _Comparison
-from streaming.pipeline import PROCESSED_SCHEMA
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_WRITES = {"register_schema", "set_compatibility", "set_config", "delete_subject", "delete_version"}
@@ -56,17 +56,9 @@ def test_the_data_plane_never_writes_the_registry() -> None:
     assert calls == set()
 
 
-def variant(tmp_path: Path, without: str) -> Path:
-    schema: dict[str, Any] = json.loads(PROCESSED_SCHEMA.read_text())
-    schema["fields"] = [f for f in schema["fields"] if f["name"] != without]
-    path = tmp_path / f"without-{without}.avsc"
-    path.write_text(json.dumps(schema))
-    return path
-
-
 def compare(tmp_path: Path, without: str, *messages: Message) -> _Comparison:
     comparison = _Comparison(
-        load_contract(), load_contract(variant(tmp_path, without)), reference_conversion, NOW_MS, oldest_ms=0
+        load_contract(), load_contract(*without_field(tmp_path, without)), reference_conversion, NOW_MS, oldest_ms=0
     )
     for message in messages:
         comparison.visit(message)  # type: ignore[arg-type]

@@ -18,6 +18,7 @@ from orchestration.schema.preview import DEFAULT_LAST, PreviewError
 from orchestration.schema.registry import SchemaIncompatibleError
 from streaming.pipeline import PROCESSED_SCHEMA
 from streaming.schema_registry import RegistryUnavailableError
+from streaming.settings import Settings
 
 AREA_TAGS = {"kdp/area": "schema"}
 REFUSALS = (ContractError, PreviewError, SchemaIncompatibleError, RegistryUnavailableError)
@@ -29,8 +30,9 @@ class ProposedSchema(dg.Config):
     rules_file: str | None = None
     """The proposed conversion rules (default: the repository's)."""
 
-    def contract(self) -> Contract:
-        return load_contract(self.schema_file, self.rules_file)
+    def contract(self, settings: Settings) -> Contract:
+        """The proposed contract, checked as the converters `settings` describe would check it."""
+        return load_contract(self.schema_file, self.rules_file, native=settings.native_fast_path)
 
 
 class PreviewConfig(ProposedSchema):
@@ -54,7 +56,8 @@ def check_schema_op(
     context: dg.OpExecutionContext, config: ProposedSchema, kafka: KafkaResource, registry: SchemaRegistryResource
 ) -> dg.Output:
     try:
-        report = workflow.check(pipeline_settings(kafka, registry), config.contract())
+        settings = pipeline_settings(kafka, registry)
+        report = workflow.check(settings, config.contract(settings))
     except REFUSALS as error:
         raise dg.Failure(description=str(error)) from None
     context.log.info("\n".join(report.describe()))
@@ -68,9 +71,8 @@ def preview_schema_op(
     context: dg.OpExecutionContext, config: PreviewConfig, kafka: KafkaResource, registry: SchemaRegistryResource
 ) -> dg.Output:
     try:
-        report = workflow.preview(
-            pipeline_settings(kafka, registry), config.contract(), last=config.last, topic=config.topic
-        )
+        settings = pipeline_settings(kafka, registry)
+        report = workflow.preview(settings, config.contract(settings), last=config.last, topic=config.topic)
     except REFUSALS as error:
         raise dg.Failure(description=str(error)) from None
     context.log.info("\n".join(report.describe()))
@@ -91,9 +93,8 @@ def register_schema_op(
     context: dg.OpExecutionContext, config: RegisterConfig, kafka: KafkaResource, registry: SchemaRegistryResource
 ) -> dg.Output:
     try:
-        report, registered = workflow.register(
-            pipeline_settings(kafka, registry), config.contract(), execute=config.execute
-        )
+        settings = pipeline_settings(kafka, registry)
+        report, registered = workflow.register(settings, config.contract(settings), execute=config.execute)
     except REFUSALS as error:
         raise dg.Failure(description=str(error)) from None
     outcome = (
