@@ -160,7 +160,7 @@ def test_v1_to_v2_under_load_exactly_once_with_rolling_restarts(stack, tmp_path:
         lanes.update(running.converter.summary.by_engine)
 
     # 4. Everything read back, by a reader on each version.
-    source = {(m.partition(), m.offset()) for m in read_all(settings.bootstrap, settings.source_topic)}
+    source = {(m.topic(), m.partition(), m.offset()) for m in read_all(settings.bootstrap, settings.source_topic)}
     outputs = read_all(settings.bootstrap, settings.output_topic)
     registry = SchemaRegistryClient(settings.registry_config())
     context = SerializationContext(settings.output_topic, MessageField.VALUE)
@@ -168,10 +168,11 @@ def test_v1_to_v2_under_load_exactly_once_with_rolling_restarts(stack, tmp_path:
     as_v2 = AvroDeserializer(registry, schema_str=v2_schema.read_text())
     read_v1 = [as_v1(m.value(), context) for m in outputs]
     read_v2 = [as_v2(m.value(), context) for m in outputs]
-    positions = Counter((r["source_partition"], r["source_offset"]) for r in read_v1)
+    positions = Counter((r["source_topic"], r["source_partition"], r["source_offset"]) for r in read_v1)
     for letter in read_all(settings.bootstrap, settings.dlq_topic):
         headers = read_dead_letter_headers(letter.headers())
-        positions[int(headers["kdp.dlq.source.partition"]), int(headers["kdp.dlq.source.offset"])] += 1
+        origin = headers["kdp.dlq.source.topic"], headers["kdp.dlq.source.partition"], headers["kdp.dlq.source.offset"]
+        positions[origin[0], int(origin[1]), int(origin[2])] += 1
 
     assert set(positions) == source, "lost messages"
     assert set(positions.values()) == {1}, "repeated messages"
