@@ -43,9 +43,9 @@ CONFLICT = 409
 class SchemaIncompatibleError(RuntimeError):
     """The proposed schema is incompatible with registered versions; the message quotes the registry."""
 
-    def __init__(self, report: CompatibilityReport) -> None:
+    def __init__(self, report: CompatibilityReport, message: str | None = None) -> None:
         self.report = report
-        super().__init__(report.refusal())
+        super().__init__(message or report.refusal())
 
 
 @dataclass(frozen=True)
@@ -222,11 +222,8 @@ def register_value_schema(
             client.register_schema(subject, schema)
         except SchemaRegistryError as error:
             if error.http_status_code == CONFLICT:  # a version registered since the check refuses it
-                refused = CompatibilityReport(
-                    subject, report.level, report.level_is_subjects,
-                    (VersionVerdict(-1, False),), None, (error.error_message,),
-                )  # fmt: skip
-                raise SchemaIncompatibleError(refused) from error
+                message = f"the registry refused the schema under subject {subject!r}: {error.error_message}"
+                raise SchemaIncompatibleError(report, message) from error
             raise
         found = client.lookup_schema(subject, schema)
         if found.schema_id is None or found.version is None:  # pragma: no cover - a registry breaking its API
