@@ -23,6 +23,7 @@ from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, 
 from streaming.metrics import ConverterMetrics
 from streaming.offset_ranges import OffsetRange
 from streaming.pipeline import open_converter
+from streaming.schema_registry import SchemaNotRegisteredError
 
 STREAMS = "streams"
 
@@ -71,7 +72,10 @@ def processed_data(
     instance = "dagster-" + "-".join(f"{r.topic}.{r.partition}" for r in sorted(ranges))
     # The counts `kdp stream` exports to Prometheus, gathered the same way: a run is too short to be scraped.
     metrics = ConverterMetrics(process_metrics=False)
-    converter = open_converter(settings, instance=instance, poll_timeout=0.5, observer=metrics)
+    try:
+        converter = open_converter(settings, instance=instance, poll_timeout=0.5, observer=metrics)
+    except SchemaNotRegisteredError as error:  # the control plane registers; this run only looks it up
+        raise dg.Failure(description=str(error)) from None
     try:
         remaining = converter.assign_ranges(ranges)
         context.log.info("converting %s (already committed: %d ranges)", remaining, len(ranges) - len(remaining))
