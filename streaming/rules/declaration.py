@@ -96,8 +96,8 @@ class Rules:
 
     @property
     def event_time(self) -> Input | None:
-        """The input checked against the acceptance window (rule kind `event_time`), if any."""
-        return next((i for i in self.inputs if i.kind.name == "event_time"), None)
+        """The input checked against the acceptance window (rule kind `epoch_time`), if any."""
+        return next((i for i in self.inputs if i.kind.name == "epoch_time"), None)
 
 
 def _fail(where: str, message: str) -> RulesError:
@@ -226,8 +226,8 @@ def load_rules(schema: Mapping[str, Any] | Path | str, declaration: Mapping[str,
     if unknown:
         raise _fail(where, f"unknown key {unknown[0]!r} (known: {', '.join(_TOP_LEVEL)})")
     inputs = {name: _input(name, spec, where) for name, spec in _mapping(parsed.get("inputs"), where, "inputs").items()}
-    if sum(i.kind.name == "event_time" for i in inputs.values()) > 1:
-        raise _fail(where, "at most one input may have rule kind 'event_time' (the acceptance window's)")
+    if sum(i.kind.name == "epoch_time" for i in inputs.values()) > 1:
+        raise _fail(where, "at most one input may have rule kind 'epoch_time' (the acceptance window's)")
     avro_fields = parsed_schema.get("fields")
     if parsed_schema.get("type") != "record" or not isinstance(avro_fields, list):
         raise _fail(where, "the schema must be an Avro record with a list of fields")
