@@ -26,6 +26,7 @@ import yaml
 from streaming.ip_classes import IP_CLASSES
 from streaming.records import Reason
 from streaming.rules.kinds import CONTEXT, INT, IP_CLASS, KINDS, LONG, MILLIS, TEXT, RuleKind
+from streaming.settings import SettingsError
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 SCHEMA_PATH = SCHEMAS / "processed-data-value.avsc"
@@ -35,8 +36,9 @@ _TOP_LEVEL = ("inputs", "fields", "key", "tallies")
 _TALLIES = ("device_types", "locales")  # the columns of `streaming.running_insights.RunningInsights`
 
 
-class RulesError(ValueError):
-    """The declaration is wrong, or does not fit its schema; the message names the key or field."""
+class RulesError(SettingsError):
+    """The declaration is wrong, or does not fit its schema; the message names the key or field. A
+    configuration error like a bad setting: `kdp` prints it in one line and exits 2."""
 
 
 class UnsupportedRulesError(RulesError):

@@ -260,3 +260,22 @@ def test_the_reference_converter_counts_as_the_reference_one_by_one() -> None:
     router = BatchRouter(reference_converter(WireFormatEncoder(3, SCHEMA)), "processed", "dlq")
     events = EventFactory(2, IrregularityRates.with_malformed(0.0)).batch(10, NOW_MS / 1000)
     assert router.route(_kafka([e.value for e in events]), NOW_MS, MIN_EVENT_TIME_MS).lanes == (0, 0, 10)
+
+
+def test_kdp_stream_refuses_a_schema_its_declaration_does_not_fit_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A converter whose registered schema has a field the declaration does not make does not start."""
+    from kdp import cli
+    from streaming import pipeline
+
+    schema = schema_with(lambda fields: fields.append({"name": "country", "type": "string"}))
+    monkeypatch.setattr(
+        pipeline, "open_converter", lambda *a, **k: fast_path.converter_for(WireFormatEncoder(9, schema))
+    )
+
+    assert cli.main(["stream", "--until-caught-up"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()
+    assert error == [
+        f"kdp: configuration error: {RULES_PATH}: field 'country' of the schema is not declared under fields"
+    ]
