@@ -178,9 +178,16 @@ fn value_at(data: &[u8], at: usize) -> Option<(Json<'_>, usize)> {
 }
 
 /// Fill `values` (one per input, in order) if `data` is one plain JSON object of the declared keys, each
-/// at most once; else None.
-fn parse_event<'a>(data: &'a [u8], inputs: &[Input], values: &mut [Json<'a>]) -> Option<()> {
+/// at most once; else None. `order[n]` is the input the n-th key of the previous event was: a producer
+/// writes its keys in one order, so each key is found at the first comparison (else by a scan).
+fn parse_event<'a>(
+    data: &'a [u8],
+    inputs: &[Input],
+    values: &mut [Json<'a>],
+    order: &mut [usize; MAX_INPUTS],
+) -> Option<()> {
     let mut seen: u16 = 0;
+    let mut position = 0;
     let mut at = skip_space(data, 0);
     if data.get(at) != Some(&b'{') {
         return None;
@@ -196,8 +203,16 @@ fn parse_event<'a>(data: &'a [u8], inputs: &[Input], values: &mut [Json<'a>]) ->
                 return None;
             }
             let (value, next) = value_at(data, skip_space(data, at + 1))?;
-            // An unknown key: the pure path decides.
-            let slot = inputs.iter().position(|input| input.key == key)?;
+            let guess = *order.get(position)?; // more keys than inputs: the pure path decides
+            let slot = if inputs.get(guess).is_some_and(|input| input.key == key) {
+                guess
+            } else {
+                // An unknown key: the pure path decides.
+                let found = inputs.iter().position(|input| input.key == key)?;
+                order[position] = found;
+                found
+            };
+            position += 1;
             if seen & (1 << slot) != 0 {
                 return None; // a repeated key: the pure path decides
             }
@@ -447,6 +462,7 @@ impl Kernel {
         let mut run: Option<(String, i64)> = None;
         let mut previous: Option<Bound<'py, PyAny>> = None;
         let mut body = Vec::with_capacity(256);
+        let mut order = [0usize; MAX_INPUTS];
         for message in messages.try_iter()? {
             let message = message?;
             let value = message.call_method0(intern!(py, "value"))?;
@@ -485,6 +501,7 @@ impl Kernel {
                     now_ms,
                     oldest_ms,
                     &mut body,
+                    &mut order,
                     (&keys, &device_types, &locales),
                 )?,
                 _ => false,
@@ -662,6 +679,7 @@ impl Kernel {
         now_ms: i64,
         oldest_ms: i64,
         body: &mut Vec<u8>,
+        order: &mut [usize; MAX_INPUTS],
         (keys, device_types, locales): (
             &Bound<'py, PyList>,
             &Bound<'py, PyList>,
@@ -672,7 +690,7 @@ impl Kernel {
             return Ok(false);
         }
         let mut json = [Json::Absent; MAX_INPUTS];
-        if parse_event(data, &self.inputs, &mut json).is_none() {
+        if parse_event(data, &self.inputs, &mut json, order).is_none() {
             return Ok(false);
         }
         let mut checked: [Checked<'a, 'py>; MAX_INPUTS] = std::array::from_fn(|_| Checked::Null);
