@@ -40,7 +40,7 @@ from streaming.rules.declaration import RULES_PATH, SCHEMA_PATH, Field, Input, R
 GENERATED_PATH = Path(__file__).with_name("generated_fast_path.py")
 COMMAND = "python -m streaming.rules.codegen"
 
-#: Memo policies (see `MemoKeys`): "by value" is what the converter uses; the others exist for the tests.
+#: Memo policies (see `_memo_key`): "by value" is what the converter uses; the others exist for the tests.
 MEMO_POLICIES = ("by value", "none", "every field alone")
 #: The locals constant over a run of one partition in a batch: a memo key made of these only is encoded once
 #: per run by `convert_batch`.
@@ -169,6 +169,14 @@ def engine_source(rules: Rules, memo_policy: str = "by value") -> str:
     encoding = record_parts(rules.schema, lambda name: _local_of(by_field[name]))
     constants = {name: value for name, value in encoding.constants.items() if name.startswith("ENUM")}
 
+    locals_of = [
+        (spec.name, local)
+        for spec in rules.inputs
+        for local in {_raw(spec), _value(spec), *(_value(spec, part) for part in spec.kind.parts)}
+    ]
+    if len({local for _, local in locals_of}) != len(locals_of):
+        clash = sorted({name for name, local in locals_of if [other for other in locals_of if other[1] == local][1:]})
+        raise NotImplementedError(f"inputs {' and '.join(map(repr, clash))} would share a local name; rename one")
     checks: list[tuple[list[str], str, list[str]]] = [_kind_code(i, spec) for i, spec in enumerate(rules.inputs)]
     required = [_raw(spec) for spec in rules.inputs if spec.required]
     reads = [f"{_raw(spec)} = e.{spec.name}" for spec in rules.inputs]
