@@ -11,9 +11,10 @@ A `Convert` may carry its batch form as its attribute `convert_batch` (a `Conver
 path does, see `streaming.fast_path`); `batch_form(convert)` is that, or the one-by-one loop over `convert`.
 Both give the same `ConvertedBatch` for the same messages.
 
-`reference_converter` is today's path: `streaming.transform.transform`, then the registered schema's
-`WireFormatEncoder.encode`. A faster implementation (a transform fused with the encoder, say) is dropped in
-by giving the router another function with this contract; it must give byte-identical `value`s.
+`reference_converter` is the definition: the reference engine of a rules declaration
+(`streaming.rules.reference`; by default the repository's, `streaming.transform`), then the registered schema's
+`WireFormatEncoder.encode`. The faster engines (`streaming.fast_path`) have this contract too and give
+byte-identical `value`s; `ConvertedBatch.lanes` counts which engine decided each message.
 """
 
 from __future__ import annotations

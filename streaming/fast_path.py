@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from streaming import native_path
+from streaming.avro_codegen import UnsupportedSchemaError
 from streaming.conversion import Convert, reference_converter
 from streaming.encoding import WireFormatEncoder, wire_header
 from streaming.rules import codegen
@@ -64,7 +65,7 @@ def fused_converter(
         raise RulesError(f"{rules.source}: checked against another schema than {encoder.name}'s")
     try:
         source = codegen.engine_source(rules, memo_policy)
-    except (NotImplementedError, ValueError) as error:  # a kind or an Avro type the generator does not write
+    except (NotImplementedError, UnsupportedSchemaError) as error:  # a kind or Avro type it does not write
         raise UnsupportedRulesError(f"the pure fast engine cannot run {rules.source}: {error}") from error
     build = _load(source, encoder.name)["build"]
     reference_convert = reference_converter(encoder, reference)
@@ -97,6 +98,9 @@ def build_converter(
     `native`: give it the native kernel's batch form when the kernel is installed (False, `KDP_FAST_PATH=python`,
     keeps the pure batch form). Raises `RulesError` for a declaration that is wrong or does not fit the schema,
     `UnsupportedRulesError` for one an engine cannot run; neither is ever turned into a slower path.
+
+    A proposed schema and declaration, not registered, run beside the current ones the same way, with any
+    schema id: `build_converter(WireFormatEncoder(0, proposed_avsc_text), proposed_rules_path)`.
     """
     reference = reference_for(encoder.schema, declaration)
     convert = fused_converter(encoder, reference)

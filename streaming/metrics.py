@@ -197,7 +197,7 @@ class ConverterMetrics(ConverterObserver):
         return {
             "consumed": count("kdp_messages_consumed_total"),
             "processed": count("kdp_records_processed_total"),
-            "by_engine": {engine: count("kdp_messages_by_engine_total", engine=engine) for engine in Lanes._fields},
+            **{f"by_engine_{engine}": count("kdp_messages_by_engine_total", engine=engine) for engine in Lanes._fields},
             "dead_lettered": sum(by_reason.values()),
             "dead_letters_by_reason": by_reason,
             "batches": count("kdp_batches_total"),

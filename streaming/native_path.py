@@ -9,13 +9,13 @@ the same IP classifier; whatever it is unsure of it declines. So the native path
 `ConvertedBatch` exactly, message for message and byte for byte, and sends the same messages to the
 reference: `tests/unit/test_native_path_properties.py` checks it, and the bodies against fastavro.
 
-Driven by the declaration, within a fixed shape: the kernel implements the seven inputs of the login event by
-rule kind (`SLOTS`: a required uuid, an optional uuid, a platform, a code, an ip, a semver, an event time),
-under whatever keys the declaration gives them, and writes any field that takes one of their parts or a
-processing fact, in the schema's order and Avro types. A declaration outside that shape (another input or
-rule kind, say an added `text` input) is refused when the converter is built, with `UnsupportedRulesError`
-naming the field and this engine: the converter does not start (`KDP_FAST_PATH=python` runs the pure engine,
-which implements every kind). It never quietly steps aside.
+Driven by the declaration: the kernel interprets it. Each input is checked by its rule kind (the kernel
+implements every kind of `streaming.rules.kinds`: `NATIVE_KINDS`), under whatever key the declaration gives
+it, and each field of the schema takes one part of one input or a processing fact, written by its Avro type
+(`string`, `int`, `long`, an enum, or a union of null and one of those). A declaration or schema outside that
+(a rule kind added to the vocabulary but not to the kernel, another Avro type) is refused when the converter is
+built, with `UnsupportedRulesError` naming the field and this engine: the converter does not start
+(`KDP_FAST_PATH=python` runs the pure engine instead). It never quietly steps aside.
 
 Optional by design: `make install` builds the extension when a Rust toolchain is present (`native/`,
 maturin, crates pinned by `native/Cargo.lock`); without it, or with `KDP_FAST_PATH=python`, the converter
@@ -44,20 +44,12 @@ except ImportError:  # not built (no Rust toolchain at install): the pure-Python
 
 log = logging.getLogger(__name__)
 
-#: The inputs the kernel implements, by (rule kind, required), in the order of its `Event`'s fields; and the
-#: name of each one's source in `native/src/lib.rs` (`source_named`).
-SLOTS: tuple[tuple[str, bool], ...] = (
-    ("uuid", True),
-    ("uuid", False),
-    ("platform", False),
-    ("code", True),
-    ("ip", True),
-    ("semver", True),
-    ("event_time", True),
-)
-_SLOT_SOURCES = ("uuid", "uuid?", "platform", "code", "ip", "semver", "event_time")
-#: The Avro shapes the kernel writes.
-_WRITES = ("string", "null|string", "string|null", "int", "long", "enum")
+#: The rule kinds the kernel implements (`native/src/lib.rs`, `rule_named`).
+NATIVE_KINDS = frozenset({"uuid", "platform", "code", "ip_address", "semver", "epoch_time", "text"})
+#: The Avro types it writes, and how a union with null is told to it.
+_BASES = ("string", "int", "long", "enum")
+#: The most inputs it takes (`MAX_INPUTS`).
+MAX_INPUTS = 32
 ENGINE = "the native engine (kdp_native)"
 _logged: set[str] = set()
 
@@ -74,47 +66,37 @@ def _refuse(rules: Rules, field: Field | None, why: str) -> UnsupportedRulesErro
     )
 
 
-def native_slots(rules: Rules) -> list[int]:
-    """The kernel's slot of each input, in declaration order; `UnsupportedRulesError` outside its shape."""
-    slots: list[int] = []
-    for spec in rules.inputs:
-        wanted = (spec.kind.name, spec.required)
-        free = [n for n, slot in enumerate(SLOTS) if slot == wanted and n not in slots]
-        if not free:
-            field = next((f for f in rules.fields if f.input is spec), None)
-            raise _refuse(rules, field, f"input {spec.name!r} (rule kind {spec.kind.name!r}) is not one it implements")
-        slots.append(free[0])
-    if len(slots) != len(SLOTS):
-        raise _refuse(rules, None, f"it needs exactly the inputs {SLOTS}")
-    return slots
+def native_layout(rules: Rules) -> list[tuple[int, str, str, list[str]]]:
+    """(input index or -1, part, kind, enum symbols) per field of the schema, in order, as the kernel takes them.
 
-
-def native_layout(rules: Rules) -> list[tuple[str, str, list[str]]]:
-    """(source, kind, enum symbols) per field of the schema, in order, as the kernel takes them."""
-    slots = native_slots(rules)
+    Raises `UnsupportedRulesError` naming the field for a rule kind or an Avro type the kernel does not implement.
+    """
+    for field in rules.fields:
+        if field.input is not None and field.input.kind.name not in NATIVE_KINDS:
+            raise _refuse(rules, field, f"rule kind {field.input.kind.name!r} is not one it implements")
+    if len(rules.inputs) > MAX_INPUTS:
+        raise _refuse(rules, None, f"it takes at most {MAX_INPUTS} inputs, not {len(rules.inputs)}")
     layout = []
     for field in rules.fields:
         if field.input is None:
-            source = f"context.{field.context}"
+            index, part = -1, str(field.context)
         else:
-            base = _SLOT_SOURCES[slots[rules.inputs.index(field.input)]]
-            source = f"{base}.{field.part}" if len(field.input.kind.parts) > 1 or base == "event_time" else base
-        avro_type, symbols = field.avro_type, []
-        if isinstance(avro_type, list):
-            kind = "|".join(t if isinstance(t, str) else "?" for t in avro_type)
-        elif isinstance(avro_type, dict) and avro_type.get("type") == "enum":
-            kind, symbols = "enum", list(avro_type.get("symbols") or [])
+            index = rules.inputs.index(field.input)
+            part = "value" if field.part == field.input.kind.default_part else str(field.part)
+        avro_type, symbols, null = field.avro_type, [], ""
+        if isinstance(avro_type, list) and len(avro_type) == 2 and "null" in avro_type:
+            null = "null|" if avro_type[0] == "null" else "|null"
+            avro_type = avro_type[1] if avro_type[0] == "null" else avro_type[0]
+        if isinstance(avro_type, dict) and avro_type.get("type") == "enum":
+            base, symbols = "enum", list(avro_type.get("symbols") or [])
         elif isinstance(avro_type, dict):
-            kind = str(avro_type.get("type"))
+            base = str(avro_type.get("type"))
         else:
-            kind = str(avro_type)
-        if kind not in _WRITES:
-            raise _refuse(rules, field, f"Avro type {json.dumps(avro_type)} is not one it writes")
-        layout.append((source, kind, symbols))
-    by_slot = {slots[n]: spec for n, spec in enumerate(rules.inputs)}
-    for role, slot in ((rules.key, 0), (rules.tallies[0], 2), (rules.tallies[1], 3)):
-        if role.input is not by_slot[slot]:
-            raise _refuse(rules, role, "the key and the tallies must be the required uuid, the platform and the code")
+            base = str(avro_type)
+        if base not in _BASES:
+            raise _refuse(rules, field, f"Avro type {json.dumps(field.avro_type)} is not one it writes")
+        kind = f"null|{base}" if null == "null|" else f"{base}|null" if null else base
+        layout.append((index, part, kind, symbols))
     return layout
 
 
@@ -128,7 +110,6 @@ def native_batch(encoder: WireFormatEncoder, reference: Reference, fused: Conver
         raise UnsupportedRulesError(f"{ENGINE} is not installed")
     rules = reference.rules
     layout = native_layout(rules)
-    by_slot = {slot: spec for spec, slot in zip(rules.inputs, native_slots(rules), strict=True)}
     usual: Convert = fused.usual  # type: ignore[attr-defined]
     to_reference: Convert = fused.reference  # type: ignore[attr-defined]
     declined = [0, 0]  # messages handed over in this batch: taken by the pure lane, by the reference
@@ -143,18 +124,27 @@ def native_batch(encoder: WireFormatEncoder, reference: Reference, fused: Conver
         declined[0] += 1
         return result
 
+    inputs = [
+        (
+            spec.name,
+            spec.kind.name,
+            spec.required,
+            spec.params.get("default"),
+            reference.memos.get(spec.name),  # the reference's memo tables, read only, as the pure lane reads them
+            sorted(spec.params.get("codes", ())),
+        )
+        for spec in rules.inputs
+    ]
+    fields = list(rules.fields)
     kernel = kdp_native.Kernel(
+        inputs,
         layout,
-        [by_slot[slot].name for slot in range(len(SLOTS))],
+        fields.index(rules.key),
+        (fields.index(rules.tallies[0]), fields.index(rules.tallies[1])),
         wire_header(encoder.schema_id),
         MAX_MESSAGE_BYTES,
         MIN_EVENT_TIME_MS,
         MAX_FUTURE_MS,
-        sorted(by_slot[3].params["codes"]),
-        by_slot[2].params["default"],
-        # The reference's memo tables, read only, as the pure lane reads them (emptied, never replaced).
-        reference.memos[by_slot[2].name],
-        reference.memos[by_slot[5].name],
         list(V4_BY_FIRST_OCTET),
         classify_ipv4,
         classify,

@@ -12,7 +12,8 @@ the declaration's code lists, memo tables and defaults):
 - `usual(value, topic, partition, offset, now_ms, oldest_ms)`: the usual message's `Converted`, or None to
   decline. Usual: ASCII, at most `MAX_MESSAGE_BYTES`, every input of its JSON type, and each value already in
   the form the reference would write (a lower-case UUID, a code already upper case, a platform and a version
-  the reference has seen: its memo tables) with its event time in the window. Each rule kind is written once
+  that parse: each distinct one parsed once, by the reference's function, into the reference's memo tables)
+  with its event time in the window. Each rule kind is written once
   below (`_KIND_CODE`), in a form that can only pass where the reference accepts the value unchanged.
 - `convert`: the `streaming.conversion.Convert` contract; `usual`'s lane inline, then `reference`.
 - `convert_batch`: the `ConvertBatch` contract over consumed messages, with the fields that are constant over
@@ -39,12 +40,12 @@ from streaming.rules.declaration import RULES_PATH, SCHEMA_PATH, Field, Input, R
 GENERATED_PATH = Path(__file__).with_name("generated_fast_path.py")
 COMMAND = "python -m streaming.rules.codegen"
 
-#: Memo policies (see `MemoKeys`): "by value" is what the converter uses; the others exist for the tests.
+#: Memo policies (see `_memo_key`): "by value" is what the converter uses; the others exist for the tests.
 MEMO_POLICIES = ("by value", "none", "every field alone")
 #: The locals constant over a run of one partition in a batch: a memo key made of these only is encoded once
 #: per run by `convert_batch`.
 RUN_CONSTANT_LOCALS = frozenset({"now_ms", "topic", "partition"})
-_CONTEXT_LOCALS = {"processed_at": "now_ms", "topic": "topic", "partition": "partition", "offset": "offset"}
+_CONTEXT_LOCALS = {"processing_time": "now_ms", "topic": "topic", "partition": "partition", "offset": "offset"}
 _RUN_KEY = "(now_ms, topic, partition)"
 
 
@@ -67,7 +68,8 @@ def _kind_code(index: int, spec: Input) -> tuple[list[str], str, list[str]]:
     if kind == "uuid":
         return [f"{v} = {x}"], (f"({x} is None or LOWER_UUID({x}))" if optional else f"LOWER_UUID({x})"), []
     if kind == "platform":
-        return [f"{v} = DEFAULT{index} if {x} is None else MEMO{index}.get({x})"], v, []
+        memo = f"MEMO{index}.get({x}) or remember(MEMO{index}, {x}, parse_platform({x}, DEFAULT{index}))"
+        return [f"{v} = DEFAULT{index} if {x} is None else {memo}"], v, []
     if kind == "code":
         return [f"{v} = {x}"], (f"({x} is None or {x} in CODES{index})" if optional else f"{x} in CODES{index}"), []
     if kind == "text":
@@ -75,14 +77,15 @@ def _kind_code(index: int, spec: Input) -> tuple[list[str], str, list[str]]:
     if kind == "semver":
         parts = ", ".join(_value(spec, part) for part in ("major", "minor", "patch"))
         text = _value(spec, "text")
+        memo = f"MEMO{index}.get({x}) or remember(MEMO{index}, {x}, parse_semver({x}))"
         if optional:
             return (
-                [f"{text} = {x}", f"p{index} = NO_VERSION if {x} is None else MEMO{index}.get({x})"],
+                [f"{text} = {x}", f"p{index} = NO_VERSION if {x} is None else {memo}"],
                 f"p{index}",
                 [f"{parts} = p{index}"],
             )
-        return [f"{text} = {x}", f"p{index} = MEMO{index}.get({x})"], f"p{index}", [f"{parts} = p{index}"]
-    if kind == "ip":
+        return [f"{text} = {x}", f"p{index} = {memo}"], f"p{index}", [f"{parts} = p{index}"]
+    if kind == "ip_address":
         canonical, version, klass = (_value(spec, part) for part in ("canonical", "version", "class"))
         block = [
             f'if ":" in {x}:  # IPv6; not an address: no class, declined',
@@ -101,7 +104,7 @@ def _kind_code(index: int, spec: Input) -> tuple[list[str], str, list[str]]:
             ]
             return block, f"({x} is None or {klass})", []
         return block, klass, []
-    if kind == "event_time":
+    if kind == "epoch_time":
         block = [
             f"if type({x}) is not int:  # digits in a string (ASCII: the whole message is), or none",
             f"    digits = type({x}) is str and {x}.isdigit() and len({x}) <= MAX_TIMESTAMP_DIGITS",
@@ -143,7 +146,7 @@ def _memo_key(field: Field, policy: str) -> str | None:
     kind = field.input.kind.name
     if kind == "semver":
         return _raw(field.input)
-    if kind in ("platform", "code", "event_time"):
+    if kind in ("platform", "code", "epoch_time"):
         return _value(field.input)
     return None
 
@@ -166,6 +169,14 @@ def engine_source(rules: Rules, memo_policy: str = "by value") -> str:
     encoding = record_parts(rules.schema, lambda name: _local_of(by_field[name]))
     constants = {name: value for name, value in encoding.constants.items() if name.startswith("ENUM")}
 
+    locals_of = [
+        (spec.name, local)
+        for spec in rules.inputs
+        for local in {_raw(spec), _value(spec), *(_value(spec, part) for part in spec.kind.parts)}
+    ]
+    if len({local for _, local in locals_of}) != len(locals_of):
+        clash = sorted({name for name, local in locals_of if [other for other in locals_of if other[1] == local][1:]})
+        raise NotImplementedError(f"inputs {' and '.join(map(repr, clash))} would share a local name; rename one")
     checks: list[tuple[list[str], str, list[str]]] = [_kind_code(i, spec) for i, spec in enumerate(rules.inputs)]
     required = [_raw(spec) for spec in rules.inputs if spec.required]
     reads = [f"{_raw(spec)} = e.{spec.name}" for spec in rules.inputs]
@@ -273,6 +284,8 @@ from streaming.conversion import Converted, ConvertedBatch, Lanes
 from streaming.ip_classes import V4_BY_FIRST_OCTET, classify_ipv4
 from streaming.ip_classes import classify as classify_ip
 from streaming.rules.kinds import LOWER_UUID, MAX_FUTURE_MS, MAX_TIMESTAMP_DIGITS, MIN_EVENT_TIME_MS
+from streaming.rules.kinds import platform as parse_platform
+from streaming.rules.kinds import semver as parse_semver
 from streaming.rules.reference import MAX_MESSAGE_BYTES, remember
 
 #: What the usual lane may raise for a message it then declines: a JSON value of another type or nested too

@@ -26,6 +26,7 @@ import yaml
 from streaming.ip_classes import IP_CLASSES
 from streaming.records import Reason
 from streaming.rules.kinds import CONTEXT, INT, IP_CLASS, KINDS, LONG, MILLIS, TEXT, RuleKind
+from streaming.settings import SettingsError
 
 SCHEMAS = Path(__file__).resolve().parents[2] / "schemas"
 SCHEMA_PATH = SCHEMAS / "processed-data-value.avsc"
@@ -35,8 +36,9 @@ _TOP_LEVEL = ("inputs", "fields", "key", "tallies")
 _TALLIES = ("device_types", "locales")  # the columns of `streaming.running_insights.RunningInsights`
 
 
-class RulesError(ValueError):
-    """The declaration is wrong, or does not fit its schema; the message names the key or field."""
+class RulesError(SettingsError):
+    """The declaration is wrong, or does not fit its schema; the message names the key or field. A
+    configuration error like a bad setting: `kdp` prints it in one line and exits 2."""
 
 
 class UnsupportedRulesError(RulesError):
@@ -96,8 +98,8 @@ class Rules:
 
     @property
     def event_time(self) -> Input | None:
-        """The input checked against the acceptance window (rule kind `event_time`), if any."""
-        return next((i for i in self.inputs if i.kind.name == "event_time"), None)
+        """The input checked against the acceptance window (rule kind `epoch_time`), if any."""
+        return next((i for i in self.inputs if i.kind.name == "epoch_time"), None)
 
 
 def _fail(where: str, message: str) -> RulesError:
@@ -226,8 +228,8 @@ def load_rules(schema: Mapping[str, Any] | Path | str, declaration: Mapping[str,
     if unknown:
         raise _fail(where, f"unknown key {unknown[0]!r} (known: {', '.join(_TOP_LEVEL)})")
     inputs = {name: _input(name, spec, where) for name, spec in _mapping(parsed.get("inputs"), where, "inputs").items()}
-    if sum(i.kind.name == "event_time" for i in inputs.values()) > 1:
-        raise _fail(where, "at most one input may have rule kind 'event_time' (the acceptance window's)")
+    if sum(i.kind.name == "epoch_time" for i in inputs.values()) > 1:
+        raise _fail(where, "at most one input may have rule kind 'epoch_time' (the acceptance window's)")
     avro_fields = parsed_schema.get("fields")
     if parsed_schema.get("type") != "record" or not isinstance(avro_fields, list):
         raise _fail(where, "the schema must be an Avro record with a list of fields")

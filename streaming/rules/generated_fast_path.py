@@ -17,6 +17,8 @@ from streaming.conversion import Converted, ConvertedBatch, Lanes
 from streaming.ip_classes import V4_BY_FIRST_OCTET, classify_ipv4
 from streaming.ip_classes import classify as classify_ip
 from streaming.rules.kinds import LOWER_UUID, MAX_FUTURE_MS, MAX_TIMESTAMP_DIGITS, MIN_EVENT_TIME_MS
+from streaming.rules.kinds import platform as parse_platform
+from streaming.rules.kinds import semver as parse_semver
 from streaming.rules.reference import MAX_MESSAGE_BYTES, remember
 
 #: What the usual lane may raise for a message it then declines: a JSON value of another type or nested too
@@ -62,7 +64,7 @@ def build(prefix, reference, engine):
                     if LOWER_UUID(x_user_id):
                         v_device_id = x_device_id
                         if (x_device_id is None or LOWER_UUID(x_device_id)):
-                            v_device_type = DEFAULT2 if x_device_type is None else MEMO2.get(x_device_type)
+                            v_device_type = DEFAULT2 if x_device_type is None else MEMO2.get(x_device_type) or remember(MEMO2, x_device_type, parse_platform(x_device_type, DEFAULT2))
                             if v_device_type:
                                 v_locale = x_locale
                                 if x_locale in CODES3:
@@ -74,7 +76,7 @@ def build(prefix, reference, engine):
                                         v_ip_class = V4_BY_FIRST_OCTET[packed[0]] or classify_ipv4(packed)
                                     if v_ip_class:
                                         v_app_version_text = x_app_version
-                                        p5 = MEMO5.get(x_app_version)
+                                        p5 = MEMO5.get(x_app_version) or remember(MEMO5, x_app_version, parse_semver(x_app_version))
                                         if p5:
                                             v_app_version_major, v_app_version_minor, v_app_version_patch = p5
                                             if type(x_timestamp) is not int:  # digits in a string (ASCII: the whole message is), or none
@@ -122,7 +124,7 @@ def build(prefix, reference, engine):
                     if LOWER_UUID(x_user_id):
                         v_device_id = x_device_id
                         if (x_device_id is None or LOWER_UUID(x_device_id)):
-                            v_device_type = DEFAULT2 if x_device_type is None else MEMO2.get(x_device_type)
+                            v_device_type = DEFAULT2 if x_device_type is None else MEMO2.get(x_device_type) or remember(MEMO2, x_device_type, parse_platform(x_device_type, DEFAULT2))
                             if v_device_type:
                                 v_locale = x_locale
                                 if x_locale in CODES3:
@@ -134,7 +136,7 @@ def build(prefix, reference, engine):
                                         v_ip_class = V4_BY_FIRST_OCTET[packed[0]] or classify_ipv4(packed)
                                     if v_ip_class:
                                         v_app_version_text = x_app_version
-                                        p5 = MEMO5.get(x_app_version)
+                                        p5 = MEMO5.get(x_app_version) or remember(MEMO5, x_app_version, parse_semver(x_app_version))
                                         if p5:
                                             v_app_version_major, v_app_version_minor, v_app_version_patch = p5
                                             if type(x_timestamp) is not int:  # digits in a string (ASCII: the whole message is), or none
@@ -204,7 +206,7 @@ def build(prefix, reference, engine):
                         if LOWER_UUID(x_user_id):
                             v_device_id = x_device_id
                             if (x_device_id is None or LOWER_UUID(x_device_id)):
-                                v_device_type = DEFAULT2 if x_device_type is None else MEMO2.get(x_device_type)
+                                v_device_type = DEFAULT2 if x_device_type is None else MEMO2.get(x_device_type) or remember(MEMO2, x_device_type, parse_platform(x_device_type, DEFAULT2))
                                 if v_device_type:
                                     v_locale = x_locale
                                     if x_locale in CODES3:
@@ -216,7 +218,7 @@ def build(prefix, reference, engine):
                                             v_ip_class = V4_BY_FIRST_OCTET[packed[0]] or classify_ipv4(packed)
                                         if v_ip_class:
                                             v_app_version_text = x_app_version
-                                            p5 = MEMO5.get(x_app_version)
+                                            p5 = MEMO5.get(x_app_version) or remember(MEMO5, x_app_version, parse_semver(x_app_version))
                                             if p5:
                                                 v_app_version_major, v_app_version_minor, v_app_version_patch = p5
                                                 if type(x_timestamp) is not int:  # digits in a string (ASCII: the whole message is), or none

@@ -10,17 +10,17 @@ value, or one of its parts. Each engine implements every kind once: the referenc
 | uuid       | string          | text: lower-case 8-4-4-4-12 hex                  | not a UUID (any case accepted)    |
 | platform   | string          | text: lower case; absent, null, "" -> `default`  | not 1-32 [a-z0-9._-], first alnum |
 | code       | string          | text: upper case, one of `codes`                 | not one of `codes` (any case)     |
-| ip         | string          | canonical (text), version (int), class (enum)    | not an IPv4 or IPv6 address       |
+| ip_address | string          | canonical (text), version (int), class (enum)    | not an IPv4 or IPv6 address       |
 | semver     | string          | text (as sent), major, minor, patch (int)        | not MAJOR.MINOR[.PATCH][-P][+B]   |
-| event_time | integer, string | millis: epoch milliseconds (long)                | not epoch s or ms in the window;  |
+| epoch_time | integer, string | millis: epoch milliseconds (long)                | not epoch s or ms in the window;  |
 |            |                 |                                                  | older than the acceptance window  |
 | text       | string          | text: as sent                                    | never (besides its JSON type)     |
 
 An input that is not `required` and absent or null gives null for every part (a field that takes it must
 be a union with null), except `platform`, which gives its `default`.
 
-Context sources (`context:` in the declaration) are facts of processing, not of the event: `processed_at`
-(millis), `topic` (text), `partition` (int), `offset` (long).
+Context sources (`context:` in the declaration) are facts of processing, not of the event: `processing_time`
+(millis: the batch's clock reading), `topic` (text), `partition` (int), `offset` (long).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from typing import Any
 from streaming.ip_classes import classify
 
 #: 2000-01-01T00:00:00Z: older event times are refused as absurd. It also tells epoch seconds from
-#: milliseconds (see `event_time`), so it holds whatever the acceptance window.
+#: milliseconds (see `epoch_time`), so it holds whatever the acceptance window.
 MIN_EVENT_TIME_MS = 946_684_800_000
 #: How far after processing an event time may lie (producer clocks run fast). Outputs are stamped with the
 #: processing time, not the event time, so this bounds skew, not what the broker accepts; the insights
@@ -50,7 +50,7 @@ SEMVER = re.compile(
 ).fullmatch
 
 # Value types a part produces; `streaming.rules.declaration` checks each against the field's Avro type.
-TEXT, INT, LONG, MILLIS, IP_CLASS = "text", "int", "long", "millis", "ip_class"
+TEXT, INT, LONG, MILLIS, IP_CLASS = "text", "int", "long", "millis", "address_class"
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ KINDS: dict[str, RuleKind] = {
             "code", (str,), {"text": TEXT}, {"codes": list, "described_as": str}, "{name} {value} is not {described_as}"
         ),
         RuleKind(
-            "ip",
+            "ip_address",
             (str,),
             {"canonical": TEXT, "version": INT, "class": IP_CLASS},
             {},
@@ -102,7 +102,7 @@ KINDS: dict[str, RuleKind] = {
             "{name} {value} is not MAJOR.MINOR[.PATCH][-PRE][+BUILD]",
         ),
         RuleKind(
-            "event_time",
+            "epoch_time",
             (int, str),
             {"millis": MILLIS},
             {},
@@ -113,7 +113,7 @@ KINDS: dict[str, RuleKind] = {
 }
 
 #: Facts of processing a field may take (`context:`), with their value types.
-CONTEXT: dict[str, str] = {"processed_at": MILLIS, "topic": TEXT, "partition": INT, "offset": LONG}
+CONTEXT: dict[str, str] = {"processing_time": MILLIS, "topic": TEXT, "partition": INT, "offset": LONG}
 
 
 # -- the reference implementation of each kind: text in, normalised value out, None if refused --------------
@@ -160,7 +160,7 @@ def semver(text: str) -> tuple[int, int, int] | None:
     return int(major), int(minor), int(patch or 0)
 
 
-def event_time(timestamp: int | str, processed_at_ms: int) -> int | None:
+def epoch_time(timestamp: int | str, processed_at_ms: int) -> int | None:
     """Epoch milliseconds of a timestamp in epoch seconds or milliseconds, or None if it is neither.
 
     A JSON integer or a string of ASCII digits. Epoch seconds if that puts it between 2000-01-01 and

@@ -325,21 +325,27 @@ def test_native_follows_the_registered_schema(change: Any) -> None:
 def test_the_layout_is_read_from_the_registered_schema_and_the_declaration() -> None:
     layout = native_path.native_layout(transform_module.REFERENCE.rules)
     assert len(layout) == len(SCHEMA["fields"])
-    assert layout[1] == ("uuid?", "null|string", [])
-    assert layout[6][1:] == ("enum", SCHEMA["fields"][6]["type"]["symbols"])
-    assert layout[11] == ("event_time.millis", "long", [])
-    assert layout[13] == ("context.topic", "string", [])
+    assert layout[1] == (1, "value", "null|string", [])  # the second input, as is
+    assert layout[5] == (4, "version", "int", [])  # a part of the fifth input (the address)
+    assert layout[6] == (4, "class", "enum", SCHEMA["fields"][6]["type"]["symbols"])
+    assert layout[11] == (6, "value", "long", [])
+    assert layout[13] == (-1, "topic", "string", [])
 
 
-def test_a_field_type_the_kernel_does_not_write_is_refused_at_start_naming_the_field_and_the_engine() -> None:
+def test_a_nullable_int_is_written_natively() -> None:
     schema = _schema_with(lambda fields: fields[5].update(type=["null", "int"]))  # ip_version
-    encoder = WireFormatEncoder(10, schema)
-    with pytest.raises(UnsupportedRulesError, match=r"native engine \(kdp_native\) cannot run field 'ip_version'"):
-        native_path.native_layout(fast_path.reference_for(schema).rules)
+    assert native_path.native_layout(fast_path.reference_for(schema).rules)[5] == (4, "version", "null|int", [])
+
+
+def test_a_rule_kind_the_kernel_does_not_implement_is_refused_at_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As a kind added to the vocabulary but not yet to the kernel would be: named, with the field and engine."""
+    monkeypatch.setattr(native_path, "NATIVE_KINDS", native_path.NATIVE_KINDS - {"semver"})
+    with pytest.raises(UnsupportedRulesError, match=r"native engine \(kdp_native\) cannot run field 'app_version'"):
+        native_path.native_layout(transform_module.REFERENCE.rules)
     if native_path.available():
-        with pytest.raises(UnsupportedRulesError, match="ip_version"):
-            fast_path.converter_for(encoder, native=True)
-    assert fast_path.converter_for(encoder, native=False)  # the pure engine writes it
+        with pytest.raises(UnsupportedRulesError, match="app_version.*KDP_FAST_PATH=python"):
+            fast_path.converter_for(ENCODER, native=True)
+    assert fast_path.converter_for(ENCODER, native=False)  # the pure engine runs it
 
 
 def test_the_pure_path_can_be_forced() -> None:
