@@ -36,7 +36,7 @@ def without_field(folder: Path, field: str) -> tuple[Path, Path]:
 
 
 def with_new_input_key(folder: Path, *, required: bool = False) -> tuple[Path, Path]:
-    """v2: an optional field derived from a new input key (`proxy_ip`, checked by the `ip` rule kind): an edit
+    """v2: an optional field derived from a new input key (`proxy_ip`, checked by rule kind `ip_address`): an edit
     of the schema and the rules declaration only.
 
     `required`: the key is required and the field an `int` without a default instead, a contract whose rules
@@ -47,6 +47,6 @@ def with_new_input_key(folder: Path, *, required: bool = False) -> tuple[Path, P
     if not required:
         field = {**field, "type": ["null", "int"], "default": None}
     schema["fields"].append({**field, "doc": "4 or 6: the family of the event's proxy_ip; null when it had none."})
-    rules["inputs"]["proxy_ip"] = {"rule": "ip", "required": required, "reason": "invalid_ip"}
+    rules["inputs"]["proxy_ip"] = {"rule": "ip_address", "required": required, "reason": "invalid_ip"}
     rules["fields"][NEW_FIELD] = {"input": "proxy_ip", "part": "version"}
     return _write(folder, "v2-required" if required else "v2", schema, rules)

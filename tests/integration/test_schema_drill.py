@@ -7,15 +7,14 @@ at a time, both readers served, nothing lost or repeated.
    the schema and the rules declaration only. `check`, `preview`, `register` (dry run, then executed).
 3. The converters are restarted one at a time with v2, traffic still flowing.
 4. A reader on v1 and a reader on v2 each read the whole output topic; every source message is one record or
-   one dead letter (source triples), and records written by v2 carry the new field, made by the fast lane.
-
-The converters run the pure fast engine (`KDP_FAST_PATH=python`): the native kernel implements the seven
-inputs of the login event only, so a declaration with a new input key is refused by it at start (`kdp schema
-check` says so, naming the field and the engine), and a deployment that adds one runs the pure engine.
+   one dead letter (source triples), and records written by v2 carry the new field, made by the fast lanes:
+   the native kernel when it is installed (`KDP_REQUIRE_NATIVE=1` makes its absence a failure), else the pure
+   fast engine, each counted per message in the converters' summaries.
 """
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -34,6 +33,7 @@ from scenario_settings import scenario_settings
 
 from orchestration.schema import workflow
 from orchestration.schema.contract import load_contract
+from streaming import native_path
 from streaming.converter import Converter
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.events import EventFactory, IrregularityRates
@@ -106,9 +106,7 @@ class Committed:
 
 
 def test_v1_to_v2_under_load_exactly_once_with_rolling_restarts(stack, tmp_path: Path) -> None:
-    settings = scenario_settings(
-        stack.bootstrap, stack.registry_url, "exactly-once", "drill", batch_size=2000, fast_path="python"
-    )
+    settings = scenario_settings(stack.bootstrap, stack.registry_url, "exactly-once", "drill", batch_size=2000)
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], PARTITIONS)
     v1 = register_output_schema(settings)
     v2_schema, v2_rules = with_new_input_key(tmp_path)
@@ -184,5 +182,7 @@ def test_v1_to_v2_under_load_exactly_once_with_rolling_restarts(stack, tmp_path:
     by_v2 = [r[NEW_FIELD] for r, w in zip(read_v2, written_by, strict=True) if w == v2.schema_id]
     assert set(by_v1) == {None}
     assert set(by_v2) <= {4, 6, None} and by_v2.count(None) < len(by_v2) // 10  # the key rides on usual events
-    # After the switch the fast lane carries the new field: every record with it was written by that lane.
-    assert lanes["native"] == 0 and lanes["fast"] >= sum(1 for value in by_v2 if value is not None), lanes
+    # After the switch the fast lanes carry the new field: every record with it was written by one of them.
+    assert native_path.available() or os.environ.get("KDP_REQUIRE_NATIVE") != "1", "the native kernel is missing"
+    lane = "native" if native_path.available() else "fast"
+    assert lanes[lane] >= sum(1 for value in by_v2 if value is not None), lanes

@@ -38,11 +38,8 @@ INCOMPATIBLE = SCHEMAS / "evolution" / "incompatible.avsc"
 
 @pytest.fixture
 def settings(stack) -> Settings:
-    """Two source partitions holding EVENTS generated events; the repository's schema registered. Converters
-    of these settings run the pure fast engine, which takes a new input key (the native kernel refuses one)."""
-    settings = scenario_settings(
-        stack.bootstrap, stack.registry_url, "at-least-once", "schema-workflow", fast_path="python"
-    )
+    """Two source partitions holding EVENTS generated events; the repository's schema registered."""
+    settings = scenario_settings(stack.bootstrap, stack.registry_url, "at-least-once", "schema-workflow")
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 2)
     register_output_schema(settings)
     factory = EventFactory(21, IrregularityRates.with_malformed(0.05))
