@@ -134,9 +134,16 @@ class Reference:
         raise AssertionError(f"rule kind {kind!r} has no reference implementation")  # declaration.KINDS drifted
 
     def transform(
-        self, raw: bytes | None, topic: str, partition: int, offset: int, processed_at_ms: int, oldest_ms: int
+        self,
+        raw: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        processed_at_ms: int,
+        oldest_ms: int = kinds.MIN_EVENT_TIME_MS,
     ) -> dict[str, Any] | Rejection:
-        """The processed record of the message, or why there is none; never raises."""
+        """The processed record of the message, or why there is none; never raises. `oldest_ms`: the acceptance
+        window's lower edge (by default only the 2000-01-01 floor applies)."""
         try:
             if type(raw) is bytes and len(raw) <= MAX_MESSAGE_BYTES and raw.isascii():
                 values = self.astuple(self.decode_event(raw))
