@@ -109,10 +109,10 @@ class ConverterSummary:
         self.by_engine.update(batch.lanes._asdict())
 
     def engines(self) -> str:
-        """The share of messages each engine decided, e.g. "native 99.1%, fast 0.4%, reference 0.5%"."""
-        total = sum(self.by_engine.values())
+        """The messages each engine decided, e.g. "native 19222 (96.1%), fast 8 (0.0%), reference 770 (3.9%)"."""
+        total = sum(self.by_engine.values()) or 1
         return ", ".join(
-            f"{name} {self.by_engine[name] / total:.1%}" if total else f"{name} 0" for name in Lanes._fields
+            f"{name} {self.by_engine[name]} ({self.by_engine[name] / total:.1%})" for name in Lanes._fields
         )
 
 

@@ -66,7 +66,7 @@ def fused_converter(
     try:
         source = codegen.engine_source(rules, memo_policy)
     except (NotImplementedError, UnsupportedSchemaError) as error:  # a kind or Avro type it does not write
-        raise UnsupportedRulesError(f"the pure fast engine cannot run {rules.source}: {error}") from error
+        raise UnsupportedRulesError(f"{rules.source}: the pure fast engine cannot run {error}") from error
     build = _load(source, encoder.name)["build"]
     reference_convert = reference_converter(encoder, reference)
     usual, convert, convert_batch = build(wire_header(encoder.schema_id), reference_convert, reference)

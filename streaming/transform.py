@@ -1,6 +1,6 @@
 """Raw login-event bytes -> a processed record (a dict) or a `Rejection`; pure, total, fast.
 
-Contract of `transform(raw, topic, partition, offset, processed_at_ms, *, oldest_ms)`:
+Contract of `transform(raw, topic, partition, offset, processed_at_ms, oldest_ms)`:
 - It returns a dict whose keys are exactly the fields of `schemas/processed-data-value.avsc`, in schema
   order, with values ready for `streaming.encoding` (timestamps as int epoch milliseconds), or a
   `Rejection` whose `reason` is one of `streaming.records.Reason`.
@@ -46,9 +46,6 @@ precise path: same answer, a few microseconds more.
 
 from __future__ import annotations
 
-from typing import Any
-
-from streaming.records import Rejection
 from streaming.rules.declaration import repository_rules
 from streaming.rules.kinds import MAX_FUTURE_MS, MIN_EVENT_TIME_MS
 from streaming.rules.reference import MAX_MESSAGE_BYTES, Reference
@@ -56,23 +53,10 @@ from streaming.rules.reference import MAX_MESSAGE_BYTES, Reference
 __all__ = ["MAX_FUTURE_MS", "MAX_MESSAGE_BYTES", "MIN_EVENT_TIME_MS", "REFERENCE", "transform"]
 
 #: The reference engine of the repository's declaration (its memo tables are shared by the fast engines
-#: built from the same declaration, see `streaming.rules.engines`).
+#: built from the same declaration, see `streaming.fast_path`).
 REFERENCE = Reference(repository_rules())
-_transform = REFERENCE.transform
 
-
-def transform(
-    raw: bytes | None,
-    topic: str,
-    partition: int,
-    offset: int,
-    processed_at_ms: int,
-    *,
-    oldest_ms: int = MIN_EVENT_TIME_MS,
-) -> dict[str, Any] | Rejection:
-    """The processed record of the message at `topic`/`partition`/`offset`, or why there is none.
-
-    `oldest_ms` is the acceptance window's lower edge (`Settings.oldest_event_ms`, computed once per batch):
-    an event time before it is refused as `event_too_old`. By default only the 2000-01-01 floor applies.
-    """
-    return _transform(raw, topic, partition, offset, processed_at_ms, oldest_ms)
+#: `transform(raw, topic, partition, offset, processed_at_ms, oldest_ms=MIN_EVENT_TIME_MS)`: the contract above.
+#: `oldest_ms` is the acceptance window's lower edge (`Settings.oldest_event_ms`, computed once per batch): an
+#: event time before it is refused as `event_too_old`.
+transform = REFERENCE.transform

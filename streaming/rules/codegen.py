@@ -37,6 +37,8 @@ from pathlib import Path
 from streaming.avro_codegen import RecordParts, record_parts
 from streaming.rules.declaration import RULES_PATH, SCHEMA_PATH, Field, Input, Rules, repository_rules
 
+#: The rule kinds `_kind_code` writes.
+PURE_KINDS = frozenset({"uuid", "platform", "code", "ip_address", "semver", "epoch_time", "text"})
 GENERATED_PATH = Path(__file__).with_name("generated_fast_path.py")
 COMMAND = "python -m streaming.rules.codegen"
 
@@ -121,7 +123,7 @@ def _kind_code(index: int, spec: Input) -> tuple[list[str], str, list[str]]:
                 [],
             )
         return block, window, []
-    raise NotImplementedError(f"input {spec.name!r}: rule kind {kind!r} has no pure fast implementation")
+    raise NotImplementedError(f"input {spec.name!r}: rule kind {kind!r} is not one it implements")
 
 
 def _local_of(field: Field) -> str:
@@ -177,6 +179,12 @@ def engine_source(rules: Rules, memo_policy: str = "by value") -> str:
     if len({local for _, local in locals_of}) != len(locals_of):
         clash = sorted({name for name, local in locals_of if [other for other in locals_of if other[1] == local][1:]})
         raise NotImplementedError(f"inputs {' and '.join(map(repr, clash))} would share a local name; rename one")
+    for spec in rules.inputs:
+        if spec.kind.name not in PURE_KINDS:
+            taking = [field.name for field in rules.fields if field.input is spec] or ["(none)"]
+            raise NotImplementedError(
+                f"field {taking[0]!r} (input {spec.name!r}): rule kind {spec.kind.name!r} is not one it implements"
+            )
     checks: list[tuple[list[str], str, list[str]]] = [_kind_code(i, spec) for i, spec in enumerate(rules.inputs)]
     required = [_raw(spec) for spec in rules.inputs if spec.required]
     reads = [f"{_raw(spec)} = e.{spec.name}" for spec in rules.inputs]

@@ -24,7 +24,7 @@ import msgspec
 
 from streaming.records import Reason, Rejection, quote
 from streaming.rules import kinds
-from streaming.rules.declaration import Input, Rules
+from streaming.rules.declaration import Input, Rules, UnsupportedRulesError
 
 #: Larger messages are refused unparsed: an event is about 250 bytes, and parsing cost grows with size.
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -131,12 +131,23 @@ class Reference:
             return event_time, True
         if kind == "text":
             return str, False  # a str already (its JSON type was checked): the same object back
-        raise AssertionError(f"rule kind {kind!r} has no reference implementation")  # declaration.KINDS drifted
+        taking = [field.name for field in self.rules.fields if field.input is spec] or ["(none)"]
+        raise UnsupportedRulesError(
+            f"{self.rules.source}: the reference engine cannot run field {taking[0]!r} (input {spec.name!r}): "
+            f"rule kind {kind!r} is not one it implements"
+        )
 
     def transform(
-        self, raw: bytes | None, topic: str, partition: int, offset: int, processed_at_ms: int, oldest_ms: int
+        self,
+        raw: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        processed_at_ms: int,
+        oldest_ms: int = kinds.MIN_EVENT_TIME_MS,
     ) -> dict[str, Any] | Rejection:
-        """The processed record of the message, or why there is none; never raises."""
+        """The processed record of the message, or why there is none; never raises. `oldest_ms`: the acceptance
+        window's lower edge (by default only the 2000-01-01 floor applies)."""
         try:
             if type(raw) is bytes and len(raw) <= MAX_MESSAGE_BYTES and raw.isascii():
                 values = self.astuple(self.decode_event(raw))

@@ -279,3 +279,28 @@ def test_kdp_stream_refuses_a_schema_its_declaration_does_not_fit_in_one_line(
     assert error == [
         f"kdp: configuration error: {RULES_PATH}: field 'country' of the schema is not declared under fields"
     ]
+
+
+def test_a_rule_kind_an_engine_does_not_implement_is_refused_at_start_naming_the_field_and_the_engine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """As a kind added to the vocabulary but not (yet) to an engine would be: the start fails, nothing slows."""
+    from types import SimpleNamespace
+
+    from streaming.rules import kinds
+    from streaming.rules.declaration import UnsupportedRulesError
+
+    monkeypatch.setitem(kinds.KINDS, "geohash", kinds.RuleKind("geohash", (str,), {"text": kinds.TEXT}, {}, None))
+    schema = schema_with(lambda fields: fields.append({"name": "place", "type": ["null", "string"], "default": None}))
+    declared = declaration_with(
+        lambda d: (d["inputs"].update(geo={"rule": "geohash"}), d["fields"].update(place={"input": "geo"}))
+    )
+    rules = load_rules(schema, declared)  # the declaration itself is fine
+    encoder = WireFormatEncoder(5, schema)
+
+    with pytest.raises(UnsupportedRulesError, match="reference engine cannot run field 'place' \\(input 'geo'\\)"):
+        fast_path.build_converter(encoder, declared, native=False)
+    with pytest.raises(UnsupportedRulesError, match="pure fast engine cannot run field 'place' \\(input 'geo'\\)"):
+        fast_path.fused_converter(encoder, SimpleNamespace(rules=rules))  # type: ignore[arg-type]
+    with pytest.raises(UnsupportedRulesError, match="native engine \\(kdp_native\\) cannot run field 'place'"):
+        native_path.native_layout(rules)
