@@ -2,6 +2,8 @@
 
 - The data plane never writes the registry: no code under `streaming/` calls a registry method that
   registers, deletes or sets a compatibility level (only `orchestration/schema` does).
+- A subject's own compatibility level is told apart from the global one on Confluent's API (404 40408 with
+  `defaultToGlobal=false`); Apicurio's is tested on the real registry (`tests/integration/test_schema_registry.py`).
 - The preview's per-message comparison (`orchestration.schema.preview`) counts changed fields, refusals and
   reader failures as its report says, for schemas derived from the repository's.
 """
@@ -10,12 +12,14 @@ from __future__ import annotations
 
 import ast
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from contract_variants import without_field
 
 from orchestration.schema.contract import load_contract, reference_conversion
 from orchestration.schema.preview import _Comparison
+from orchestration.schema.registry import effective_level, subject_level
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_WRITES = {"register_schema", "set_compatibility", "set_config", "delete_subject", "delete_version"}
@@ -83,3 +87,35 @@ def test_a_removed_field_without_default_breaks_old_readers_and_says_so(tmp_path
     assert report.first_resolution_error is not None
     assert report.first_resolution_error.startswith("old reader on a new record")
     assert any("old reader on new records: 0 of 1" in line for line in report.describe())
+
+
+class ConfluentRest:
+    """What `subject_level` asks of a Confluent Schema Registry's REST session: `GET config/{subject}`."""
+
+    base_urls = ["http://schema-registry:8081"]
+
+    def __init__(self, levels: dict[str, str], global_level: str = "BACKWARD") -> None:
+        self.levels, self.global_level = levels, global_level
+
+    def get(self, url: str, query: dict[str, str] | None = None) -> dict[str, str]:
+        if url == "config":
+            return {"compatibilityLevel": self.global_level}
+        subject = url.removeprefix("config/")
+        if subject not in self.levels:
+            assert query == {"defaultToGlobal": "false"}  # else Confluent answers the global level too
+            raise SchemaRegistryError(404, 40408, f"Subject '{subject}' does not have subject-level compatibility")
+        return {"compatibilityLevel": self.levels[subject]}
+
+
+class ConfluentClient:
+    def __init__(self, rest: ConfluentRest) -> None:
+        self._rest_client = rest
+
+
+def test_on_confluent_a_subject_without_a_level_of_its_own_is_told_apart_from_the_global_level() -> None:
+    client: Any = ConfluentClient(ConfluentRest({"set-value": "FULL_TRANSITIVE"}))
+
+    assert subject_level(client, "set-value") == "FULL_TRANSITIVE"
+    assert subject_level(client, "unset-value") is None
+    assert effective_level(client, "unset-value") == ("BACKWARD", False)
+    assert effective_level(client, "set-value") == ("FULL_TRANSITIVE", True)
