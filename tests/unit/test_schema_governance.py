@@ -14,12 +14,16 @@ import ast
 from pathlib import Path
 from typing import Any, NamedTuple
 
+import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from contract_variants import without_field
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from orchestration.schema.contract import load_contract, reference_conversion
 from orchestration.schema.preview import _Comparison
 from orchestration.schema.registry import effective_level, subject_level
+from streaming.events import EventFactory, IrregularityRates
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_WRITES = {"register_schema", "set_compatibility", "set_config", "delete_subject", "delete_version"}
@@ -119,3 +123,28 @@ def test_on_confluent_a_subject_without_a_level_of_its_own_is_told_apart_from_th
     assert subject_level(client, "unset-value") is None
     assert effective_level(client, "unset-value") == ("BACKWARD", False)
     assert effective_level(client, "set-value") == ("FULL_TRANSITIVE", True)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for variant contracts that outlives one example of a property test."""
+    return tmp_path_factory.mktemp("contracts")
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), malformed=st.floats(0, 0.5))
+def test_a_contract_beside_itself_changes_nothing_and_a_removed_field_changes_only_that_field(
+    folder: Path, seed: int, malformed: float
+) -> None:
+    events = EventFactory(seed, IrregularityRates.with_malformed(malformed), users=20).batch(60, now=NOW_MS / 1000)
+    messages = [Message(event.value, offset) for offset, event in enumerate(events)]
+    current = load_contract()
+    same = _Comparison(current, current, reference_conversion, NOW_MS, oldest_ms=0)
+    for message in messages:
+        same.visit(message)  # type: ignore[arg-type]
+    removed = compare(folder, "device_id", *messages).report
+
+    assert same.report.changed_records == 0 and not same.report.new_refusals and not same.report.lifted_refusals
+    assert same.report.bytes_current == same.report.bytes_proposed and same.report.readers_agree
+    assert removed.converted_both == same.report.converted_both
+    assert dict(removed.changed_fields) == ({"device_id": removed.converted_both} if removed.converted_both else {})
