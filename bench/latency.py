@@ -37,7 +37,7 @@ import fastavro
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench import runner
-from bench.kafka_admin import create_topics, end_offsets, wait_for_stable_group
+from bench.kafka_admin import create_topics, end_offsets, register_output_schema, wait_for_stable_group
 from streaming.pipeline import PROCESSED_SCHEMA
 from streaming.settings import Settings
 
@@ -165,6 +165,7 @@ def measure_latency(
     source = f"{run_id}-latency-{mode}-src"
     lane = runner.Lane.for_subject(run_id, f"latency-{mode}", source)
     create_topics(settings, [source, *lane.topics], partitions)
+    register_output_schema(settings, lane.output)
     environment = {**lane.environment(delivery), **(extra_environment or {})}
     converter_command = [
         sys.executable,

@@ -40,7 +40,7 @@ from typing import Any
 
 from bench import analysis, cadence, environment, report, runner
 from bench.backlog import fill_backlog
-from bench.kafka_admin import create_topics, delete_run_artifacts
+from bench.kafka_admin import create_topics, delete_run_artifacts, register_output_schema
 from bench.kafka_perf import KafkaPerfTools, KafkaPerfUnavailable, write_payload_file
 from bench.latency import measure_latency_repeated
 from bench.peers import PEERS, Peer
@@ -162,6 +162,7 @@ class Run:
         """Run one throughput subject on the backlog, in its own lane (with `python`, default the harness's)."""
         lane = runner.Lane.for_subject(self.run_id, key, self.backlog_topic)
         create_topics(self.settings, lane.topics, self.args.partitions)
+        register_output_schema(self.settings, lane.output)
         command = [python or sys.executable, "-m", module, *args]
         environment = {**lane.environment(delivery), **(extra_environment or {})}
         result = runner.run(command, environment, self.logs / f"{key}.log", self.args.subject_timeout)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from kdp.demo import add_demo_parser
+from kdp.schema_cli import add_schema_parser
 from localstack.cli import add_stack_parser
 from streaming.converter_cli import add_stream_parser
 from streaming.generator_cli import add_generate_parser
@@ -31,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_stream_parser(subparsers)
     add_tail_parser(subparsers)
     add_replay_parser(subparsers)
+    add_schema_parser(subparsers)
     add_demo_parser(subparsers)
     return parser
 
@@ -42,6 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from streaming.schema_registry import SchemaNotRegisteredError
     from streaming.settings import ServiceUnreachableError, SettingsError
 
     try:
@@ -51,6 +54,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except ServiceUnreachableError as error:
         print(f"kdp: {error}", file=sys.stderr)
+        return 2
+    except SchemaNotRegisteredError as error:  # a converter or a replay refusing to start: nothing was changed
+        print(f"kdp {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -8,7 +8,7 @@ values, and opens no connection. Dagster resolves the values when a run or a tic
 
 import dagster as dg
 
-from orchestration.defs import conversion, insights, provisioning, reassignment, replay
+from orchestration.defs import conversion, insights, provisioning, reassignment, replay, schema
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 
 defs = dg.Definitions.merge(
@@ -17,6 +17,7 @@ defs = dg.Definitions.merge(
     insights.defs,
     reassignment.defs,
     replay.defs,
+    schema.defs,
     dg.Definitions(
         resources={
             "kafka": environment_bound(KafkaResource),

@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from orchestration.schema.registry import DEFAULT_COMPATIBILITY
 from streaming import topics
 from streaming.package_files import package_file
 from streaming.schema_registry import COMPATIBILITY_LEVELS
@@ -39,7 +40,8 @@ class DeclarationError(ValueError):
 
 @dataclass(frozen=True)
 class ValueSchema:
-    """The Avro schema of a topic's values and the compatibility its subject enforces."""
+    """The Avro schema of a topic's values and the compatibility level provisioning sets on its subject when
+    the subject has none of its own (a level an operator set on the subject is kept)."""
 
     file: Path
     compatibility: str
@@ -163,7 +165,7 @@ def _value_schema(where: str, body: Any) -> ValueSchema | None:
     if not isinstance(body, dict) or not isinstance(body.get("file"), str):
         raise DeclarationError(f"{where} must be a mapping with `file:` (and optionally `compatibility:`)")
     _reject_unknown_keys(where, body, {"file", "compatibility"})
-    compatibility = body.get("compatibility", "BACKWARD")
+    compatibility = body.get("compatibility", DEFAULT_COMPATIBILITY)
     if compatibility not in COMPATIBILITY_LEVELS:
         raise DeclarationError(f"{where}.compatibility must be one of {', '.join(COMPATIBILITY_LEVELS)}")
     return ValueSchema(file=_schema_file(where, body["file"]), compatibility=compatibility)

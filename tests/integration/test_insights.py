@@ -26,6 +26,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
+from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 from localstack.stack import StackInfo
@@ -430,6 +431,7 @@ def test_the_converters_very_old_event_is_counted_late_in_the_hour_it_was_proces
     settings = scenario_settings(stack.bootstrap, str(stack.registry_url), "exactly-once", "insights-late")
     append_time = {"message.timestamp.type": "LogAppendTime", "retention.ms": "-1"}
     create_topics(stack.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 3, **append_time)
+    register_output_schema(settings)
     now_s = int(datetime.now(UTC).timestamp())
     producer = Producer({"bootstrap.servers": stack.bootstrap})
     for seconds in (YEAR_2001 // 1000, now_s):

@@ -10,6 +10,7 @@ import dagster as dg
 import pytest
 from kafka_io import create_topics
 from metrics_run import free_port
+from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 from orchestration.definitions import defs
@@ -37,6 +38,7 @@ def _run(config: dict) -> tuple[dg.ExecuteInProcessResult, dict]:
 def test_the_job_replays_and_reports_its_figures(stack, monkeypatch):
     settings = scenario_settings(stack.bootstrap, stack.registry_url, "exactly-once", "replay-dagster")
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 2)
+    register_output_schema(settings)
     factory = EventFactory(17, IrregularityRates.with_malformed(0.1), timestamp_jitter_s=0)
     assert generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=500).ok
     time.sleep(2)  # older than the 1 s acceptance window below

@@ -30,6 +30,7 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import AlterConfigOp, ConfigResourceType, KafkaAdminClient
 from kafka.admin import ConfigResource as KafkaConfigResource
 from kafka_io import read_all
+from registry_io import register_output_schema
 
 from localstack import certificates, cli, security
 from localstack.config import StackConfig
@@ -69,6 +70,7 @@ def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo
     try:
         info = local.up(secure=True)
         _create_pipeline_topics(_settings(info, "dagster"))
+        register_output_schema(_settings(info, "dagster"))  # the control plane's part, over HTTPS
         yield info
     finally:
         local.down(purge=True)

@@ -23,11 +23,19 @@ def test_the_jobs_sensor_and_schedule_are_there_and_automation_runs_by_default()
         "convert_ranges",
         "plan_partition_reassignment",
         "execute_partition_reassignment",
+        "check_schema",
+        "preview_schema",
+        "register_schema",
     } <= jobs
     sensor = next(s for s in defs.sensors or [] if s.name == "conversion_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     assert sensor.minimum_interval_seconds is not None and sensor.minimum_interval_seconds < 60
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in defs.schedules or [])
+
+
+def test_the_drift_check_watches_processed_data():
+    checks = {key.name: key.asset_key for check in defs.asset_checks or [] for key in check.check_keys}
+    assert checks["output_schema_matches_repository"] == dg.AssetKey("processed_data")
 
 
 def test_dg_check_defs_loads_the_project():

@@ -17,7 +17,6 @@ No `from __future__ import annotations`: Dagster reads the config and resource a
 """
 
 import dagster as dg
-from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from orchestration.defs.conversion.offsets import active_members
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings, push_metadata
@@ -25,9 +24,8 @@ from streaming.encoding import WireFormatEncoder
 from streaming.metrics import ConverterMetrics
 from streaming.metrics_push import MetricsPusher
 from streaming.offset_ranges import OffsetRange
-from streaming.pipeline import PROCESSED_SCHEMA, open_converter
-from streaming.schema_registry import ensure_value_schema, load_schema
-from streaming.topics import value_subject
+from streaming.pipeline import PROCESSED_SCHEMA, open_converter, registered_output_schema
+from streaming.schema_registry import SchemaNotRegisteredError, load_schema
 
 STREAMS = "streams"
 
@@ -78,11 +76,11 @@ def processed_data(
     # they are pushed to the Pushgateway (KDP_PUSHGATEWAY_URL, if set) with mode="sensor".
     metrics = ConverterMetrics(process_metrics=False)
     pusher = MetricsPusher(metrics.registry, settings.pushgateway_url, mode="sensor", instance=instance)
-    # Registered here rather than inside open_converter, so that the run reports which version it wrote.
-    schema_str = load_schema(PROCESSED_SCHEMA)
-    client = SchemaRegistryClient(settings.registry_config())
-    schema = ensure_value_schema(client, value_subject(settings.output_topic), schema_str)
-    encoder = WireFormatEncoder(schema.schema_id, schema_str)
+    try:  # looked up, never registered: the control plane registers (provision_topics, kdp schema register)
+        schema = registered_output_schema(settings)
+    except SchemaNotRegisteredError as error:
+        raise dg.Failure(description=str(error)) from None
+    encoder = WireFormatEncoder(schema.schema_id, load_schema(PROCESSED_SCHEMA))
     converter = open_converter(settings, instance=instance, encoder=encoder, poll_timeout=0.5, observer=metrics)
     try:
         with pusher:
