@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # Then the converter's native kernel (native/: Rust through PyO3, built by maturin, pinned in native/pyproject.toml
 # and native/Cargo.lock; about 40 s): optional, built only when a Rust toolchain is found (cargo on PATH or in
 # ~/.cargo/bin); without one, or if its build fails, the converter uses the pure-Python path (streaming/native_path.py).
-NATIVE_SOURCES := native/pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
+NATIVE_SOURCES := native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 $(BIN)/.installed: pyproject.toml constraints.txt $(NATIVE_SOURCES)
 	@echo "installing the project into $(VENV) (log: $(VENV)/install.log)"
 	@$(PYTHON) -m venv $(VENV)

@@ -9,6 +9,8 @@
 //! the pure lane's. Whatever it is unsure of, it declines: a decline can cost time, never a difference.
 //! The record's layout (field order and Avro types) is given by Python from the registered schema.
 
+mod insights;
+
 use std::collections::HashMap;
 
 use pyo3::exceptions::PyValueError;
@@ -580,5 +582,7 @@ impl Kernel {
 #[pymodule]
 fn kdp_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Kernel>()?;
+    module.add_class::<insights::RecordTally>()?;
+    module.add_function(wrap_pyfunction!(insights::insights_hash_id, module)?)?;
     Ok(())
 }
