@@ -197,7 +197,8 @@ impl<'a> Body<'a> {
         match *program.get(pc)? {
             NULL => Some(pc + 1),
             BOOLEAN => self.take(1).map(|_| pc + 1),
-            LONG | TIMESTAMP_MILLIS => self.long().map(|_| pc + 1),
+            LONG => self.long().map(|_| pc + 1),
+            TIMESTAMP_MILLIS => self.long().filter(|t| (MIN_DATETIME_MS..=MAX_DATETIME_MS).contains(t)).map(|_| pc + 1),
             FLOAT => self.take(4).map(|_| pc + 1),
             DOUBLE => self.take(8).map(|_| pc + 1),
             STRING => self.string().map(|_| pc + 1),

@@ -4,7 +4,7 @@ The insights read seven fields of a processed record (`FIELDS`); decoding the wh
 get them cost most of an hour's CPU. An Avro body is the writer schema's fields in order, with no field
 names or offsets, so reaching a field means stepping over the ones before it, which their types say how to
 do. `compile_layout(schema)` turns a writer schema into a `RecordLayout`, once per schema id: per top-level
-field up to the last one needed, the slot it fills (or `SKIP`) and a *type program*, a flat list of ints
+field, the slot it fills (or `SKIP`) and a *type program*, a flat list of ints
 that both `read_fields` below and the native kernel (`native/src/insights.rs`) interpret:
 
     NULL | BOOLEAN | LONG (int, long, and every logical type on them but timestamp-millis) | FLOAT | DOUBLE
@@ -16,9 +16,10 @@ Field positions are never assumed: a schema version that adds, drops or reorders
 What counts as undecodable is what the full decode (`streaming.encoding.WireFormatDecoder`) refused: a value
 that is not wire format, a schema id the registry does not know, a body that ends early, a string that is
 not UTF-8, an enum or union index out of range, a `timestamp-millis` that is no datetime (outside years
-1-9999), and a record without `event_time` or `processed_at`. Fields after the last one the insights use
-are not read (the full decode would refuse a body that is corrupt only there), nor are skipped fields
-checked against their logical types (a `date` out of range). A writer schema in which a needed field has
+1-9999), and a record without `event_time` or `processed_at`. So every field is stepped over, also those
+after the last one the insights use (a few nanoseconds a record). Not checked: the ranges of logical types
+other than `timestamp-millis` (a `date` in year 10000), and an array or map announcing more items than its
+body has bytes is undecodable (fastavro would try to build it). A writer schema in which a needed field has
 a type the insights do not read (not a string or null-or-string for the text fields, not a long for the
 times) has no layout: its records are counted undecodable, so the consistency check says so.
 """
@@ -88,9 +89,8 @@ def compile_layout(schema: Mapping[str, Any] | str) -> RecordLayout:
     for name in ("event_time", "processed_at"):
         if not any(f.get("name") == name for f in fields):
             raise UnsupportedLayout(f"the writer schema has no field {name!r}")
-    last = max(i for i, f in enumerate(fields) if f.get("name") in wanted)
     steps = []
-    for f in fields[: last + 1]:
+    for f in fields:
         program = _program(f["type"], named, namespace)
         slot = wanted.get(f["name"], SKIP)
         if slot != SKIP:
@@ -172,6 +172,11 @@ def _varint(body: bytes, at: int) -> tuple[int, int]:
         shift += 7
 
 
+def _check_datetime(epoch_ms: int) -> None:
+    if not MIN_DATETIME_MS <= epoch_ms <= MAX_DATETIME_MS:
+        raise UndecodableBody("a timestamp-millis is outside the years a datetime holds")
+
+
 def _string(body: bytes, at: int) -> tuple[str, int]:
     size, at = _varint(body, at)
     end = at + size
@@ -188,8 +193,12 @@ def _skip(body: bytes, at: int, program: Sequence[int], pc: int) -> tuple[int, i
     op = program[pc]
     if op == NULL:
         return at, pc + 1
-    if op in (LONG, TIMESTAMP_MILLIS):
+    if op == LONG:
         return _varint(body, at)[1], pc + 1
+    if op == TIMESTAMP_MILLIS:
+        value, at = _varint(body, at)
+        _check_datetime(value)
+        return at, pc + 1
     if op == STRING:
         return _string(body, at)[1], pc + 1
     if op in (BOOLEAN, FLOAT, DOUBLE, BYTES, FIXED):
@@ -227,6 +236,8 @@ def _skip(body: bytes, at: int, program: Sequence[int], pc: int) -> tuple[int, i
             if count < 0:  # a block that also gives its size in bytes
                 count = -count
                 _, at = _varint(body, at)
+            if count > len(body):
+                raise UndecodableBody("an array or map announces more items than the body has bytes")
             for _ in range(count):
                 if op == MAP:
                     at = _string(body, at)[1]
@@ -267,8 +278,8 @@ def read_fields(layout: RecordLayout, body: bytes) -> list[Any]:
                 values[slot], at = _string(body, at)
         else:
             values[slot], at = _varint(body, at)
-            if program[0] == TIMESTAMP_MILLIS and not MIN_DATETIME_MS <= values[slot] <= MAX_DATETIME_MS:
-                raise UndecodableBody(f"{FIELDS[slot]} is outside the years a datetime holds")
+            if program[0] == TIMESTAMP_MILLIS:
+                _check_datetime(values[slot])
     return values
 
 
