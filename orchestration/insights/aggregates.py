@@ -139,7 +139,8 @@ class Share:
 
 @dataclass(frozen=True)
 class VersionAdoption:
-    """An app version's logins in the window, and the devices whose latest login in the window used it."""
+    """An app version's logins in the window, and the devices whose latest login in the window used it
+    (exact while the window's distinct devices are within the sketch's capacity, estimated beyond)."""
 
     app_version: str
     logins: int
@@ -150,6 +151,8 @@ class VersionAdoption:
 
 @dataclass(frozen=True)
 class UniqueCounts:
+    """Records, distinct users and distinct devices of a window (see `sketch` for the distinct counts' error)."""
+
     records: int
     users: int
     devices: int
