@@ -4,10 +4,11 @@ The run writes two hours of processed records to a fresh processed-data topic of
 project's schema registered under its subject, Kafka timestamp = `processed_at`, as the converter writes),
 earlier hour first so that processing times grow along each partition:
 
-- hour A (three hours ago): `--records` records (default 1,000,000) of `--users` distinct users and as many
+- hour A (three hours ago): `--records` records (default 2,000,000) of `--users` distinct users and as many
   devices (default 100,000), one in 1,000 a late record (its event 5 hours before it was processed) and one
   in 10,000 a very old one (2001); and `--dead-letters` dead letters failed in the hour;
-- hour B (five hours ago): `--many-users` records (default 2,000,000), each of a user and device of its own.
+- hour B (five hours ago): `--many-users` records (default 2,000,000, as many as hour A so that the two
+  reads differ only in their distinct users), each of a user and device of its own.
 
 Then, each in a fresh process (so that each peak RSS is its own): `read_window` of hour A, the figure asked
 for, CPU per record scanned (`time.process_time`, all threads, librdkafka's included) and wall time; the
@@ -241,7 +242,7 @@ def measure(
     settings: Settings,
     run_id: str,
     converter: dict[str, Any] | None,
-    records: int = 1_000_000,
+    records: int = 2_000_000,
     users: int = 100_000,
     many_users: int = 2_000_000,
     dead_letters: int = 1000,
@@ -339,7 +340,7 @@ def replace_section(markdown: str, lines: list[str]) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.insights", description=__doc__.splitlines()[0])
-    parser.add_argument("--records", type=int, default=1_000_000, help="records of hour A (default 1,000,000)")
+    parser.add_argument("--records", type=int, default=2_000_000, help="records of hour A (default 2,000,000)")
     parser.add_argument("--users", type=int, default=100_000, help="distinct users of hour A (default 100,000)")
     parser.add_argument("--many-users", type=int, default=2_000_000, help="records = users of hour B (2,000,000)")
     parser.add_argument("--dead-letters", type=int, default=1000, help="dead letters of hour A (default 1,000)")

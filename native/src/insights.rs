@@ -15,7 +15,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 
 use pyo3::intern;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
 const NULL: i64 = 0;
 const BOOLEAN: i64 = 1;
@@ -79,7 +79,11 @@ impl Hasher for Fnv {
         self.0
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
         for &byte in bytes {
             h = (h ^ byte as u64).wrapping_mul(0x0000_0100_0000_01b3);
         }
@@ -113,7 +117,10 @@ struct Sketch {
 
 impl Sketch {
     fn new() -> Self {
-        Sketch { theta: EXACT, entries: HashMap::default() }
+        Sketch {
+            theta: EXACT,
+            entries: HashMap::default(),
+        }
     }
 
     fn update(&mut self, key_hash: u64, when: i64, value: u32) {
@@ -144,11 +151,19 @@ impl Sketch {
         self.entries.retain(|h, _| *h < theta);
     }
 
-    fn state<'py>(&self, py: Python<'py>, values: Option<&[Box<str>]>) -> PyResult<Bound<'py, PyTuple>> {
-        let entries = PyList::empty(py);
+    fn state<'py>(
+        &self,
+        py: Python<'py>,
+        values: Option<&[Box<str>]>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let empty = PyString::new(py, "");
+        let texts: Vec<Bound<'py, PyString>> = values.map_or(Vec::new(), |v| {
+            v.iter().map(|t| PyString::new(py, t)).collect()
+        });
+        let entries = PyDict::new(py);
         for (h, (when, value)) in &self.entries {
-            let text = values.map_or("", |v| &v[*value as usize]);
-            entries.append((*h, *when, text))?;
+            let text = texts.get(*value as usize).unwrap_or(&empty);
+            entries.set_item(*h, (*when, text))?;
         }
         (self.theta, entries).into_pyobject(py)
     }
@@ -198,7 +213,10 @@ impl<'a> Body<'a> {
             NULL => Some(pc + 1),
             BOOLEAN => self.take(1).map(|_| pc + 1),
             LONG => self.long().map(|_| pc + 1),
-            TIMESTAMP_MILLIS => self.long().filter(|t| (MIN_DATETIME_MS..=MAX_DATETIME_MS).contains(t)).map(|_| pc + 1),
+            TIMESTAMP_MILLIS => self
+                .long()
+                .filter(|t| (MIN_DATETIME_MS..=MAX_DATETIME_MS).contains(t))
+                .map(|_| pc + 1),
             FLOAT => self.take(4).map(|_| pc + 1),
             DOUBLE => self.take(8).map(|_| pc + 1),
             STRING => self.string().map(|_| pc + 1),
@@ -311,7 +329,11 @@ fn read_fields<'a>(layout: &Layout, data: &'a [u8]) -> Option<Fields<'a>> {
             }
         }
     }
-    Some(Fields { texts, event_ms: times[0]?, processed_ms: times[PROCESSED_AT - EVENT_TIME]? })
+    Some(Fields {
+        texts,
+        event_ms: times[0]?,
+        processed_ms: times[PROCESSED_AT - EVENT_TIME]?,
+    })
 }
 
 enum Place {
@@ -411,7 +433,9 @@ impl RecordTally {
         self.records += 1;
         count(&mut self.device_types, fields.texts[DEVICE_TYPE]);
         count(&mut self.locales, fields.texts[LOCALE]);
-        let version_text = fields.texts[APP_VERSION].filter(|t| !t.is_empty()).unwrap_or(NONE_LABEL);
+        let version_text = fields.texts[APP_VERSION]
+            .filter(|t| !t.is_empty())
+            .unwrap_or(NONE_LABEL);
         let version = match self.versions.get(version_text) {
             Some(index) => *index,
             None => {
@@ -428,7 +452,8 @@ impl RecordTally {
             self.users.update(hash_id(user.as_bytes()), 0, 0);
         }
         if let Some(device) = fields.texts[DEVICE_ID].filter(|t| !t.is_empty()) {
-            self.devices.update(hash_id(device.as_bytes()), event_ms, version);
+            self.devices
+                .update(hash_id(device.as_bytes()), event_ms, version);
         }
         let minute = ((event_ms - self.start_ms) / MINUTE_MS) as usize;
         if minute < self.minutes.len() {
@@ -442,7 +467,10 @@ impl RecordTally {
     /// `WindowTally.add_late`.
     fn add_late(&mut self, event_ms: i64, processed_ms: i64) {
         self.late_records += 1;
-        if self.oldest_late_event_ms.is_none_or(|oldest| event_ms < oldest) {
+        if self
+            .oldest_late_event_ms
+            .is_none_or(|oldest| event_ms < oldest)
+        {
             self.oldest_late_event_ms = Some(event_ms);
         }
         let delay = processed_ms as i128 - event_ms as i128;
@@ -464,7 +492,9 @@ impl RecordTally {
         read_error: Py<PyAny>,
     ) -> PyResult<Self> {
         if end_ms <= start_ms {
-            return Err(pyo3::exceptions::PyValueError::new_err(format!("empty window: [{start_ms}, {end_ms})")));
+            return Err(pyo3::exceptions::PyValueError::new_err(format!(
+                "empty window: [{start_ms}, {end_ms})"
+            )));
         }
         let minutes = ((end_ms - start_ms) + MINUTE_MS - 1) / MINUTE_MS;
         Ok(RecordTally {
@@ -493,7 +523,12 @@ impl RecordTally {
     }
 
     /// `PythonRecordVisitor.visit_batch`: see `streaming.topic_reader.read_range_batches` for the contract.
-    fn visit_batch(&mut self, py: Python<'_>, messages: &Bound<'_, PyList>, ends: &Bound<'_, PyDict>) -> PyResult<()> {
+    fn visit_batch(
+        &mut self,
+        py: Python<'_>,
+        messages: &Bound<'_, PyList>,
+        ends: &Bound<'_, PyDict>,
+    ) -> PyResult<()> {
         let mut limits: Vec<(i32, i64, bool)> = Vec::with_capacity(ends.len());
         for (partition, end) in ends.iter() {
             limits.push((partition.extract()?, end.extract()?, false));
@@ -514,7 +549,10 @@ impl RecordTally {
                     None => continue,
                 }
             }
-            let Some(offset) = message.call_method0(intern!(py, "offset"))?.extract::<Option<i64>>()? else {
+            let Some(offset) = message
+                .call_method0(intern!(py, "offset"))?
+                .extract::<Option<i64>>()?
+            else {
                 continue;
             };
             if offset >= limits[last].1 {
@@ -527,7 +565,9 @@ impl RecordTally {
             };
             match place {
                 Place::Beyond => limits[last] = (partition, offset, true),
-                Place::Outcome(outcome) => self.answers.entry(partition).or_insert([0; 4])[outcome] += 1,
+                Place::Outcome(outcome) => {
+                    self.answers.entry(partition).or_insert([0; 4])[outcome] += 1
+                }
             }
         }
         for (partition, end, lowered) in limits {
@@ -568,7 +608,10 @@ impl RecordTally {
         state.set_item("oldest_late_event_ms", self.oldest_late_event_ms)?;
         state.set_item("max_late_delay_ms", self.max_late_delay_ms)?;
         state.set_item("users", self.users.state(py, None)?)?;
-        state.set_item("devices", self.devices.state(py, Some(&self.version_names))?)?;
+        state.set_item(
+            "devices",
+            self.devices.state(py, Some(&self.version_names))?,
+        )?;
         let answers = PyDict::new(py);
         for (partition, counts) in &self.answers {
             let per = PyDict::new(py);

@@ -138,6 +138,6 @@ class NativeRecordVisitor:
         return tally, answers
 
 
-def _sketch(state: tuple[int, list[tuple[int, int, str]]]) -> DistinctSketch:
+def _sketch(state: tuple[int, dict[int, tuple[int, str]]]) -> DistinctSketch:
     theta, entries = state
-    return DistinctSketch(theta=theta, entries={key_hash: (when, value) for key_hash, when, value in entries})
+    return DistinctSketch(theta=theta, entries=entries)
