@@ -80,7 +80,8 @@ dev: stack-up $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dg dev
 
 ## make bench: every benchmark side by side, peers included, written to bench/RESULTS.md (11 min at load 8-20,
-## 23 min at load 15-40, measured 2026-11-30); the first run on a machine also builds the Quix Streams peer's venv (2 min)
+## 23 min at load 15-40, measured 2026-11-30), plus the hourly insights' section (`python -m bench.insights` on its own:
+## about 5 min, most of it writing the 4 M records it reads); the first run on a machine also builds the Quix Streams peer's venv (2 min)
 bench: stack-up
 	$(BIN)/python -m bench.run
 
