@@ -43,6 +43,7 @@ USER_ID, DEVICE_ID, DEVICE_TYPE, LOCALE, APP_VERSION, EVENT_TIME, PROCESSED_AT =
 TEXT_SLOTS = range(USER_ID, APP_VERSION + 1)
 TIME_SLOTS = (EVENT_TIME, PROCESSED_AT)
 SKIP = -1
+_U64 = (1 << 64) - 1
 
 MIN_DATETIME_MS = -62_135_596_800_000
 """0001-01-01T00:00:00Z: the earliest `timestamp-millis` a Python datetime holds."""
@@ -159,7 +160,8 @@ def _check_readable(name: str, slot: int, program: list[int]) -> None:
 
 
 def _varint(body: bytes, at: int) -> tuple[int, int]:
-    """A zigzag-encoded long at `at`, and where the next value starts."""
+    """A zigzag-encoded long at `at`, and where the next value starts. Bits beyond 64 in a tenth byte are
+    dropped, as fastavro's reader (and the native kernel) drop them."""
     shift = result = 0
     while True:
         if at >= len(body) or shift > 63:
@@ -168,6 +170,7 @@ def _varint(body: bytes, at: int) -> tuple[int, int]:
         at += 1
         result |= (byte & 0x7F) << shift
         if byte < 0x80:
+            result &= _U64
             return (result >> 1) ^ -(result & 1), at
         shift += 7
 

@@ -235,6 +235,36 @@ def test_native_and_python_agree_on_everything_including_unreadable_schemas() ->
     assert native.users == python.users and native.devices == python.devices
 
 
+def ten_byte_long(n: int, beyond: int) -> bytes:
+    """`n` zigzag-encoded in ten bytes, the tenth carrying `beyond` in its bits past the 64th."""
+    zigzag = (n << 1) ^ (n >> 63)
+    return bytes((zigzag >> 7 * k) & 0x7F | 0x80 for k in range(9)) + bytes([(zigzag >> 63) & 1 | beyond << 1])
+
+
+@native_only
+@pytest.mark.parametrize("beyond", [0, 0x3F])
+def test_a_ten_byte_long_keeps_its_low_64_bits_in_both_visitors(beyond: int) -> None:
+    """`processed_at` rewritten as a 10-byte long whose tenth byte has bits past the 64th: they are dropped (as
+    fastavro's reader drops them), so the record is counted with its processing time, by both visitors."""
+    value = ENCODERS[V1].encode(record(random.Random(2), 5, START + 7, START + 9))
+    zigzag, normal = (START + 9) << 1, bytearray()  # the usual, shortest encoding
+    while zigzag >= 0x80:
+        normal.append(zigzag & 0x7F | 0x80)
+        zigzag >>= 7
+    normal.append(zigzag)
+    assert value.count(normal) == 1
+    value = value.replace(bytes(normal), ten_byte_long(START + 9, beyond))
+    results = []
+    for visitor in (
+        NativeRecordVisitor(window(), LayoutCache(StubRegistry())),
+        PythonRecordVisitor(window(), LayoutCache(StubRegistry())),
+    ):
+        visitor.visit_batch([FakeMessage(TOPIC, 0, 0, Record(None, value, 0))], {0: 1})
+        tally, answers = visitor.finish()
+        results.append((answers, tally.records, tally.newest_event_ms))
+    assert results[0] == results[1] == ({0: {"counted": 1}}, 1, START + 7)
+
+
 def test_records_of_a_schema_whose_needed_field_has_another_type_are_undecodable() -> None:
     visitor = PythonRecordVisitor(window(), LayoutCache(StubRegistry()))
     value = ENCODERS[V_UNREADABLE].encode({**record(random.Random(1), 5, START, START + 1), "locale": 5})
