@@ -22,6 +22,8 @@ from typing import Any
 import pytest
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from fakes.broker import FakeMessage, Record
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from insights_reference import ExactVisitor
 
 from orchestration.insights import record_tally
@@ -330,3 +332,24 @@ def test_a_registry_outage_is_raised_not_counted_undecodable(native: bool) -> No
     message = FakeMessage(TOPIC, 0, 0, Record(None, ENCODERS[V1].encode(record(random.Random(1), 5, START, START)), 0))
     with pytest.raises(SchemaRegistryError):
         visitor.visit_batch([message], {0: 1})
+
+
+@native_only
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=120), st.integers(0, 200))
+def test_any_body_gets_the_same_outcome_from_both_visitors(garbage: bytes, keep: int) -> None:
+    """Random bytes, and a real record cut anywhere and followed by random bytes, after a known header."""
+    real = ENCODERS[V1].encode(record(random.Random(keep), 5, START + keep, START + 2 * keep))
+    outcomes = []
+    for body in (wire_header(V1) + garbage, real[: len(wire_header(V1)) + keep] + garbage):
+        per_visitor = []
+        for visitor in (
+            NativeRecordVisitor(window(), LayoutCache(StubRegistry())),
+            PythonRecordVisitor(window(), LayoutCache(StubRegistry())),
+        ):
+            visitor.visit_batch([FakeMessage(TOPIC, 0, 0, Record(None, body, 0))], {0: 1})
+            tally, answers = visitor.finish()
+            per_visitor.append((answers, tally.records, tally.device_types, tally.users.entries))
+        outcomes.append(per_visitor)
+    for native, python in outcomes:
+        assert native == python
