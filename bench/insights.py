@@ -398,9 +398,8 @@ def section(results: dict[str, Any] | None) -> list[str]:
         f"Peak RSS of the read at {b['written']['users']:,} distinct users vs {a['written']['users']:,}: "
         f"{b['peak_rss_mb'] - a['peak_rss_mb']:+.1f} MB (exact sets would have needed about "
         f"{(b['written']['users'] - a['written']['users']) * 200 / 2**20:.0f} MB more for users and devices, "
-        "at about 100 bytes an id). The read's peak also holds the consumer's prefetched batches, which are larger "
-        "for hour B (its ids repeat nowhere, so they compress less); the tally alone, fed the same number of "
-        "records without Kafka: "
+        "at about 100 bytes an id). The tally alone, fed the same number of records without Kafka (its peak RSS "
+        "above its start, and the CPU of `visit_batch`, messages with Python methods): "
         + ", ".join(
             f"{int(n):,} distinct users {t['tally_peak_mb']} MB above its start "
             f"({t['visit_us_per_record']} µs of CPU per record in `visit_batch`)"
