@@ -6,7 +6,8 @@ earlier hour first so that processing times grow along each partition:
 
 - hour A (three hours ago): `--records` records (default 2,000,000) of `--users` distinct users and as many
   devices (default 100,000), one in 1,000 a late record (its event 5 hours before it was processed) and one
-  in 10,000 a very old one (2001); and `--dead-letters` dead letters failed in the hour;
+  in 10,000 a very old one (2001); and `--dead-letters` dead letters failed in the hour (one per 1,000
+  records by default);
 - hour B (five hours ago): `--many-users` records (default 2,000,000, as many as hour A so that the two
   reads differ only in their distinct users), each of a user and device of its own.
 
@@ -322,9 +323,11 @@ def measure(
     records: int = 2_000_000,
     users: int = 100_000,
     many_users: int = 2_000_000,
-    dead_letters: int = 1000,
+    dead_letters: int | None = None,
 ) -> dict[str, Any]:
-    """Write the two hours, read them and materialize hour A; see the module docstring."""
+    """Write the two hours, read them and materialize hour A; see the module docstring. `dead_letters`: one
+    per 1,000 records of hour A by default."""
+    dead_letters = max(1, records // 1000) if dead_letters is None else dead_letters
     processed, dlq = f"{run_id}-insights-processed", f"{run_id}-insights-dlq"
     create_topics(settings, [processed, dlq], 6)
     registered = ensure_value_schema(
@@ -429,7 +432,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=2_000_000, help="records of hour A (default 2,000,000)")
     parser.add_argument("--users", type=int, default=100_000, help="distinct users of hour A (default 100,000)")
     parser.add_argument("--many-users", type=int, default=2_000_000, help="records = users of hour B (2,000,000)")
-    parser.add_argument("--dead-letters", type=int, default=1000, help="dead letters of hour A (default 1,000)")
+    parser.add_argument("--dead-letters", type=int, help="dead letters of hour A (default: 1 per 1,000 records)")
     parser.add_argument("--converter-events", type=int, default=1_000_000, help="converter backlog (1,000,000)")
     parser.add_argument("--out-dir", type=Path, default=BENCH / "out", help="where insights.json goes")
     parser.add_argument("--results-md", type=Path, default=BENCH / "RESULTS.md", help="the Markdown report")

@@ -346,6 +346,8 @@ class Run:
                 self.run_id,
                 results["throughput"][OURS_ALO],
                 args.insights_records,
+                args.insights_users,
+                args.insights_many_users,
             )
         )
 
