@@ -4,8 +4,8 @@ The insights read seven fields of a processed record (`FIELDS`); decoding the wh
 get them cost most of an hour's CPU. An Avro body is the writer schema's fields in order, with no field
 names or offsets, so reaching a field means stepping over the ones before it, which their types say how to
 do. `compile_layout(schema)` turns a writer schema into a `RecordLayout`, once per schema id: per top-level
-field, the slot it fills (or `SKIP`) and a *type program*, a flat list of ints
-that both `read_fields` below and the native kernel (`native/src/insights.rs`) interpret:
+field, the slot it fills (or `SKIP`) and a *type program*, a flat list of ints that both `read_fields` below
+and the native kernel (`native/src/insights.rs`) interpret:
 
     NULL | BOOLEAN | LONG (int, long, and every logical type on them but timestamp-millis) | FLOAT | DOUBLE
     | STRING | BYTES | FIXED size | ENUM symbols | UNION branches, each branch's program
@@ -17,7 +17,8 @@ What counts as undecodable is what the full decode (`streaming.encoding.WireForm
 that is not wire format, a schema id the registry does not know, a body that ends early, a string that is
 not UTF-8, an enum or union index out of range, a `timestamp-millis` that is no datetime (outside years
 1-9999), and a record without `event_time` or `processed_at`. So every field is stepped over, also those
-after the last one the insights use (a few nanoseconds a record). Not checked: the ranges of logical types
+after the last one the insights use; bytes after the record are ignored, as fastavro ignores them. Not
+checked: the ranges of logical types
 other than `timestamp-millis` (a `date` in year 10000), and an array or map announcing more items than its
 body has bytes is undecodable (fastavro would try to build it). A writer schema in which a needed field has
 a type the insights do not read (not a string or null-or-string for the text fields, not a long for the
