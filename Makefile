@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 # Then the converter's native kernel (native/: Rust through PyO3, built by maturin, pinned in native/pyproject.toml
 # and native/Cargo.lock; about 40 s): optional, built only when a Rust toolchain is found (cargo on PATH or in
 # ~/.cargo/bin); without one, or if its build fails, the converter uses the pure-Python path (streaming/native_path.py).
-NATIVE_SOURCES := native/pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
+NATIVE_SOURCES := native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 $(BIN)/.installed: pyproject.toml constraints.txt $(NATIVE_SOURCES)
 	@echo "installing the project into $(VENV) (log: $(VENV)/install.log)"
 	@$(PYTHON) -m venv $(VENV)
@@ -84,7 +84,8 @@ dev: install $(DAGSTER_HOME)/dagster.yaml
 	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/dagster dev -w workspace.yaml
 
 ## make bench: every benchmark side by side, peers included, written to bench/RESULTS.md (11 min at load 8-20,
-## 23 min at load 15-40, measured 2026-11-30); the first run on a machine also builds the Quix Streams peer's venv (2 min)
+## 23 min at load 15-40, measured 2026-11-30), plus the hourly insights' section (`python -m bench.insights` on its own:
+## about 5 min, most of it writing the 4 M records it reads); the first run on a machine also builds the Quix Streams peer's venv (2 min)
 bench: stack-up
 	$(BIN)/python -m bench.run
 

@@ -12,6 +12,8 @@
 //! of `streaming/rules/kinds.py`), each field of the schema takes one part of one input or a fact of
 //! processing (`Source`) and is written by its Avro type (`Kind`). Field and key names come from Python.
 
+mod insights;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 
@@ -810,5 +812,7 @@ fn write(body: &mut Vec<u8>, field: &Field, value: Value<'_>) -> bool {
 #[pymodule]
 fn kdp_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Kernel>()?;
+    module.add_class::<insights::RecordTally>()?;
+    module.add_function(wrap_pyfunction!(insights::insights_hash_id, module)?)?;
     Ok(())
 }
