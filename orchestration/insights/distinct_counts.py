@@ -13,8 +13,8 @@ scaled by 2^64 / theta unless theta is `EXACT` (then it is the exact count of th
 collisions: about one in 36 million for a million ids). So hours written as exact sets and hours written as
 sketches merge with each other, as long as they use the same `hash_id`.
 
-Today the tally holds the hour's exact id sets and `hour_rows` stores all their hashes. A tally that counts
-with a sketch instead stores its theta and kept hashes in `hour_rows`, the one line to change.
+The hourly tally counts with such a sketch (`orchestration.insights.sketch.DistinctSketch`, exact until it
+holds more ids than its capacity), and `hour_rows` stores its theta and kept hashes as they are.
 
 An hour always has its two rows, empty ones included, so "this hour kept no ids" (stored before the table
 existed) is told apart from "nobody logged in", and the day's uniques are then reported unknown.
@@ -22,39 +22,20 @@ existed) is told apart from "nobody logged in", and the day's uniques are then r
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from orchestration.insights.aggregates import WindowTally
+from orchestration.insights.sketch import EXACT, DistinctSketch
 
 TABLE = "distinct_ids"
 USERS = "users"
 DEVICES = "devices"
 
-EXACT = (1 << 64) - 1
-"""The theta of a summary that kept every hash."""
-_MASK = (1 << 64) - 1
-_FNV_OFFSET = 0xCBF29CE484222325
-_FNV_PRIME = 0x100000001B3
-
 SCHEMA = f"CREATE TABLE IF NOT EXISTS {TABLE} (partition_key VARCHAR, kind VARCHAR, theta UBIGINT, hashes UBIGINT[]);"
-
-
-def hash_id(text: str) -> int:
-    """64-bit FNV-1a over the UTF-8 bytes, then the MurmurHash3 64-bit finalizer (FNV-1a alone mixes its
-    last bytes poorly). Written out because it is a few lines and must stay bit-identical to the hash of
-    the hourly sketch: summaries hashed differently would not merge."""
-    h = _FNV_OFFSET
-    for byte in text.encode():
-        h = ((h ^ byte) * _FNV_PRIME) & _MASK
-    h ^= h >> 33
-    h = (h * 0xFF51AFD7ED558CCD) & _MASK
-    h ^= h >> 33
-    h = (h * 0xC4CEB9FE1A85EC53) & _MASK
-    return h ^ (h >> 33)
 
 
 @dataclass(frozen=True)
@@ -69,15 +50,15 @@ class UniqueTotals:
     exact: bool = True
 
 
-def _all_hashes(ids: Iterable[str]) -> list[int]:
-    return sorted({hash_id(value) for value in ids})
+def _stored(sketch: DistinctSketch) -> tuple[int, list[int]]:
+    return sketch.theta, sorted(sketch.entries)
 
 
 def hour_rows(partition_key: str, tally: WindowTally) -> list[Sequence[Any]]:
-    """The rows that keep the hour's distinct ids: one per kind, with every id's hash (theta `EXACT`)."""
+    """The rows that keep the hour's distinct ids: one per kind, the sketch's theta and its kept hashes."""
     return [
-        (partition_key, USERS, EXACT, _all_hashes(tally.users)),
-        (partition_key, DEVICES, EXACT, _all_hashes(tally.device_versions)),
+        (partition_key, USERS, *_stored(tally.users)),
+        (partition_key, DEVICES, *_stored(tally.devices)),
     ]
 
 

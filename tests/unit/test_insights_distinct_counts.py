@@ -9,7 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestration.insights import distinct_counts
-from orchestration.insights.distinct_counts import DEVICES, EXACT, TABLE, USERS, UniqueTotals, hash_id, merged_counts
+from orchestration.insights.distinct_counts import DEVICES, TABLE, USERS, UniqueTotals, merged_counts
+from orchestration.insights.sketch import EXACT, hash_id
 
 
 def test_hash_is_the_hourly_sketchs_bit_for_bit() -> None:
