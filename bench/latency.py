@@ -37,13 +37,13 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench import runner, stages
-from bench.kafka_admin import create_topics, end_offsets, wait_for_stable_group
+from bench.kafka_admin import create_topics, end_offsets, register_output_schema, wait_for_stable_group
 from streaming.pipeline import PROCESSED_SCHEMA
 from streaming.settings import Settings
 
@@ -122,6 +122,7 @@ def _source_timestamps(settings: Settings, topic: str) -> dict[tuple[int, int], 
                 if message.error():
                     continue
                 partition, offset = message.partition(), message.offset()
+                assert partition is not None and offset is not None  # set on every consumed message
                 stamps[(partition, offset)] = message.timestamp()[1]
                 if offset + 1 >= remaining.get(partition, math.inf):
                     del remaining[partition]
@@ -155,9 +156,10 @@ def _read_output(
                 if generator.poll() is not None and time.monotonic() - last_seen > IDLE_END_S:
                     break
                 continue
-            if message.error():
+            value = message.value()
+            if message.error() or value is None:
                 continue
-            append((now() * 1000, message.value()))
+            append((now() * 1000, value))
             last_seen = time.monotonic()
     finally:
         consumer.close()
@@ -184,6 +186,7 @@ def measure_latency(
     source = f"{run_id}-latency-{mode}-src"
     lane = runner.Lane.for_subject(run_id, f"latency-{mode}", source)
     create_topics(settings, [source, *lane.topics], partitions)
+    register_output_schema(settings, lane.output)
     environment = {**lane.environment(delivery), **(extra_environment or {})}
     metrics_port = _free_port()
     converter_command = [
@@ -219,7 +222,7 @@ def measure_latency(
     schema = fastavro.parse_schema(_without_logical_types(json.loads(PROCESSED_SCHEMA.read_text())))
     total, to_batch, batch_to_visible = [], [], []
     for visible_ms, value in received:
-        record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)
+        record = cast(dict[str, Any], fastavro.schemaless_reader(io.BytesIO(value[5:]), schema))
         source_ms = produced_at.get((record["source_partition"], record["source_offset"]))
         if source_ms is None:
             continue

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import insights
 from bench.peers import PEERS
 from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, RATIOS, SEED, STOCK
 
@@ -407,7 +408,8 @@ def markdown(results: dict[str, Any]) -> str:
     for t in results.get("targets", []):
         if t.get("limits"):
             out += [f"- **{t['label']}**: {t['limits']}", ""]
-    out += ["## CPU profile of the converter", "", _profile_text(results)]
+    out += ["## CPU profile of the converter", "", _profile_text(results), ""]
+    out += insights.section(results.get("insights"))
     errors = results.get("errors", {})
     if errors:
         out += ["", "## Sections that failed", ""] + [f"- {name}: {message}" for name, message in errors.items()]

@@ -30,6 +30,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, start_http_server
 
+from streaming.conversion import Lanes
 from streaming.observer import BATCH_STAGES, BatchReport, ConverterObserver, Partition
 from streaming.records import Reason
 from streaming.settings import SettingsError
@@ -75,6 +76,14 @@ class ConverterMetrics(ConverterObserver):
         self.dead_letters = Counter(
             "kdp_dead_letters", "Messages written to the dead-letter topic, by reason.", ["reason"], registry=r
         )
+        self.by_engine = Counter(
+            "kdp_messages_by_engine",
+            "Source messages converted, by the conversion engine that decided them (native, fast, reference).",
+            ["engine"],
+            registry=r,
+        )
+        for engine in Lanes._fields:
+            self.by_engine.labels(engine=engine)
         self.bytes_consumed = Counter("kdp_bytes_consumed", "Bytes of source message values converted.", registry=r)
         self.batches = Counter("kdp_batches", "Batches delivered and committed.", registry=r)
         self.batches_redone = Counter(
@@ -169,6 +178,9 @@ class ConverterMetrics(ConverterObserver):
         self.consumed.inc(report.consumed)
         self.processed.inc(report.tallies.processed)
         self.bytes_consumed.inc(report.bytes_in)
+        for engine, count in zip(Lanes._fields, report.lanes, strict=True):
+            if count:
+                self.by_engine.labels(engine=engine).inc(count)
         for reason, count in report.tallies.reasons.items():
             self.dead_letters.labels(reason=reason).inc(count)
         self.batch_duration.observe(report.seconds)
@@ -212,6 +224,7 @@ class ConverterMetrics(ConverterObserver):
         return {
             "consumed": count("kdp_messages_consumed_total"),
             "processed": count("kdp_records_processed_total"),
+            **{f"by_engine_{engine}": count("kdp_messages_by_engine_total", engine=engine) for engine in Lanes._fields},
             "dead_lettered": sum(by_reason.values()),
             "dead_letters_by_reason": by_reason,
             "batches": count("kdp_batches_total"),

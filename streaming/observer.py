@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from streaming.conversion import Lanes
 from streaming.running_insights import RunningInsights
 
 Partition = tuple[str, int]
@@ -62,6 +63,8 @@ class BatchReport:
     """Per source partition, the offset after the batch's last message: what was committed."""
     careful: bool
     """True for a redo with one delivery report per message (slower), False for the fast path."""
+    lanes: Lanes = Lanes(0, 0, 0)
+    """How many of the batch's messages each conversion engine decided (native, pure fast, reference)."""
 
 
 class ConverterObserver(Protocol):

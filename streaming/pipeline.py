@@ -1,7 +1,9 @@
-"""Assembling a ready converter: settings -> registered schema -> encoder, consumer, delivery.
+"""Assembling a ready converter: settings -> registered schema (looked up) -> encoder, consumer, delivery.
 
 The one place where `kdp stream`, the Dagster conversion job and the benchmarks build the
-converter, so all three run the same transform, encoder and delivery code.
+converter, so all three run the same transform, encoder and delivery code. The output schema is
+looked up, never registered: a converter whose schema is not registered refuses to start
+(`SchemaNotRegisteredError`, naming the subject and the command that registers it).
 """
 
 from __future__ import annotations
@@ -16,32 +18,45 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from streaming.conversion import reference_converter
 from streaming.converter import Converter
 from streaming.encoding import WireFormatEncoder
-from streaming.fast_path import converter_for
+from streaming.fast_path import build_converter
 from streaming.kafka_clients import make_consumer, make_delivery
 from streaming.malloc_arenas import limit_malloc_arenas
 from streaming.observer import NO_OBSERVER, ConverterObserver
-from streaming.schema_registry import ensure_value_schema, load_schema
+from streaming.package_files import package_file
+from streaming.rules.declaration import RULES_PATH
+from streaming.schema_registry import RegisteredValueSchema, load_schema, lookup_value_schema
 from streaming.settings import Settings
 from streaming.topics import value_subject
 
 log = logging.getLogger(__name__)
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-PROCESSED_SCHEMA = SCHEMAS / "processed-data-value.avsc"
+PROCESSED_SCHEMA = package_file("schemas/processed-data-value.avsc")
+SCHEMAS = PROCESSED_SCHEMA.parent
 
 
-def register_output_schema(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> WireFormatEncoder:
-    """Register (or find) the output schema under its subject and build its encoder.
+def registered_output_schema(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> RegisteredValueSchema:
+    """The output schema at `schema_path` as registered under the output topic's subject (id and version).
 
-    Raises `SchemaIncompatibleError` naming the subject when the registry refuses the schema:
-    the converter must not start writing records that readers could not decode.
+    Reads only. Raises `SchemaNotRegisteredError` naming the subject when the registry does not hold that schema:
+    the converter must not write records under a schema the control plane has not registered.
     """
-    schema_str = load_schema(schema_path)
     client = SchemaRegistryClient(settings.registry_config())
     subject = value_subject(settings.output_topic)
-    schema_id = ensure_value_schema(client, subject, schema_str).schema_id
-    log.info("output schema registered as id %d under subject %s", schema_id, subject)
-    return WireFormatEncoder(schema_id, schema_str)
+    return lookup_value_schema(client, subject, load_schema(schema_path), schema_file=_shown(schema_path))
+
+
+def output_encoder(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> WireFormatEncoder:
+    """The encoder of the output schema at `schema_path`, as registered (see `registered_output_schema`)."""
+    registered = registered_output_schema(settings, schema_path)
+    return WireFormatEncoder(registered.schema_id, load_schema(schema_path))
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the project when it lies inside it (what an operator recognises in an error)."""
+    try:
+        return str(path.resolve().relative_to(SCHEMAS.parent))
+    except ValueError:
+        return str(path)
 
 
 def default_instance() -> str:
@@ -54,13 +69,17 @@ def open_converter(
     *,
     instance: str | None = None,
     static_member: bool = False,
+    schema_path: Path = PROCESSED_SCHEMA,
+    rules_path: Path = RULES_PATH,
     encoder: WireFormatEncoder | None = None,
     observer: ConverterObserver = NO_OBSERVER,
     client_config: dict[str, object] | None = None,
     **converter_options: object,
 ) -> Converter:
-    """A converter with its clients connected and its output schema registered.
+    """A converter with its clients connected and its output schema looked up in the registry.
 
+    `schema_path`, `rules_path`: the output schema it writes, looked up under the output subject, and the rules
+    declaration that fills it (default: the repository's; a rolling change of both is `kdp schema`'s workflow).
     `static_member`: join the group as static member `instance` (`group.instance.id`), so that this
     instance restarted after a crash takes its partitions back at once, instead of waiting for the
     broker to expire the crashed member (`session.timeout.ms`, 45 s). Only for a stable instance name
@@ -68,11 +87,11 @@ def open_converter(
     `observer` is told of every batch boundary (`streaming.observer`), by the loop and by the delivery.
     `client_config` is added to both clients' settings (librdkafka statistics for `streaming.metrics`).
     """
-    encoder = encoder or register_output_schema(settings)
+    encoder = encoder or output_encoder(settings, schema_path)
     # The fused fast path is generated from a registered schema; a stand-in encoder (the bench's stock
     # AvroSerializer baseline) goes through the reference path, transform then its own `encode`.
     convert = (
-        converter_for(encoder, native=settings.native_fast_path)
+        build_converter(encoder, rules_path, native=settings.native_fast_path)
         if isinstance(encoder, WireFormatEncoder)
         else reference_converter(encoder)
     )

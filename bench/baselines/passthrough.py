@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
                     break
                 except BufferError:
                     poll(0.05)
-            after[(message.topic(), message.partition())] = message.offset() + 1
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            assert topic is not None and partition is not None and offset is not None  # set on every consumed message
+            after[(topic, partition)] = offset + 1
             consumed += 1
         delivery.complete(consumer, [TopicPartition(t, p, o) for (t, p), o in after.items()])
         stopwatch.committed()

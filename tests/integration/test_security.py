@@ -30,6 +30,7 @@ from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import AlterConfigOp, ConfigResourceType, KafkaAdminClient
 from kafka.admin import ConfigResource as KafkaConfigResource
 from kafka_io import read_all
+from registry_io import register_output_schema
 
 from localstack import certificates, cli, security
 from localstack.config import StackConfig
@@ -38,7 +39,7 @@ from localstack.stack import LocalStack, StackInfo
 from orchestration.definitions import defs
 from orchestration.defs.conversion.jobs import run_config_for
 from orchestration.defs.conversion.offsets import active_members, read_offsets
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.reassignment.executor import (
     BROKER_RATE_KEYS,
     Throttles,
@@ -69,6 +70,7 @@ def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo
     try:
         info = local.up(secure=True)
         _create_pipeline_topics(_settings(info, "dagster"))
+        register_output_schema(_settings(info, "dagster"))  # the control plane's part, over HTTPS
         yield info
     finally:
         local.down(purge=True)
@@ -457,7 +459,7 @@ def test_a_dagster_conversion_run_converts_its_ranges_over_tls(
         **secure_stack.environment(),
         **security.principal_environment(secure_stack.home, "dagster"),
     }.items():
-        monkeypatch.setenv(name, value)  # as in a Dagster deployment: KDP_* variables, resources left unset
+        monkeypatch.setenv(name, value)  # as in a Dagster deployment: the KDP_* variables the resources bind
     settings = Settings.from_env()
     offsets = read_offsets(settings, topics.SOURCE_TOPIC)
     ranges = [
@@ -469,7 +471,7 @@ def test_a_dagster_conversion_run_converts_its_ranges_over_tls(
 
     result = defs.resolve_job_def("convert_ranges").execute_in_process(
         run_config=run_config_for(ranges),
-        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)},
         instance=dg.DagsterInstance.ephemeral(),
     )
 

@@ -13,6 +13,7 @@ from fakes.rig import NOW_MS, Rig, login
 from prometheus_client.parser import text_string_to_metric_families
 
 from kdp.cli import main
+from streaming.conversion import Lanes
 from streaming.metrics import ConverterMetrics, MetricsPortInUse, partition_lag
 from streaming.observer import BatchReport
 from streaming.running_insights import RunningInsights
@@ -291,6 +292,9 @@ def test_the_converter_feeds_the_metrics_the_same_counts_as_its_summary(mode):
         summary.dead_lettered,
     )
     assert counts["dead_letters_by_reason"] == dict(summary.insights.reasons)
+    by_engine = {name: counts[f"by_engine_{name}"] for name in Lanes._fields}
+    assert by_engine == {name: summary.by_engine[name] for name in Lanes._fields}
+    assert sum(by_engine.values()) == summary.consumed
     assert (counts["batches"], counts["redone_batches"]) == (summary.batches, summary.redone_batches)
     assert counts["redone_batches"] >= 1
     assert counts["consumer_replacements"] == 1
@@ -308,13 +312,16 @@ def test_the_converter_feeds_the_metrics_the_same_counts_as_its_summary(mode):
 
 def test_counts_for_runs_too_short_to_scrape():
     metrics = ConverterMetrics(process_metrics=False)
-    metrics.batch_delivered(report(10, 7, {"invalid_json": 2, "empty": 1}))
+    metrics.batch_delivered(report(10, 7, {"invalid_json": 2, "empty": 1}, lanes=Lanes(6, 3, 1)))
     metrics.transaction_committed(1)
     metrics.batch_redone("timeout", {("t", 0): 0}, learned=False)
     metrics.transaction_aborted("timeout")
     assert metrics.counts() == {
         "consumed": 10,
         "processed": 7,
+        "by_engine_native": 6,
+        "by_engine_fast": 3,
+        "by_engine_reference": 1,
         "dead_lettered": 3,
         "dead_letters_by_reason": {"invalid_json": 2, "empty": 1},
         "batches": 1,
