@@ -286,13 +286,10 @@ def materialize_hour(start_ms: int) -> dict[str, Any]:
     import dagster as dg
 
     from orchestration.defs.insights.assets import PROCESSED_DATA, hourly_insights
-    from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+    from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 
-    settings = Settings.from_env()
-    resources = {
-        "kafka": KafkaResource(bootstrap=settings.bootstrap),
-        "registry": SchemaRegistryResource(registry_url=settings.registry_url),
-    }
+    # Bound to this process's KDP_* variables (the run's topics), as the project's definitions bind them.
+    resources = {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
     with dg.instance_for_test() as instance:
         wall = time.monotonic()
         result = dg.materialize(
