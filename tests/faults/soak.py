@@ -19,6 +19,9 @@ On the fault tests' own three-broker stack, `kdp stack` style, with `kdp stream 
   `soak_detail` (the converter's counters and its Kafka clients' librdkafka statistics), printed as `[soak]`
   lines and tabled in the report; the raw statistics go to `KDP_SOAK_STATISTICS` (.kdp/soak-statistics.jsonl).
 
+A life whose descriptors and threads jump after the broker restart with three live Kafka clients instead of two
+holds a producer stuck by librdkafka#5511 (`test_coordinator_left.py` reproduces it).
+
 Pass: the ledger is exact (nothing lost, no duplicate: exactly-once), and after warm-up RSS and descriptors grow
 by no more than 5%. Warm-up: the first minute of every converter process's life (each kill starts a new one,
 which loads its libraries and fills its client buffers again). Two checks: within each process's life, its last

@@ -102,7 +102,7 @@ def read_detail(pid: int, metrics_port: int, statistics_file: Path) -> Detail:
     latest = _latest_statistics(statistics_file, pid)
     return Detail(
         threads=_threads(pid),
-        kafka_clients=_kafka_clients(pid),
+        kafka_clients=kafka_clients(pid),
         producer_replacements=counters.get("producer_replacements", -1),
         transactions_aborted=counters.get("transactions_aborted", -1),
         batches_redone=counters.get("batches_redone", -1),
@@ -121,7 +121,7 @@ def _threads(pid: int) -> int:
     return -1
 
 
-def _kafka_clients(pid: int) -> int:
+def kafka_clients(pid: int) -> int:
     """librdkafka names its threads `rdk:<role>`; every client (consumer, producer, admin) has one `rdk:main`."""
     count = 0
     try:
