@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+from pathlib import Path
 
 from streaming.settings import DELIVERY_MODES, Settings
 from streaming.shutdown import Shutdown
@@ -51,7 +52,17 @@ def run_stream(args: argparse.Namespace) -> int:
         metrics = ConverterMetrics()
         metrics.serve(settings.metrics_port)
         metrics.describe_run(delivery=settings.delivery, group=settings.group_id, source=settings.source_topic)
-    watched = {"observer": metrics, "client_config": metrics.client_config()} if metrics else {}
+    watched: dict[str, object] = {"observer": metrics} if metrics else {}
+    statistics = [metrics.on_statistics] if metrics else []
+    if settings.statistics_file:
+        from streaming.client_statistics import StatisticsFile
+
+        statistics.append(StatisticsFile(Path(settings.statistics_file)).on_statistics)
+    if statistics:
+        from streaming.client_statistics import statistics_config
+        from streaming.metrics import STATISTICS_INTERVAL_MS
+
+        watched["client_config"] = statistics_config(statistics, STATISTICS_INTERVAL_MS)
     converter = open_converter(
         settings,
         instance=args.instance,

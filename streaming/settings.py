@@ -46,6 +46,7 @@ ENV_NAMES: dict[str, str] = {
     "KDP_METRICS_PORT": "metrics_port",
     "KDP_FAST_PATH": "fast_path",
     "KDP_PUSHGATEWAY_URL": "pushgateway_url",
+    "KDP_STATISTICS_FILE": "statistics_file",
 }
 
 #: Units of a duration setting such as `KDP_MAX_EVENT_AGE`, in milliseconds.
@@ -114,6 +115,10 @@ class Settings:
     """The converter's batch path: `native`, the compiled kernel when `make install` could build it (else the
     pure-Python path, logged), or `python`, the pure-Python fused path always (to compare; see
     streaming.native_path). Both give identical bytes."""
+
+    statistics_file: str | None = None
+    """`kdp stream` appends its Kafka clients' librdkafka statistics to this file when set, a line every 5 s per
+    client (see streaming.client_statistics): for a diagnosis such as the soak's, not for production."""
 
     @property
     def native_fast_path(self) -> bool:

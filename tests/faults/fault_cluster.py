@@ -119,6 +119,13 @@ class FaultCluster:
         assert not failed, f"preferred-leader election failed: {failed}"
         return sum(1 for error in results.values() if error is None)
 
+    def group_coordinator(self, group_id: str) -> int:
+        """The broker that coordinates consumer group `group_id` (its offsets, and in exactly-once mode the
+        offsets its transactions commit)."""
+        admin = AdminClient({"bootstrap.servers": self.info.bootstrap})
+        description = admin.describe_consumer_groups([group_id], request_timeout=30)[group_id].result(timeout=60)
+        return int(description.coordinator.id)
+
     def stop_registry(self) -> None:
         """Stop the registry (SIGTERM, as an operator or an orchestrator would)."""
         stopped = processes.stop(self.registry.pid_file, self.registry.marker, STOP_TIMEOUT)

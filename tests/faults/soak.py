@@ -7,11 +7,20 @@ Not collected by `make test` or `make faults` (the file name does not start with
 On the fault tests' own three-broker stack, `kdp stack` style, with `kdp stream --delivery exactly-once`:
 
 * traffic at `KDP_SOAK_RATE` login events per second (5% malformed), all the time;
-* the converter killed with SIGKILL every `KDP_SOAK_KILL_EVERY_S` (5 min) and started again under the same name;
-* one broker restarted half-way, as a planned restart is run: gracefully stopped, started, waited for until its
-  replicas are in sync, then a preferred-leader election gives it back its leaderships;
-* every `KDP_SOAK_SAMPLE_S` (1 min): the converter's resident memory and open file descriptors (from /proc) and
-  the group's lag (end offsets minus committed offsets, read from outside the group).
+* the converter killed with SIGKILL every `KDP_SOAK_KILL_EVERY_S` (5 min) and started again under the same name,
+  except for the `CALM_AFTER_RESTART_S` (10 min) after the broker restart: one converter process lives through
+  the restart and that long past it, so what a restart leaves in a process shows within that process's life;
+* broker 2 restarted, as a planned restart is run: gracefully stopped, started, waited for until its
+  replicas are in sync, then a preferred-leader election gives it back its leaderships (`SoakPlan.broker_restart`
+  says when: 17.5 min into the 30). The report names the broker that coordinated the converter's group at the
+  time: its transactions commit their offsets through that broker, so losing it is the harder case;
+* every `KDP_SOAK_SAMPLE_S` (1 min): the converter's resident memory, open file descriptors and threads (from
+  /proc), the group's lag (end offsets minus committed offsets, read from outside the group), and the detail of
+  `soak_detail` (the converter's counters and its Kafka clients' librdkafka statistics), printed as `[soak]`
+  lines and tabled in the report; the raw statistics go to `KDP_SOAK_STATISTICS` (.kdp/soak-statistics.jsonl).
+
+A life whose descriptors and threads jump after the broker restart with three live Kafka clients instead of two
+holds a producer stuck by librdkafka#5511 (`test_coordinator_left.py` reproduces it).
 
 Pass: the ledger is exact (nothing lost, no duplicate: exactly-once), and after warm-up RSS and descriptors grow
 by no more than 5%. Warm-up: the first minute of every converter process's life (each kill starts a new one,
@@ -22,6 +31,7 @@ first process's (the median of its samples after warm-up: growth that survives r
 
 from __future__ import annotations
 
+import math
 import os
 import statistics
 import time
@@ -33,12 +43,20 @@ from fault_cluster import FaultCluster
 from fault_ledger import Ledger, account
 from fault_pipeline import LivePipeline
 from scenario_settings import scenario_settings
+from soak_detail import Detail, read_detail
+
+from localstack.ports import free_port_block
 
 pytestmark = [pytest.mark.faults, pytest.mark.soak]
 
 GROWTH_LIMIT = 0.05
 WARM_UP_S = 60.0
 """Of every converter process's life: imports, the registry lookup, the clients' first buffers."""
+DRAIN_S = 60.0
+"""The soak's last minute: no fault, the converter catches up."""
+RESTARTED_BROKER = 2
+CALM_AFTER_RESTART_S = 600.0
+"""No kill this long after the broker restart (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +66,7 @@ class SoakPlan:
     kill_every_s: float
     sample_every_s: float
     out: Path
+    statistics: Path
 
     @classmethod
     def from_env(cls) -> SoakPlan:
@@ -58,6 +77,7 @@ class SoakPlan:
             kill_every_s=float(env.get("KDP_SOAK_KILL_EVERY_S", "300")),
             sample_every_s=float(env.get("KDP_SOAK_SAMPLE_S", "60")),
             out=Path(env.get("KDP_SOAK_OUT", "docs")),
+            statistics=Path(env.get("KDP_SOAK_STATISTICS", ".kdp/soak-statistics.jsonl")),
         )
 
     @property
@@ -65,13 +85,19 @@ class SoakPlan:
         return self.minutes * 60
 
     def kills(self) -> list[float]:
-        """When the converter is killed: every `kill_every_s`, not in the last minute (that is the drain)."""
-        count = int((self.seconds - 60) // self.kill_every_s)
-        return [self.kill_every_s * (k + 1) for k in range(count)]
+        """When the converter is killed: every `kill_every_s`, except in the drain and in the calm after the
+        broker restart."""
+        count = int((self.seconds - DRAIN_S) // self.kill_every_s)
+        restart = self.broker_restart()
+        every = (self.kill_every_s * (k + 1) for k in range(count))
+        return [at for at in every if not restart <= at <= restart + CALM_AFTER_RESTART_S]
 
     def broker_restart(self) -> float:
-        """Half-way, between two kills, so that the two faults are told apart."""
-        return self.seconds / 2 + self.kill_every_s / 2 if self.kill_every_s < self.seconds / 2 else self.seconds / 2
+        """Half an interval after a kill, so that the two faults are told apart: the latest such time that leaves
+        the calm after it (`CALM_AFTER_RESTART_S`) before the drain; half-way in a soak too short for that."""
+        latest = self.seconds - DRAIN_S - CALM_AFTER_RESTART_S
+        intervals = math.floor(latest / self.kill_every_s - 0.5)
+        return self.kill_every_s * (intervals + 0.5) if intervals >= 0 else self.seconds / 2
 
 
 @dataclass(frozen=True)
@@ -84,6 +110,14 @@ class Sample:
     rss_mb: float
     open_fds: int
     lag: int
+    detail: Detail
+
+    @property
+    def text(self) -> str:
+        return (
+            f"minute {self.at_s / 60:.1f}, pid {self.pid} (age {self.age_s / 60:.1f} min): RSS {self.rss_mb:.1f} MB, "
+            f"fds {self.open_fds}, lag {self.lag}; {self.detail.text}"
+        )
 
 
 @dataclass
@@ -91,13 +125,29 @@ class SoakRecord:
     samples: list[Sample] = field(default_factory=list)
     kills: list[tuple[float, float]] = field(default_factory=list)
     """(at_s, recovery_s): seconds until the restarted converter committed beyond the killed one."""
-    broker_restart: tuple[float, float, int] | None = None
-    """(at_s, seconds until in sync again, broker id)."""
+    broker_restart: tuple[float, float, int, int] | None = None
+    """(at_s, seconds until in sync again, broker id, the id of the broker coordinating the group before)."""
+
+    @property
+    def restart_text(self) -> str:
+        if self.broker_restart is None:
+            return "none"
+        at, took, broker, coordinator = self.broker_restart
+        return (
+            f"broker {broker} at {at / 60:.1f} min (the group's coordinator was broker {coordinator}), stopped, "
+            f"started, back in sync and its leaderships given back in {took:.1f} s"
+        )
 
 
 def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
     plan = SoakPlan.from_env()
-    settings = scenario_settings(cluster.info.bootstrap, cluster.info.registry_url or "", "exactly-once", "soak")
+    plan.statistics.parent.mkdir(parents=True, exist_ok=True)
+    plan.statistics.unlink(missing_ok=True)
+    metrics_port = free_port_block(1)
+    settings = scenario_settings(
+        cluster.info.bootstrap, cluster.info.registry_url or "", "exactly-once", "soak",
+        metrics_port=metrics_port, statistics_file=str(plan.statistics.resolve()),
+    )  # fmt: skip
     cluster.create_topics([settings.source_topic, settings.output_topic, settings.dlq_topic])
     record = SoakRecord()
     kills = plan.kills()
@@ -110,20 +160,25 @@ def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
         while (now := time.monotonic() - began) < plan.seconds:
             if now >= next_sample:
                 pid = live.converter.process.pid
-                record.samples.append(_sample(now, pid, time.monotonic() - born, live))
-                next_sample += plan.sample_every_s
+                sample = _sample(now, pid, time.monotonic() - born, live, metrics_port, plan.statistics)
+                record.samples.append(sample)
+                print(f"[soak] {sample.text}", flush=True)
+                while next_sample <= now:  # one sample, not a burst, after a fault that held the loop
+                    next_sample += plan.sample_every_s
             if kills and now >= kills[0]:
                 kills.pop(0)
                 committed = live.restart_converter(kill=True)
                 born = time.monotonic()
                 record.kills.append((now, live.progress.wait_for_commit_beyond(committed, timeout=180)))
             if record.broker_restart is None and now >= restart_at:
+                coordinator = cluster.group_coordinator(settings.group_id)
                 stopped = time.monotonic()
-                cluster.stop_broker(2)
+                cluster.stop_broker(RESTARTED_BROKER)
                 cluster.heal()
                 cluster.wait_in_sync()
                 cluster.elect_preferred_leaders()
-                record.broker_restart = (now, time.monotonic() - stopped, 2)
+                record.broker_restart = (now, time.monotonic() - stopped, RESTARTED_BROKER, coordinator)
+                print(f"[soak] broker restart: {record.restart_text}", flush=True)
             time.sleep(0.5)
         produced = live.finish(timeout=600)
         exits = list(live.restarts)
@@ -139,10 +194,11 @@ def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
     assert verdict.passed, verdict.text
 
 
-def _sample(at_s: float, pid: int, age_s: float, live: LivePipeline) -> Sample:
+def _sample(at_s: float, pid: int, age_s: float, live: LivePipeline, metrics_port: int, statistics: Path) -> Sample:
     committed = live.progress.committed()
     end = live.progress.end()
-    return Sample(at_s, pid, age_s, _rss_mb(pid), _open_fds(pid), end - committed if committed >= 0 else -1)
+    lag = end - committed if committed >= 0 else -1
+    return Sample(at_s, pid, age_s, _rss_mb(pid), _open_fds(pid), lag, read_detail(pid, metrics_port, statistics))
 
 
 def _rss_mb(pid: int) -> float:
@@ -215,6 +271,12 @@ def _verdict(samples: list[Sample]) -> Verdict:
     return Verdict(passed, rss_base, rss_max, fds_base, fds_max, rss_life, fds_life)
 
 
+SAMPLES_HEADER = (
+    "| minute | converter pid | process age, min | RSS, MB | open fds | threads | Kafka clients | lag, messages "
+    "| producers replaced | transactions aborted |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+)
+
+
 def _write_report(
     plan: SoakPlan, record: SoakRecord, ledger: Ledger, verdict: Verdict, exits: list[int], produced_rate: float
 ) -> None:
@@ -223,17 +285,18 @@ def _write_report(
     image.parent.mkdir(parents=True, exist_ok=True)
     _chart(record, image)
     rows = [
-        f"| {s.at_s / 60:.1f} | {s.pid} | {s.age_s / 60:.1f} | {s.rss_mb:.1f} | {s.open_fds} | {s.lag} |"
+        f"| {s.at_s / 60:.1f} | {s.pid} | {s.age_s / 60:.1f} | {s.rss_mb:.1f} | {s.open_fds} | {s.detail.threads} "
+        f"| {s.detail.kafka_clients} "
+        f"| {s.lag} | {s.detail.producer_replacements} | {s.detail.transactions_aborted} |"
+        for s in record.samples
+    ]
+    clients = [
+        f"| {s.at_s / 60:.1f} | {s.detail.consumer.text if s.detail.consumer else '-'} "
+        f"| {s.detail.producer.text if s.detail.producer else '-'} |"
         for s in record.samples
     ]
     kills = ", ".join(f"{at / 60:.1f} min ({recovery:.1f} s)" for at, recovery in record.kills) or "none"
-    restart = "none"
-    if record.broker_restart is not None:
-        at, took, broker = record.broker_restart
-        restart = (
-            f"broker {broker} at {at / 60:.1f} min, stopped, started, back in sync and its leaderships given back "
-            f"in {took:.1f} s"
-        )
+    restart = record.restart_text
     lags = [s.lag for s in record.samples if s.lag >= 0]
     recoveries = [r for _, r in record.kills]
     duration = (
@@ -268,9 +331,19 @@ work): {" / ".join(f"{x:.1f}" for x in os.getloadavg())}.
 
 ## Samples
 
-| minute | converter pid | process age, min | RSS, MB | open fds | lag, messages |
-|---:|---:|---:|---:|---:|---:|
+{SAMPLES_HEADER}
 {chr(10).join(rows)}
+
+## The converter's Kafka clients, sample by sample
+
+From their latest librdkafka statistics (every 5 s; `tests/faults/soak_detail.py` says what each figure is; the
+raw lines in `{plan.statistics}`): broker connections up of those known, connections made since the client
+started, requests waiting to be sent (outbuf) and answered (waitresp), the producer's queue (msgq), the events
+waiting for the application (replyq), bytes received and sent, and the transaction or group state.
+
+| minute | consumer | producer |
+|---|---|---|
+{chr(10).join(clients)}
 """
     (plan.out / "soak.md").write_text(text)
 

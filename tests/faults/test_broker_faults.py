@@ -12,7 +12,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka.admin import AdminClient
 from fault_cluster import FaultCluster
 from fault_ledger import account
 from fault_pipeline import LivePipeline
@@ -35,18 +34,12 @@ def _settings(cluster: FaultCluster, delivery: str, name: str) -> Settings:
     return settings
 
 
-def _group_coordinator(settings: Settings) -> int:
-    admin = AdminClient(settings.kafka_config())
-    description = admin.describe_consumer_groups([settings.group_id])[settings.group_id].result(timeout=30)
-    return description.coordinator.id
-
-
 @pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
 def test_one_broker_killed_and_restarted_loses_nothing(cluster, tmp_path, delivery):
     settings = _settings(cluster, delivery, "broker-kill")
     with LivePipeline(settings, tmp_path / "converter.log", RATE) as live:
         live.progress.wait_for_commit_beyond(0, timeout=120)
-        victim = _group_coordinator(settings)
+        victim = cluster.group_coordinator(settings.group_id)
         committed_at_kill = live.progress.committed()
         cluster.kill_broker(victim)
         recovery = live.progress.wait_for_commit_beyond(committed_at_kill, timeout=180)
