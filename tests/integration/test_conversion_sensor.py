@@ -82,7 +82,9 @@ def test_sensor_requests_exactly_the_pending_ranges_and_runs_convert_each_messag
         [materialization] = outcome.asset_materializations_for_node("processed_data")
         metadata = materialization.metadata
         assert metadata["consumed"].value == metadata["processed"].value + metadata["dead_lettered"].value > 0
-        written = SchemaRegistryClient({"url": stack.registry_url}).get_latest_version(f"{topics['output']}-value")
+        written = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30}).get_latest_version(
+            f"{topics['output']}-value"
+        )
         assert metadata["schema_subject"].value == f"{topics['output']}-value"
         assert (metadata["schema_id"].value, metadata["schema_version"].value) == (written.schema_id, written.version)
 
@@ -90,7 +92,7 @@ def test_sensor_requests_exactly_the_pending_ranges_and_runs_convert_each_messag
     assert again.run_requests == []
     assert again.asset_events[0].metadata["lag"].value == 0
 
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": stack.registry_url}))
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": stack.registry_url, "timeout": 30}))
     context = SerializationContext(topics["output"], MessageField.VALUE)
     records = [deserialize(m.value(), context) for m in read_all(stack.bootstrap, topics["output"])]
     positions = Counter((r["source_partition"], r["source_offset"]) for r in records)
@@ -158,5 +160,5 @@ def test_a_run_whose_output_schema_is_not_registered_fails_naming_the_subject_an
     failure = outcome.failure_data_for_node("processed_data")
     assert failure is not None
     assert f"'processed-{run}-value'" in str(failure.error) and "kdp schema register --execute" in str(failure.error)
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
     assert f"processed-{run}-value" not in registry.get_subjects()

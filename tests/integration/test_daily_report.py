@@ -79,7 +79,7 @@ def record(login: Login, event_ms: int, processed_ms: int, offset: int) -> dict[
 class Writer:
     def __init__(self, stack: StackInfo, processed: str, dead_letters: str) -> None:
         self.processed, self.dead_letter_topic = processed, dead_letters
-        registry = SchemaRegistryClient({"url": stack.registry_url})
+        registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
         registry.register_schema(value_subject(processed), Schema(SCHEMA_TEXT, "AVRO"))
         self.serialize = AvroSerializer(
             registry, SCHEMA_TEXT, conf={"auto.register.schemas": False, "use.latest.version": True}

@@ -112,7 +112,7 @@ class Writer:
 
     def __init__(self, stack: StackInfo, topics: Topics) -> None:
         self.topics = topics
-        registry = SchemaRegistryClient({"url": stack.registry_url})
+        registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
         registry.register_schema(value_subject(topics.processed), Schema(SCHEMA_TEXT, "AVRO"))
         self.serialize = AvroSerializer(
             registry, SCHEMA_TEXT, conf={"auto.register.schemas": False, "use.latest.version": True}
@@ -237,7 +237,7 @@ def independent_count(stack: StackInfo, topics: Topics) -> tuple[list[dict[str, 
     """The hour's records and late records, found by reading the whole topic back with confluent-kafka's
     AvroDeserializer and applying the rule: on time if processed before its hour's end + slack, else late in
     the hour it was processed in."""
-    deserialize = AvroDeserializer(SchemaRegistryClient({"url": stack.registry_url}))
+    deserialize = AvroDeserializer(SchemaRegistryClient({"url": stack.registry_url, "timeout": 30}))
     counted, late = [], []
     for message in read_all(stack.bootstrap, topics.processed):
         record = deserialize(message.value(), SerializationContext(topics.processed, MessageField.VALUE))
@@ -349,7 +349,7 @@ def test_the_native_and_python_visitors_count_the_real_log_as_the_full_decode_do
     writer.raw(b"definitely not avro", topics.start_ms + 30 * MINUTE_MS)  # first: before the records that end reads
     write_a_typical_hour(writer, topics)
     settings = Settings(bootstrap=stack.bootstrap, output_topic=topics.processed, dlq_topic=topics.dead_letters)
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
     window = Window(topics.start_ms, topics.end_ms)
     reference = ExactVisitor(window, registry)
     consumer = reader_consumer(settings, "insights")
@@ -471,7 +471,7 @@ def test_a_very_old_event_is_counted_as_late_in_the_hour_it_arrived_in(stack: St
         dlq_topic=topics.dead_letters,
     )
     its_own_hour = read_window(
-        settings, SchemaRegistryClient({"url": stack.registry_url}), YEAR_2001, YEAR_2001 + HOUR_MS
+        settings, SchemaRegistryClient({"url": stack.registry_url, "timeout": 30}), YEAR_2001, YEAR_2001 + HOUR_MS
     )
     assert (its_own_hour.tally.records, its_own_hour.tally.late_records, its_own_hour.scanned) == (0, 0, 0)
 

@@ -37,6 +37,7 @@ import yaml
 from confluent_kafka import Consumer, TopicPartition
 from kafka_io import create_topics
 from metrics_run import free_port
+from registry_io import register_output_schema
 
 from localstack.errors import StackError
 from localstack.monitoring import ALERT_RULES, Binaries, Monitoring, MonitoringPorts
@@ -46,6 +47,7 @@ from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, 
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
 from streaming.metrics_push import PUSH_JOB
+from streaming.settings import Settings
 from streaming.topics import CONVERTER_GROUP
 
 pytestmark = pytest.mark.integration
@@ -133,6 +135,7 @@ def source_topic(stack, monkeypatch) -> str:
         "KDP_DELIVERY": "at-least-once",
     }.items():
         monkeypatch.setenv(variable, value)
+    register_output_schema(Settings.from_env())  # the control plane's part: the sensor's run only looks it up
     committer = Consumer({"bootstrap.servers": stack.bootstrap, "group.id": CONVERTER_GROUP})
     try:
         committer.commit(offsets=[TopicPartition(names["source"], 0, 0)], asynchronous=False)

@@ -42,7 +42,7 @@ def names(stack, topic_name: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[d
     if created:
         for future in admin.delete_topics(created).values():
             future.result(timeout=60)
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
     if f"{names['output']}-value" in registry.get_subjects():
         registry.delete_subject(f"{names['output']}-value", permanent=False)
 
@@ -86,7 +86,7 @@ def declarations_with(tmp_path: Path, role: str, partitions: int) -> str:
 
 def test_the_first_run_creates_everything_and_the_second_changes_nothing(stack, names):
     subject = f"{names['output']}-value"
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
 
     first = run(stack)
 
@@ -152,7 +152,7 @@ def test_a_lowered_partition_count_fails_naming_the_topic_and_changes_nothing(st
 
 
 def test_a_dry_run_creates_no_topic_and_registers_no_schema(stack, names):
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
 
     result = run(stack, dry_run=True)
 
@@ -165,7 +165,7 @@ def test_a_dry_run_creates_no_topic_and_registers_no_schema(stack, names):
 
 def test_an_operators_level_on_the_subject_is_kept(stack, names):
     subject = f"{names['output']}-value"
-    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry = SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
     registry.set_compatibility(subject_name=subject, level="FULL_TRANSITIVE")
 
     result = run(stack)

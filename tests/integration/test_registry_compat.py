@@ -32,7 +32,7 @@ def _login_schema(*extra_fields: dict) -> Schema:
 
 @pytest.fixture
 def registry(stack: StackInfo) -> SchemaRegistryClient:
-    return SchemaRegistryClient({"url": stack.registry_url})
+    return SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
 
 
 @pytest.fixture
@@ -94,12 +94,14 @@ def test_field_added_with_a_default_is_accepted(registry: SchemaRegistryClient, 
 def test_schemas_survive_a_restart_of_the_stack(isolated_stack: LocalStack) -> None:
     info = isolated_stack.up()
     schema = _login_schema()
-    schema_id = SchemaRegistryClient({"url": info.registry_url}).register_schema("persisted-value", schema)
+    schema_id = SchemaRegistryClient({"url": info.registry_url, "timeout": 30}).register_schema(
+        "persisted-value", schema
+    )
 
     isolated_stack.down()
     restarted = isolated_stack.up()
 
-    fresh_client = SchemaRegistryClient({"url": restarted.registry_url})
+    fresh_client = SchemaRegistryClient({"url": restarted.registry_url, "timeout": 30})
     assert json.loads(fresh_client.get_schema(schema_id).schema_str) == json.loads(schema.schema_str)
     assert fresh_client.lookup_schema("persisted-value", schema).schema_id == schema_id
     assert fresh_client.get_compatibility() == "BACKWARD"

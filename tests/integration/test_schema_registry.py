@@ -54,7 +54,7 @@ EVENT = (
 @pytest.fixture
 def registry(stack: StackInfo) -> SchemaRegistryClient:
     assert stack.registry_url, "the stack runs without a registry"
-    return SchemaRegistryClient({"url": stack.registry_url})
+    return SchemaRegistryClient({"url": stack.registry_url, "timeout": 30})
 
 
 @pytest.fixture

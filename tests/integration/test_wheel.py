@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 from kafka_io import create_topics, read_all
+from registry_io import register_output_schema
 from scenario_settings import process_environment, scenario_settings
 
 from streaming.events import EventFactory, IrregularityRates
@@ -71,6 +72,7 @@ def test_the_wheel_imports_the_project_and_its_code_location_from_itself(install
 def test_kdp_stream_from_the_wheel_converts_against_the_stack(installed, stack, tmp_path):
     settings = scenario_settings(stack.bootstrap, stack.registry_url, "at-least-once", "wheel")
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 1)
+    register_output_schema(settings)
     factory = EventFactory(11, IrregularityRates.with_malformed(0.1))
     assert generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=EVENTS).ok
 
