@@ -227,6 +227,8 @@ class LocalStack:
                 self._launch_kafka(plan, java, libs, started, credentials, tls)
                 self._await_kafka(plan, started, deadline)
                 if credentials is not None:
+                    clients = [credentials[name] for name in security.CLIENT_NAMES]
+                    security.ensure_scram_users(plan.info.bootstrap, credentials[security.ADMIN], clients)
                     count = security.apply_acls(plan.info.bootstrap, credentials[security.ADMIN])
                     log.info("Kafka requires SASL/%s; %d ACLs in place", security.MECHANISM, count)
                 if registry_install is not None:
