@@ -3,7 +3,9 @@
 Each subcommand registers itself through an `add_*_parser(subparsers)` function that lives beside its code
 and sets `handler` (namespace -> exit code). Importing this module stays cheap: the heavy modules are
 imported by the handler that needs them. Long-running handlers stop on SIGINT/SIGTERM through
-`streaming.shutdown`; a Ctrl-C anywhere else ends the command with exit code 130.
+`streaming.shutdown`; a Ctrl-C anywhere else ends the command with exit code 130. A refusal of the cluster (a
+missing ACL, a failed login) ends it with one line naming the principal, the resource and the operation
+(`streaming.access`), and exit code 2.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from streaming.access import refusal_line
     from streaming.settings import SettingsError
 
     try:
@@ -50,3 +53,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        line = refusal_line(error)
+        if line is None:
+            raise
+        print(f"kdp {args.command}: {line}", file=sys.stderr)
+        return 2

@@ -12,6 +12,7 @@ import json
 import logging
 import random
 
+from streaming import access
 from streaming.events import MALFORMED_KINDS, EventFactory, Irregularity, IrregularityRates
 from streaming.generator import generate
 from streaming.settings import Settings
@@ -134,6 +135,7 @@ def run_generate_command(args: argparse.Namespace, rates: IrregularityRates) -> 
         seed,
         " or ".join(bound for bound in bounds if bound) or "stopped",
     )
+    access.check_access(settings, [access.topic(topic, "WRITE")])
     factory = EventFactory(seed, rates, users=args.users)
     with Shutdown("stopping and flushing", "abandoning the flush").on_signals() as shutdown:
         summary = generate(
