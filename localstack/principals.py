@@ -150,12 +150,14 @@ PRINCIPALS: tuple[Principal, ...] = (
     Principal(
         "dagster",
         "Dagster's conversion: the sensor reads offsets and members of the converter's group, range runs "
-        "convert and commit in it",
+        "convert and commit in it; the freshness check of processed_data, which runs with them, reads the "
+        "newest records",
         (
             _topic(SOURCE, _READ),
-            _topic(OUTPUT, _WRITE_WITHIN_LIMITS),
+            _topic(OUTPUT, _READ_AND_WRITE_WITHIN_LIMITS),
             _topic(DEAD_LETTERS, _WRITE_WITHIN_LIMITS),
             Grant(ResourceType.GROUP, CONVERTER_GROUP, _READ),
+            Grant(ResourceType.GROUP, INSIGHTS_GROUP_PREFIX, _READ, _PREFIXED),
             Grant(ResourceType.TRANSACTIONAL_ID, DAGSTER_TRANSACTIONAL_PREFIX, _WRITE, _PREFIXED),
         ),
         RegistryRole.READ_ONLY,

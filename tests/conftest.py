@@ -35,7 +35,8 @@ if os.environ.get("CI"):
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if "stack" in getattr(item, "fixturenames", ()) and item.get_closest_marker("integration") is None:
+    uses_a_stack = {"stack", "secure_stack"} & set(getattr(item, "fixturenames", ()))
+    if uses_a_stack and item.get_closest_marker("integration") is None:
         pytest.fail("only tests marked `integration` may use the `stack` fixture (it starts Kafka)")
 
 
@@ -80,6 +81,21 @@ def isolated_stack(tmp_path: Path) -> Iterator[LocalStack]:
     local = LocalStack(config_on_free_ports(tmp_path / "kdp-home"))
     try:
         yield local
+    finally:
+        local.down(purge=True)
+
+
+@pytest.fixture(scope="session")
+def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """A `kdp stack up --secure` of its own (home, free ports), shared by the session's secure tests: its
+    pipeline topics and schemas provisioned by the `provisioning` principal, as the provisioning job would."""
+    from secure_stack import provision_as_provisioning
+
+    local = LocalStack(config_on_free_ports(tmp_path_factory.mktemp("secure") / "kdp-home"))
+    try:
+        info = local.up(secure=True)
+        provision_as_provisioning(info)
+        yield info
     finally:
         local.down(purge=True)
 

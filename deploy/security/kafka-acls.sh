@@ -23,11 +23,12 @@ acl --allow-principal User:replay --operation Write --operation Describe --opera
 acl --allow-principal User:replay --operation Read --operation Describe --group kdp-replay- --resource-pattern-type prefixed
 acl --allow-principal User:replay --operation Write --operation Describe --transactional-id kdp-converter-replay- --resource-pattern-type prefixed
 
-# dagster: Dagster's conversion: the sensor reads offsets and members of the converter's group, range runs convert and commit in it
+# dagster: Dagster's conversion: the sensor reads offsets and members of the converter's group, range runs convert and commit in it; the freshness check of processed_data, which runs with them, reads the newest records
 acl --allow-principal User:dagster --operation Read --operation Describe --topic user-login
-acl --allow-principal User:dagster --operation Write --operation Describe --operation DescribeConfigs --topic processed-data
+acl --allow-principal User:dagster --operation Read --operation Write --operation Describe --operation DescribeConfigs --topic processed-data
 acl --allow-principal User:dagster --operation Write --operation Describe --operation DescribeConfigs --topic user-login.dlq
 acl --allow-principal User:dagster --operation Read --operation Describe --group kdp-converter
+acl --allow-principal User:dagster --operation Read --operation Describe --group kdp-insights- --resource-pattern-type prefixed
 acl --allow-principal User:dagster --operation Write --operation Describe --transactional-id kdp-converter-dagster- --resource-pattern-type prefixed
 
 # provisioning: the provisioning job: creates the pipeline's topics, adds partitions, aligns their settings; registers the schemas

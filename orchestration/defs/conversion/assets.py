@@ -19,6 +19,7 @@ No `from __future__ import annotations`: Dagster reads the config and resource a
 import dagster as dg
 
 from orchestration.defs.conversion.offsets import active_members
+from orchestration.defs.refusals import refusals_fail_the_run
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
 from streaming.metrics import ConverterMetrics
 from streaming.offset_ranges import OffsetRange
@@ -60,7 +61,8 @@ def processed_data(
     unknown = {r.topic for r in ranges} - {settings.source_topic}
     if unknown:
         raise dg.Failure(f"ranges name {sorted(unknown)}, but the converter reads {settings.source_topic!r}")
-    members = active_members(settings)
+    with refusals_fail_the_run(settings):
+        members = active_members(settings)
     if members:
         # A `kdp stream` started after the sensor requested this run owns the group's offsets now.
         raise dg.Failure(
@@ -71,7 +73,8 @@ def processed_data(
     instance = "dagster-" + "-".join(f"{r.topic}.{r.partition}" for r in sorted(ranges))
     # The counts `kdp stream` exports to Prometheus, gathered the same way: a run is too short to be scraped.
     metrics = ConverterMetrics(process_metrics=False)
-    converter = open_converter(settings, instance=instance, poll_timeout=0.5, observer=metrics)
+    with refusals_fail_the_run(settings):
+        converter = open_converter(settings, instance=instance, poll_timeout=0.5, observer=metrics)
     try:
         remaining = converter.assign_ranges(ranges)
         context.log.info("converting %s (already committed: %d ranges)", remaining, len(ranges) - len(remaining))
