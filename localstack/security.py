@@ -54,6 +54,7 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
+    UserScramCredentialAlteration,
     UserScramCredentialUpsertion,
 )
 
@@ -311,14 +312,22 @@ def ensure_scram_users(bootstrap: str, admin: Credential, credentials: Iterable[
     """
     client = AdminClient({"bootstrap.servers": bootstrap, **admin.client_config()})
     info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
-    upserts = [UserScramCredentialUpsertion(c.username, info, c.password.encode()) for c in credentials]
+    upserts: list[UserScramCredentialAlteration] = [
+        UserScramCredentialUpsertion(c.username, info, c.password.encode()) for c in credentials
+    ]
     failures = _failures(client.alter_user_scram_credentials(upserts, request_timeout=CALL_TIMEOUT))
     if failures:
         raise StackError("Storing the secure stack's SCRAM credentials failed:\n" + "\n".join(failures))
 
 
-_EVERY_ACL = AclBindingFilter(
-    ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY
+_EVERY_ACL = AclBindingFilter(  # None matches any name, principal and host (the stubs say str)
+    ResourceType.ANY,
+    None,  # type: ignore[arg-type]
+    ResourcePatternType.ANY,
+    None,  # type: ignore[arg-type]
+    None,  # type: ignore[arg-type]
+    AclOperation.ANY,
+    AclPermissionType.ANY,
 )
 
 

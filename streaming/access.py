@@ -95,7 +95,8 @@ def check_access(settings: Settings, needs: Sequence[Need], timeout: float = PRO
     if not settings.sasl_username or not needs:
         return
     errors: list[KafkaError] = []
-    admin = AdminClient({**settings.kafka_config(), "error_cb": errors.append, "log_level": 0})
+    config: dict[str, Any] = {**settings.kafka_config(), "error_cb": errors.append, "log_level": 0}
+    admin = AdminClient(config)
     topics = sorted({need.name for need in needs if need.kind == TOPIC})
     groups = sorted({need.name for need in needs if need.kind == GROUP})
     futures: dict[tuple[str, str], Future[Any]] = {}

@@ -46,13 +46,14 @@ from orchestration.reassignment.executor import (
     kafka_python_admin,
     remove_throttles,
 )
-from streaming import records, topics
+from streaming import topics
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
 from streaming.kafka_clients import make_consumer
 from streaming.offset_ranges import OffsetRange
 from streaming.pipeline import open_converter
+from streaming.records import DLQ_REPLAY_COUNT
 from streaming.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -406,7 +407,7 @@ def test_the_pipeline_runs_end_to_end_under_its_own_principals(secure_stack: Sta
     positions = Counter((record["source_partition"], record["source_offset"]) for record in records)
     for letter in read_all(reader, topics.DEAD_LETTER_TOPIC):
         headers = read_dead_letter_headers(letter.headers())
-        if records.DLQ_REPLAY_COUNT in headers:
+        if DLQ_REPLAY_COUNT in headers:
             continue  # a replay's (tests/integration/test_principals.py): a dead letter again, not a new output
         positions[int(headers["kdp.dlq.source.partition"]), int(headers["kdp.dlq.source.offset"])] += 1
 
@@ -462,7 +463,7 @@ def test_a_dagster_conversion_run_converts_its_ranges_over_tls(
     )
     for letter in read_all(reader, topics.DEAD_LETTER_TOPIC):
         headers = read_dead_letter_headers(letter.headers())
-        if records.DLQ_REPLAY_COUNT in headers:
+        if DLQ_REPLAY_COUNT in headers:
             continue  # a replay's (tests/integration/test_principals.py): a dead letter again, not a new output
         positions[int(headers["kdp.dlq.source.partition"]), int(headers["kdp.dlq.source.offset"])] += 1
     converted = {where: count for where, count in positions.items() if where in source}
