@@ -24,7 +24,9 @@ credentials fails here first rather than in a deployment:
   controller port (the Admin API can talk to controllers directly). No listener accepts anonymous connections.
 - **The registry** (Apicurio) reaches Kafka as `admin` through its `apicurio.kafka.common.*` client settings,
   written to `<home>/registry/config/application.properties` (mode 0600), which Quarkus reads from the working
-  directory, so the password appears neither on a command line nor in a log.
+  directory, so the password appears neither on a command line nor in a log. Its API requires a login and
+  enforces the principals' registry roles through the stack's OIDC server (`localstack.oidc`); each
+  principal with a role logs in to it with its own name and password (`KDP_REGISTRY_USER`/`_PASSWORD`).
 
 Secrets: generated at the first `up --secure` (`secrets.token_urlsafe`), kept in `<home>/credentials/` (mode
 0700; files 0600) as `KDP_*` variables ready to `source`, one file per principal; `<home>/credentials.env` is
@@ -98,7 +100,8 @@ class Credential:
     """The CA certificate file the client trusts (the stack's `tls/ca.pem`)."""
 
     def environment(self) -> dict[str, str]:
-        """The `KDP_*` security variables `streaming.settings` reads for this principal."""
+        """The `KDP_*` security variables `streaming.settings` reads for this principal: its Kafka login, and the
+        same name and password for the registry when the principal has a registry role."""
         found = {
             "KDP_SECURITY_PROTOCOL": PROTOCOL,
             "KDP_SASL_MECHANISM": MECHANISM,
@@ -107,6 +110,9 @@ class Credential:
         }
         if self.ca_location:
             found["KDP_SSL_CA_LOCATION"] = self.ca_location
+        if any(p.name == self.username and p.registry_role is not None for p in PRINCIPALS):
+            found["KDP_REGISTRY_USER"] = self.username
+            found["KDP_REGISTRY_PASSWORD"] = self.password
         return found
 
     def client_config(self) -> dict[str, str]:
@@ -356,8 +362,14 @@ def _failures(futures: Mapping[Any, Future[Any]]) -> list[str]:
 # ----------------------------------------------------------------------------------------------- registry
 
 
-def write_registry_settings(registry_folder: Path, admin: Credential | None, tls: TlsFiles | None = None) -> None:
-    """Give the registry its Kafka credentials and its HTTPS certificate (secure stack), or take them away.
+def write_registry_settings(
+    registry_folder: Path,
+    admin: Credential | None,
+    tls: TlsFiles | None = None,
+    authentication: Mapping[str, str] | None = None,
+) -> None:
+    """Give the registry its Kafka credentials, its HTTPS certificate and its `authentication` settings (the
+    secure stack's, from `localstack.oidc.registry_settings`), or take them away.
 
     Apicurio passes every `apicurio.kafka.common.*` property to its Kafka producer, consumer and admin client.
     Its own `apicurio.kafkasql.security.sasl.*` settings only build an OAuth login, hence these raw ones.
@@ -386,5 +398,7 @@ def write_registry_settings(registry_folder: Path, admin: Credential | None, tls
             "quarkus.http.ssl.certificate.key-files": str(tls.key),
             "quarkus.http.insecure-requests": "disabled",
         }
+    if authentication is not None:
+        settings = {**settings, **authentication}
     header = "# Written by `kdp stack up --secure` (localstack/security.py) on every start: the registry's Kafka login."
     write_private(path, "\n".join([header, *(f"{key}={value}" for key, value in settings.items())]) + "\n")

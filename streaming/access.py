@@ -25,6 +25,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, TopicCollection
 from confluent_kafka.admin import AclOperation, AdminClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from streaming.settings import Settings
 
@@ -40,6 +41,10 @@ AUTHORIZATION_FAILURES = {
 }
 """The broker's authorization errors and the kind of resource each refers to."""
 AUTHENTICATION_FAILURES = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
+REGISTRY_REFUSALS = {
+    401: "could not log in (check KDP_REGISTRY_USER and KDP_REGISTRY_PASSWORD)",
+    403: "has no registry role that allows this request",
+}
 
 
 @dataclass(frozen=True)
@@ -150,9 +155,13 @@ def denial(error: BaseException | KafkaError, settings: Settings) -> AccessDenie
 
 
 def refusal_line(error: BaseException, settings: Settings | None = None) -> str | None:
-    """One line for a refusal of the cluster (None when `error` is something else)."""
+    """One line for a refusal of the cluster or of the schema registry (None when `error` is something else)."""
     if isinstance(error, AccessDenied | AuthenticationFailed):
         return f"refused: {error}"
+    if isinstance(error, SchemaRegistryError) and error.http_status_code in REGISTRY_REFUSALS:
+        user = (settings or Settings.from_env()).registry_user or "anonymous"
+        why = REGISTRY_REFUSALS[error.http_status_code]
+        return f"refused by the schema registry: {user!r} {why} (HTTP {error.http_status_code}: {error.error_message})"
     if _kafka_error_in(error) is None:
         return None
     refused = denial(error, settings or Settings.from_env())

@@ -11,7 +11,8 @@ import logging
 import socket
 from pathlib import Path
 
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from streaming import access
 from streaming.conversion import reference_converter
@@ -31,16 +32,29 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 PROCESSED_SCHEMA = SCHEMAS / "processed-data-value.avsc"
 
 
+FORBIDDEN = 403
+
+
 def register_output_schema(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> WireFormatEncoder:
     """Register (or find) the output schema under its subject and build its encoder.
 
     Raises `SchemaIncompatibleError` naming the subject when the registry refuses the schema:
-    the converter must not start writing records that readers could not decode.
+    the converter must not start writing records that readers could not decode. With read-only registry
+    credentials it only looks the schema up (a 404 `SchemaRegistryError` when nobody registered it yet).
     """
     schema_str = load_schema(schema_path)
     client = SchemaRegistryClient(settings.registry_config())
     subject = value_subject(settings.output_topic)
-    schema_id = ensure_value_schema(client, subject, schema_str).schema_id
+    try:
+        schema_id = ensure_value_schema(client, subject, schema_str).schema_id
+    except SchemaRegistryError as error:
+        if error.http_status_code != FORBIDDEN:
+            raise
+        # Read-only registry credentials (the secure stack's converters): the control plane registered it.
+        found = client.lookup_schema(subject, Schema(schema_str, "AVRO")).schema_id
+        if found is None:  # pragma: no cover - a registry breaking its API
+            raise
+        schema_id = found
     log.info("output schema registered as id %d under subject %s", schema_id, subject)
     return WireFormatEncoder(schema_id, schema_str)
 

@@ -9,6 +9,8 @@ see.
 
 from __future__ import annotations
 
+import base64
+import json
 import ssl
 import threading
 import time
@@ -23,8 +25,9 @@ import dagster as dg
 import pytest
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
-from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka import TopicPartition as KafkaTopicPartition
 from kafka.admin import AlterConfigOp, ConfigResourceType, KafkaAdminClient
@@ -148,8 +151,15 @@ def test_the_registry_answers_only_over_https_to_clients_that_trust_the_stack_ca
     ca = _settings(secure_stack, "admin").ssl_ca_location
     assert ca is not None
 
-    with urllib.request.urlopen(f"{url}/subjects", timeout=10, context=ssl.create_default_context(cafile=ca)) as ok:
+    trusting = ssl.create_default_context(cafile=ca)
+    admin = _settings(secure_stack, "admin")
+    login = base64.b64encode(f"{admin.registry_user}:{admin.registry_password}".encode()).decode()
+    request = urllib.request.Request(f"{url}/subjects", headers={"Authorization": f"Basic {login}"})
+    with urllib.request.urlopen(request, timeout=10, context=trusting) as ok:
         assert ok.status == 200
+    with pytest.raises(urllib.error.HTTPError) as anonymous:
+        urllib.request.urlopen(f"{url}/subjects", timeout=10, context=trusting)
+    assert anonymous.value.code == 401
     with pytest.raises(urllib.error.URLError) as untrusted:
         urllib.request.urlopen(f"{url}/subjects", timeout=10)
     assert isinstance(untrusted.value.reason, ssl.SSLCertVerificationError)
@@ -363,6 +373,7 @@ def _ports_of(info: StackInfo) -> dict[str, str]:
         "KDP_CONTROLLER_PORT": str(record.controller_port),
         "KDP_REGISTRY_PORT": str(record.registry_port),
         "KDP_REGISTRY_MGMT_PORT": str(record.registry_management_port),
+        "KDP_OIDC_PORT": str(record.oidc_port),
     }
 
 
@@ -375,6 +386,38 @@ def _command_lines() -> list[str]:
         except OSError:
             continue
     return lines
+
+
+# ---------------------------------------------------------------------------------------- registry roles
+
+
+def test_the_registry_lets_the_control_plane_change_the_contract_and_converters_only_read_it(
+    secure_stack: StackInfo,
+) -> None:
+    """Roles from the OIDC server: `converter` (sr-readonly) is refused registering a schema and changing a
+    subject's compatibility (HTTP 403) and may read; `provisioning` (sr-developer) may do both; a wrong password
+    is not logged in (HTTP 401)."""
+    subject = f"roles-{uuid.uuid4().hex[:8]}-value"
+    fields = [{"name": "user_id", "type": "string"}]
+    schema = Schema(json.dumps({"type": "record", "name": "Probe", "fields": fields}), "AVRO")
+    converter = SchemaRegistryClient(_settings(secure_stack, "converter").registry_config())
+    control_plane = SchemaRegistryClient(_settings(secure_stack, "provisioning").registry_config())
+
+    with pytest.raises(SchemaRegistryError) as not_registered:
+        converter.register_schema(subject, schema)
+    with pytest.raises(SchemaRegistryError) as not_changed:
+        converter.set_compatibility(subject_name=subject, level="FULL")
+    schema_id = control_plane.register_schema(subject, schema)
+    control_plane.set_compatibility(subject_name=subject, level="FULL")
+    found = converter.lookup_schema(subject, schema)
+    impostor = _settings(secure_stack, "converter", registry_password="not-the-password")
+    with pytest.raises(SchemaRegistryError) as not_logged_in:
+        SchemaRegistryClient(impostor.registry_config()).get_subjects()
+
+    assert (not_registered.value.http_status_code, not_changed.value.http_status_code) == (403, 403)
+    assert schema_id > 0 and converter.get_compatibility(subject) == "FULL"
+    assert found.schema_id == schema_id
+    assert not_logged_in.value.http_status_code == 401
 
 
 # ------------------------------------------------------------------------------------------- end to end

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
 
-from localstack import certificates, cli, principals, security, stack
+from localstack import certificates, cli, oidc, principals, security, stack
 from localstack.config import StackConfig
 from localstack.errors import StackError
 from localstack.kafka_node import plan_nodes, server_properties
@@ -268,3 +268,36 @@ def test_the_stack_ca_signs_a_certificate_for_its_host_and_its_key_is_not_kept(t
     assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     moved = certificates.ensure_certificates(tmp_path, "10.1.2.3")  # another host: a new CA and certificate
     assert moved.ca.read_bytes() != ca.public_bytes(Encoding.PEM)
+
+
+def test_the_oidc_realm_gives_each_principal_with_a_registry_role_a_client_holding_that_role() -> None:
+    passwords = {p.name: f"secret-of-{p.name}" for p in principals.PRINCIPALS}
+
+    made = oidc.realm(passwords)
+
+    clients = {client["clientId"]: client for client in made["clients"]}
+    roles = {user["serviceAccountClientId"]: user["realmRoles"] for user in made["users"]}
+    holders = {p.name: p.registry_role.value for p in principals.PRINCIPALS if p.registry_role is not None}
+    assert set(clients) == {*holders, oidc.REGISTRY_CLIENT}
+    assert roles == {name: [role] for name, role in holders.items()}
+    assert all(clients[name]["secret"] == passwords[name] for name in holders)
+    assert all(clients[name]["serviceAccountsEnabled"] and not clients[name]["publicClient"] for name in holders)
+    assert "generator" not in clients and roles["converter"] == ["sr-readonly"]
+
+
+def test_the_secure_registry_requires_a_login_and_enforces_roles_and_clients_get_registry_credentials(
+    tmp_path: Path,
+) -> None:
+    server = oidc.OidcServer(tmp_path / "oidc", 8180)
+    security.write_registry_settings(
+        tmp_path, security.Credential("admin", "s3cret"), None, oidc.registry_settings(server)
+    )
+    text = (tmp_path / "config" / "application.properties").read_text()
+
+    assert "quarkus.oidc.tenant-enabled=true" in text
+    assert f"quarkus.oidc.token-path={server.token_url}" in text
+    assert "apicurio.authn.basic-client-credentials.enabled=true" in text
+    assert "apicurio.auth.role-based-authorization=true" in text
+    converter = security.Credential("converter", "pw").environment()
+    assert (converter["KDP_REGISTRY_USER"], converter["KDP_REGISTRY_PASSWORD"]) == ("converter", "pw")
+    assert "KDP_REGISTRY_USER" not in security.Credential("generator", "pw").environment()
