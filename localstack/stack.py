@@ -633,7 +633,9 @@ def _security_mismatch(home: Path, secure: bool) -> str:
 
 
 def _component_name(pid_file: Path) -> str:
-    return "registry" if pid_file.parent.name == "registry" else f"kafka {pid_file.parent.name}"
+    if pid_file.parent.name in ("registry", "oidc"):
+        return "OIDC server" if pid_file.parent.name == "oidc" else "registry"
+    return f"kafka {pid_file.parent.name}"
 
 
 def _say_if_recording(options: list[str], what: str) -> None:

@@ -43,7 +43,7 @@ AUTHORIZATION_FAILURES = {
 AUTHENTICATION_FAILURES = frozenset({KafkaError._AUTHENTICATION, KafkaError.SASL_AUTHENTICATION_FAILED})
 REGISTRY_REFUSALS = {
     401: "could not log in (check KDP_REGISTRY_USER and KDP_REGISTRY_PASSWORD)",
-    403: "has no registry role that allows this request",
+    403: "has no registry role that allows this request (converters only read: provisioning registers schemas)",
 }
 
 

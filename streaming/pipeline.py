@@ -32,7 +32,7 @@ SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
 PROCESSED_SCHEMA = SCHEMAS / "processed-data-value.avsc"
 
 
-FORBIDDEN = 403
+FORBIDDEN, NOT_FOUND = 403, 404
 
 
 def register_output_schema(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> WireFormatEncoder:
@@ -51,7 +51,12 @@ def register_output_schema(settings: Settings, schema_path: Path = PROCESSED_SCH
         if error.http_status_code != FORBIDDEN:
             raise
         # Read-only registry credentials (the secure stack's converters): the control plane registered it.
-        found = client.lookup_schema(subject, Schema(schema_str, "AVRO")).schema_id
+        try:
+            found = client.lookup_schema(subject, Schema(schema_str, "AVRO")).schema_id
+        except SchemaRegistryError as missing:
+            if missing.http_status_code != NOT_FOUND:
+                raise
+            raise error from None  # not registered yet, and these credentials may not: the refusal says so
         if found is None:  # pragma: no cover - a registry breaking its API
             raise
         schema_id = found

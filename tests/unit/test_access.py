@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import ResourcePatternType, ResourceType
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from kdp import cli
 from localstack.principals import principal
@@ -109,3 +110,14 @@ def test_kdp_ends_a_refused_command_with_one_line_and_exit_code_2(
     assert printed.err.splitlines() == [
         "kdp replay: refused: principal 'generator' is not authorized to use a group (GROUP_AUTHORIZATION_FAILED)"
     ]
+
+
+@pytest.mark.parametrize(("status", "says"), [(401, "could not log in"), (403, "no registry role")])
+def test_a_refusal_of_the_schema_registry_names_the_user_and_what_is_missing(status: int, says: str) -> None:
+    refused = SchemaRegistryError(status, status * 100, "User is not authorized")
+
+    line = access.refusal_line(refused, Settings(registry_user="converter"))
+
+    assert line is not None and line.startswith("refused by the schema registry: 'converter'")
+    assert says in line and f"HTTP {status}" in line
+    assert access.refusal_line(SchemaRegistryError(404, 40401, "not found"), SETTINGS) is None
