@@ -26,6 +26,7 @@ from localstack.ports import config_on_free_ports
 from localstack.stack import LocalStack, StackInfo
 
 STACK_ENVIRONMENT = ("KDP_BOOTSTRAP", "KDP_REGISTRY_URL")
+SECURE_START_TIMEOUT = 600.0
 
 # CI runs the same property-test examples every time (a red build must be reproducible); local runs
 # keep exploring new ones and remember failures in .hypothesis/.
@@ -93,7 +94,8 @@ def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo
 
     local = LocalStack(config_on_free_ports(tmp_path_factory.mktemp("secure") / "kdp-home"))
     try:
-        info = local.up(secure=True)
+        # Three JVMs one after the other (Kafka, the OIDC server, the registry): minutes on a loaded machine.
+        info = local.up(secure=True, timeout=SECURE_START_TIMEOUT)
         provision_as_provisioning(info)
         yield info
     finally:

@@ -391,17 +391,18 @@ def _command_lines() -> list[str]:
 # ---------------------------------------------------------------------------------------- registry roles
 
 
+@pytest.mark.parametrize("control_plane_principal", ["provisioning", "schema"])
 def test_the_registry_lets_the_control_plane_change_the_contract_and_converters_only_read_it(
-    secure_stack: StackInfo,
+    secure_stack: StackInfo, control_plane_principal: str
 ) -> None:
     """Roles from the OIDC server: `converter` (sr-readonly) is refused registering a schema and changing a
-    subject's compatibility (HTTP 403) and may read; `provisioning` (sr-developer) may do both; a wrong password
-    is not logged in (HTTP 401)."""
+    subject's compatibility (HTTP 403) and may read; the provisioning job's and the schema workflow's principals
+    (sr-developer) may do both; a wrong password is not logged in (HTTP 401)."""
     subject = f"roles-{uuid.uuid4().hex[:8]}-value"
     fields = [{"name": "user_id", "type": "string"}]
     schema = Schema(json.dumps({"type": "record", "name": "Probe", "fields": fields}), "AVRO")
     converter = SchemaRegistryClient(_settings(secure_stack, "converter").registry_config())
-    control_plane = SchemaRegistryClient(_settings(secure_stack, "provisioning").registry_config())
+    control_plane = SchemaRegistryClient(_settings(secure_stack, control_plane_principal).registry_config())
 
     with pytest.raises(SchemaRegistryError) as not_registered:
         converter.register_schema(subject, schema)
