@@ -10,11 +10,11 @@ BIN := $(VENV)/bin
 # Then the converter's native kernel (native/: Rust through PyO3, built by maturin, pinned in native/pyproject.toml
 # and native/Cargo.lock; about 40 s): optional, built only when a Rust toolchain is found (cargo on PATH or in
 # ~/.cargo/bin); without one, or if its build fails, the converter uses the pure-Python path (streaming/native_path.py).
-NATIVE_SOURCES := native/pyproject.toml native/Cargo.toml native/Cargo.lock native/src/lib.rs
+NATIVE_SOURCES := native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 $(BIN)/.installed: pyproject.toml constraints.txt $(NATIVE_SOURCES)
 	@echo "installing the project into $(VENV) (log: $(VENV)/install.log)"
 	@$(PYTHON) -m venv $(VENV)
-	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -c constraints.txt -e '.[dev]'; } \
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -c constraints.txt -e '.[dev,local]'; } \
 		> $(VENV)/install.log 2>&1 || { cat $(VENV)/install.log; exit 1; }
 	@$(BIN)/pip uninstall --yes --quiet kdp-native > /dev/null 2>&1; export PATH="$$PATH:$$HOME/.cargo/bin"; \
 	if ! command -v cargo > /dev/null; then \
@@ -75,19 +75,24 @@ stack-up: install
 stack-down: install
 	$(BIN)/kdp stack down
 
-## make dev: the local stack plus the Dagster UI and daemon on http://localhost:3000 (`dg dev`)
-dev: stack-up $(DAGSTER_HOME)/dagster.yaml
-	DAGSTER_HOME=$(DAGSTER_HOME) $(BIN)/dg dev
+## make dev: the local stack plus the Dagster UI and daemon on http://localhost:3000: `dagster dev` loads
+## workspace.yaml (`dg dev` loads the same code location through pyproject's [tool.dg]). The resources read
+## KDP_BOOTSTRAP and KDP_REGISTRY_URL: those `kdp stack up` prints, unless they are set already.
+dev: install $(DAGSTER_HOME)/dagster.yaml
+	@set -o pipefail; stack_env="$$($(BIN)/kdp stack up | sed -n 's/^  export //p')" || exit 1; \
+	for pair in $$stack_env; do name="$${pair%%=*}"; [ -n "$${!name:-}" ] || export "$$pair"; done; \
+	DAGSTER_HOME=$(DAGSTER_HOME) exec $(BIN)/dagster dev -w workspace.yaml
 
 ## make bench: every benchmark side by side, peers included, written to bench/RESULTS.md (11 min at load 8-20,
-## 23 min at load 15-40, measured 2026-11-30); the first run on a machine also builds the Quix Streams peer's venv (2 min)
+## 23 min at load 15-40, measured 2026-11-30), plus the hourly insights' section (`python -m bench.insights` on its own:
+## about 5 min, most of it writing the 4 M records it reads); the first run on a machine also builds the Quix Streams peer's venv (2 min)
 bench: stack-up
 	$(BIN)/python -m bench.run
 
 ## make lock: re-pin every dependency after changing pyproject.toml
 lock:
 	rm -rf /tmp/kdp-lock && $(PYTHON) -m venv /tmp/kdp-lock
-	/tmp/kdp-lock/bin/pip install --quiet --upgrade pip && /tmp/kdp-lock/bin/pip install --quiet '.[dev,deploy]'
+	/tmp/kdp-lock/bin/pip install --quiet --upgrade pip && /tmp/kdp-lock/bin/pip install --quiet '.[dev,deploy,local]'
 	/tmp/kdp-lock/bin/pip freeze --exclude-editable | grep -v '^kafka-data-pipeline' > constraints.txt
 
 clean:

@@ -143,6 +143,12 @@ def _latency(results: dict[str, Any], threshold: float, delivery: str = "at-leas
             f"linger ({PRODUCER_DEFAULTS['linger.ms']} ms), the broker's append and the consumer's fetch, and the "
             "converter finishing the batch before (the batch-to-visible half again, commit included)."
         )
+    held, stages = latency.get("p99_held_by_over_runs"), latency.get("stages_over_runs") or {}
+    if held in stages:
+        text += (
+            f" Of a batch's own stages, {held} has the largest p99: {stages[held]['p99_ms']} ms per batch (median "
+            "over the runs; the stage table has them all)."
+        )
     if delivery == "exactly-once":
         text += (
             " Exactly-once output becomes visible only when its transaction commits, so the commit's round trips "

@@ -6,6 +6,10 @@ the `KDP_*` environment, delivery mode from `KDP_DELIVERY`), subscribes, runs un
 pass-through wrapper of the consumer that reads the clock once per batch: it adds one Python call per
 batch of thousands of messages, nothing per message.
 
+Its batches' stages (poll, convert, produce, flush, commit: `streaming.observer`) are timed into the converter's
+own metrics, as `kdp stream` times them, and reported summed over the run (`stage_seconds`): where a throughput
+run's time went, e.g. how much of an exactly-once run waited for its transactions' commits.
+
 `--profile FILE` runs the loop under cProfile from its first batch on and writes the stats to FILE (see
 `bench.profile`).
 The stock-serializer baseline reuses `run_converter` with another encoder, so the two differ only there.
@@ -21,7 +25,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from bench.stages import stage_totals
 from bench.subject import Stopwatch, report
+from streaming.metrics import ConverterMetrics
 from streaming.pipeline import open_converter
 from streaming.settings import Settings
 
@@ -29,9 +35,9 @@ from streaming.settings import Settings
 class BatchClock:
     """Wraps the converter's consumer and marks the first batch consumed and the end of every batch.
 
-    The converter calls `consume()` once per batch, and only once the previous batch is produced, durable
-    and committed (or rewound), so entering `consume()` after a non-empty batch is the end of that batch's
-    commit. Every other attribute is the real consumer's.
+    The converter polls a batch only once the previous one is produced, durable and its offsets committed
+    (at-least-once: handed to an asynchronous commit) or rewound, so entering `consume()` after a non-empty
+    batch is the end of that batch's commit. Every other attribute is the real consumer's.
     """
 
     def __init__(self, consumer: Any, stopwatch: Stopwatch, on_first_batch: Callable[[], object] | None = None) -> None:
@@ -64,7 +70,10 @@ def run_converter(subject: str, args: argparse.Namespace, **open_options: Any) -
     """Open, subscribe, run (profiled when asked), close, report; `open_options` go to `open_converter`."""
     settings = Settings.from_env()
     stopwatch = Stopwatch()
-    converter = open_converter(settings, instance=args.instance, log_every=args.log_every, **open_options)
+    metrics = ConverterMetrics(process_metrics=False)
+    converter = open_converter(
+        settings, instance=args.instance, log_every=args.log_every, observer=metrics, **open_options
+    )
     profiler = cProfile.Profile() if args.profile else None
     # The profile starts with the first batch: joining the group and the first fetch are no hot path.
     clock = BatchClock(converter.consumer, stopwatch, on_first_batch=profiler.enable if profiler else None)
@@ -90,6 +99,7 @@ def run_converter(subject: str, args: argparse.Namespace, **open_options: Any) -
         batches=summary.batches,
         redone_batches=summary.redone_batches,
         profiled=bool(profiler),
+        stage_seconds=stage_totals(metrics),
     )
 
 

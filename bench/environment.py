@@ -64,7 +64,7 @@ def code_revision(repository: Path) -> str:
 
 def describe(repository: Path, bootstrap: str) -> dict[str, Any]:
     """Machine and versions, for the results' first section."""
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in PACKAGES:
         try:
             versions[package] = metadata.version(package)

@@ -52,11 +52,12 @@ from confluent_kafka import Message, Producer
 from streaming import fast_path, native_path
 from streaming.conversion import Convert, ConvertBatch, Converted, reference_converter
 from streaming.delivery import ProducerDelivery
-from streaming.encoding import WireFormatEncoder
+from streaming.encoding import WireFormatEncoder, wire_header
 from streaming.events import EventFactory, IrregularityRates
 from streaming.records import Reason, Rejection
 from streaming.router import BatchRouter
-from streaming.transform import MIN_EVENT_TIME_MS, _decode_event, transform
+from streaming.rules import codegen
+from streaming.transform import MIN_EVENT_TIME_MS, REFERENCE, transform
 
 BATCH_SIZE = 5000  # the converter's default (KDP_BATCH_SIZE)
 RUN = 500  # messages of one partition in a row
@@ -78,44 +79,51 @@ def over(convert: Convert, values: list[bytes | None]) -> Callable[[], int]:
 
 
 #: Where the fused function is cut to time it in stages: after the line containing each marker, it returns.
-#: (Markers in `streaming.fast_path._USUAL`; a marker not found drops its row, never the run.)
+#: (Markers in the generated engine, `streaming/rules/generated_fast_path.py`, for the repository's declaration;
+#: a marker not found drops its row, never the run.)
 FUSED_STAGES = (
     ("type, size and ASCII checks", "value.isascii():"),
     ("+ typed JSON decode", "e = decode_event(value)"),
-    ("+ timestamp, UUIDs, state", "device_type = e.device_type"),
-    ("+ device type and app version memo", "version = APP_VERSIONS.get(app_version)"),
-    ("+ IP address (inet_pton, class)", "ip_class = V4_BY_FIRST_OCTET[packed[0]]"),
-    ("+ event time window", "major, minor, patch = version"),
+    ("+ UUIDs, device type memo, state", "in CODES"),
+    ("+ IP address (inet_pton, class)", "V4_BY_FIRST_OCTET[packed[0]]"),
+    ("+ app version memo", "_app_version_patch = p"),
+    ("+ event time window", ">= oldest_ms:"),
 )
+
+
+def generated(encoder: WireFormatEncoder, source: str, label: str) -> tuple[Convert, Convert, ConvertBatch]:
+    """(usual, convert, convert_batch) of the generated engine `source` (the repository's declaration)."""
+    names: dict = {}
+    exec(compile(source, label, "exec"), names)  # noqa: S102 - bench only: the generator's own code, cut
+    return names["build"](wire_header(encoder.schema_id), reference_converter(encoder), REFERENCE)  # type: ignore[no-any-return]
 
 
 def fused_up_to(encoder: WireFormatEncoder, marker: str) -> Convert | None:
     """The fused function returning None right after the line with `marker`: what it costs up to there."""
-    source, names = fast_path.fused_source(encoder)
+    source = codegen.engine_source(REFERENCE.rules)
     lines = source.splitlines()
-    at = next((i for i, line in enumerate(lines) if marker in line), None)
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("def convert("))
+    at = next((i for i, line in enumerate(lines) if i > start and marker in line), None)
     if at is None:
         return None
     nested = lines[at].rstrip().endswith(":")
     indent = len(lines[at + 1 if nested else at]) - len(lines[at + 1 if nested else at].lstrip())
     cut = [*lines[: at + 1], " " * indent + "return None", *lines[at + 1 :]]
-    exec(compile("\n".join(cut), f"<fused up to {marker}>", "exec"), names)  # noqa: S102 - bench only
-    return names["convert"]
+    return generated(encoder, "\n".join(cut), f"<fused up to {marker}>")[1]
 
 
 def batch_up_to(encoder: WireFormatEncoder, marker: str) -> ConvertBatch | None:
     """The fused `convert_batch` going on to the next message right after the line with `marker`."""
-    source, names = fast_path.fused_source(encoder)
+    source = codegen.engine_source(REFERENCE.rules)
     lines = source.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("def convert_batch"))
+    start = next(i for i, line in enumerate(lines) if line.lstrip().startswith("def convert_batch"))
     at = next((i for i, line in enumerate(lines) if i > start and marker in line), None)
     if at is None:
         return None
     nested = lines[at].rstrip().endswith(":")
     indent = len(lines[at + 1 if nested else at]) - len(lines[at + 1 if nested else at].lstrip())
     cut = [*lines[: at + 1], " " * indent + "continue", *lines[at + 1 :]]
-    exec(compile("\n".join(cut), f"<fused batch up to {marker}>", "exec"), names)  # noqa: S102 - bench only
-    return names["convert_batch"]
+    return generated(encoder, "\n".join(cut), f"<fused batch up to {marker}>")[2]
 
 
 def as_batches(values: list[bytes | None]) -> list[list[Message]]:
@@ -200,6 +208,7 @@ def steps(values: list[bytes | None], encoder: WireFormatEncoder) -> list[tuple[
     with_fastavro = WireFormatEncoder(encoder.schema_id, encoder.schema, mode="fastavro").encode
 
     rejection = Rejection(Reason.EMPTY, "a bare call")
+    decode_event = REFERENCE.decode_event
 
     def call_only(
         value: bytes | None, topic: str, partition: int, offset: int, now_ms: int, oldest_ms: int
@@ -208,7 +217,7 @@ def steps(values: list[bytes | None], encoder: WireFormatEncoder) -> list[tuple[
 
     def decode_only() -> int:
         for value in usual:
-            _decode_event(value)  # type: ignore[arg-type]  # one that became a record has a value
+            decode_event(value)  # type: ignore[arg-type]  # one that became a record has a value
         return len(usual)
 
     def transform_only() -> int:

@@ -14,7 +14,11 @@ from confluent_kafka import Consumer, ConsumerGroupState, KafkaException, TopicP
 from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from orchestration.schema.registry import register_value_schema
+from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.schema_registry import load_schema
 from streaming.settings import Settings
+from streaming.topics import value_subject
 
 
 def create_topics(settings: Settings, names: Iterable[str], partitions: int) -> None:
@@ -25,6 +29,13 @@ def create_topics(settings: Settings, names: Iterable[str], partitions: int) -> 
     futures = admin.create_topics([NewTopic(name, partitions, replication) for name in names], operation_timeout=30)
     for future in futures.values():
         future.result()
+
+
+def register_output_schema(settings: Settings, output_topic: str) -> None:
+    """Register the output schema under `output_topic`'s subject, as provisioning does: converters only look
+    it up."""
+    client = SchemaRegistryClient(settings.registry_config())
+    register_value_schema(client, value_subject(output_topic), load_schema(PROCESSED_SCHEMA))
 
 
 def delete_run_artifacts(settings: Settings, prefix: str) -> list[str]:

@@ -15,6 +15,11 @@ Clocks, all this machine's wall clock in milliseconds:
   finishing its previous batch: it does not wait to fill one) and batch start -> visible (convert, produce,
   flush and commit, fetch).
 
+Where the converter's batches spend their time comes from the converter itself: it runs with a metrics port,
+and its stage histograms (poll, convert, produce, flush, commit per batch) are scraped once the output is read,
+before it is stopped (`bench.stages`); `p99_held_by` names the stage of the batch's own work with the largest
+p99.
+
 Only processed records are timed (dead letters carry no `processed_at`); they are about 95 % of events.
 The converter is started and its group is stable before the first event is produced, so no start-up or
 backlog is measured.
@@ -26,18 +31,19 @@ import io
 import json
 import math
 import signal
+import socket
 import subprocess
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import fastavro
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from bench import runner
-from bench.kafka_admin import create_topics, end_offsets, wait_for_stable_group
+from bench import runner, stages
+from bench.kafka_admin import create_topics, end_offsets, register_output_schema, wait_for_stable_group
 from streaming.pipeline import PROCESSED_SCHEMA
 from streaming.settings import Settings
 
@@ -88,6 +94,21 @@ def _without_logical_types(schema: Any) -> Any:
     return schema
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _stage_summary(port: int) -> dict[str, Any]:
+    """The converter's stage figures (`bench.stages`), or the reason they could not be read."""
+    try:
+        summary = stages.summarise_stages(stages.scrape(port))
+    except OSError as error:
+        return {"stages_error": f"{type(error).__name__}: {error}"}
+    return {"stages_ms": summary, "p99_held_by": stages.holder(summary)}
+
+
 def _source_timestamps(settings: Settings, topic: str) -> dict[tuple[int, int], int]:
     """CreateTime of every message of `topic`, by (partition, offset)."""
     ends = end_offsets(settings, topic)
@@ -101,6 +122,7 @@ def _source_timestamps(settings: Settings, topic: str) -> dict[tuple[int, int], 
                 if message.error():
                     continue
                 partition, offset = message.partition(), message.offset()
+                assert partition is not None and offset is not None  # set on every consumed message
                 stamps[(partition, offset)] = message.timestamp()[1]
                 if offset + 1 >= remaining.get(partition, math.inf):
                     del remaining[partition]
@@ -134,9 +156,10 @@ def _read_output(
                 if generator.poll() is not None and time.monotonic() - last_seen > IDLE_END_S:
                     break
                 continue
-            if message.error():
+            value = message.value()
+            if message.error() or value is None:
                 continue
-            append((now() * 1000, message.value()))
+            append((now() * 1000, value))
             last_seen = time.monotonic()
     finally:
         consumer.close()
@@ -163,7 +186,9 @@ def measure_latency(
     source = f"{run_id}-latency-{mode}-src"
     lane = runner.Lane.for_subject(run_id, f"latency-{mode}", source)
     create_topics(settings, [source, *lane.topics], partitions)
+    register_output_schema(settings, lane.output)
     environment = {**lane.environment(delivery), **(extra_environment or {})}
+    metrics_port = _free_port()
     converter_command = [
         sys.executable,
         "-m",
@@ -172,6 +197,8 @@ def measure_latency(
         # No --instance: a static member does not leave its group when it stops, and the clean-up deletes it.
         "--log-every",
         "5",
+        "--metrics-port",
+        str(metrics_port),
     ]
     converter = runner.start(converter_command, environment, logs / f"latency-{mode}-converter.log")
     try:
@@ -182,6 +209,7 @@ def measure_latency(
         generator = runner.start(generator_command, environment, logs / f"latency-{mode}-generator.log")
         received = _read_output(settings, lane.output, generator, deadline=time.monotonic() + seconds + 120)
         generator_output, _ = generator.communicate(timeout=60)
+        stage_figures = _stage_summary(metrics_port)
     finally:
         converter.send_signal(signal.SIGTERM)
         try:
@@ -194,7 +222,7 @@ def measure_latency(
     schema = fastavro.parse_schema(_without_logical_types(json.loads(PROCESSED_SCHEMA.read_text())))
     total, to_batch, batch_to_visible = [], [], []
     for visible_ms, value in received:
-        record = fastavro.schemaless_reader(io.BytesIO(value[5:]), schema)
+        record = cast(dict[str, Any], fastavro.schemaless_reader(io.BytesIO(value[5:]), schema))
         source_ms = produced_at.get((record["source_partition"], record["source_offset"]))
         if source_ms is None:
             continue
@@ -213,6 +241,7 @@ def measure_latency(
         "latency_ms": distribution(total),
         "produced_to_batch_start_ms": distribution(to_batch),
         "batch_start_to_visible_ms": distribution(batch_to_visible),
+        **stage_figures,
         "topics": {"source": source, "output": lane.output},
         "commands": {"converter": " ".join(converter_command[1:]), "generator": " ".join(generator_command[1:])},
     }
@@ -233,7 +262,8 @@ def measure_latency_repeated(
     """`measure_latency` `repetitions` times, one after the other (fresh topics and group each time).
 
     Returns the first run's fields (offered load, commands, the split of the first run), every run's
-    distribution under `runs`, and `over_runs` (`summarise_runs`): min / median / max of each statistic.
+    distribution under `runs`, `over_runs` (`summarise_runs`): min / median / max of each statistic, and
+    `stages_over_runs`: each stage's figures as a median over the runs, with the stage that holds the p99.
     """
     runs = [
         measure_latency(
@@ -252,6 +282,18 @@ def measure_latency_repeated(
     return {
         **runs[0],
         "repetitions": repetitions,
-        "runs": [{key: run[key] for key in ("achieved_msg_per_s", "timed_records", "latency_ms")} for run in runs],
+        "runs": [
+            {key: run.get(key) for key in ("achieved_msg_per_s", "timed_records", "latency_ms", "p99_held_by")}
+            for run in runs
+        ],
         "over_runs": summarise_runs(runs),
+        **_stages_over_runs(runs),
     }
+
+
+def _stages_over_runs(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    measured = [run["stages_ms"] for run in runs if run.get("stages_ms")]
+    if not measured:
+        return {}
+    summary = stages.median_over_runs(measured)
+    return {"stages_over_runs": summary, "p99_held_by_over_runs": stages.holder(summary)}

@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from bench import insights
 from bench.peers import PEERS
 from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, RATIOS, SEED, STOCK
 
@@ -166,6 +167,25 @@ def latency_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
     return _rows(headers, rows, markdown)
 
 
+def stage_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
+    """Per mode and stage of a batch, the latency runs' medians (`bench.stages`), and which stage holds the p99."""
+    rows = []
+    for mode, data in results.get("latency", {}).items():
+        if _problem(data) or not data.get("stages_over_runs"):
+            continue
+        held = data.get("p99_held_by_over_runs")
+        for stage, figures in data["stages_over_runs"].items():
+            rows.append([
+                mode, stage, _number(figures.get("batches")), _number(figures.get("mean_ms"), 2),
+                _number(figures.get("p50_ms"), 2), _number(figures.get("p99_ms"), 2),
+                "holds the p99" if stage == held else "",
+            ])  # fmt: skip
+    if not rows:
+        return ["not measured"]
+    headers = ["delivery", "stage", "batches", "mean ms", "p50 ms", "p99 ms", ""]
+    return _rows(headers, rows, markdown)
+
+
 def cadence_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
     section = results.get("cadence", {})
     if not section:
@@ -265,6 +285,7 @@ def print_table(results: dict[str, Any]) -> None:
         ("Ratios", ratio_table(results)),
         ("Ours and the pass-through, side by side", pairs_table(results)),
         ("Latency (ms, min / median / max over runs)", latency_table(results)),
+        ("Latency: stages of a batch (ms, median over runs)", stage_table(results)),
         ("Exactly-once cadence", cadence_table(results)),
         ("Scaling (at-least-once, one group)", scaling_table(results)),
         ("Targets", target_table(results)),
@@ -351,6 +372,14 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         *latency_table(results, markdown=True),
         "",
+        "Per batch, where the converter's time goes (its `kdp_batch_stage_seconds` histograms, scraped after each run; "
+        "median over the runs; p50 and p99 estimated within the histogram's buckets). *poll* is the wait for the "
+        "batch's first message (mostly idle time at this load); *flush* waits for the outputs' acknowledgements; "
+        "*commit* is the offset commit (at-least-once: handed over asynchronously; exactly-once: the transaction's "
+        "commit, once per transaction). The stage of the batch's own work with the largest p99 holds the tail.",
+        "",
+        *stage_table(results, markdown=True),
+        "",
         "## Exactly-once cadence: latency against throughput",
         "",
         f"Our exactly-once converter with `KDP_COMMIT_INTERVAL_MS` set to each value (`default`: unset): msg/s and "
@@ -379,7 +408,8 @@ def markdown(results: dict[str, Any]) -> str:
     for t in results.get("targets", []):
         if t.get("limits"):
             out += [f"- **{t['label']}**: {t['limits']}", ""]
-    out += ["## CPU profile of the converter", "", _profile_text(results)]
+    out += ["## CPU profile of the converter", "", _profile_text(results), ""]
+    out += insights.section(results.get("insights"))
     errors = results.get("errors", {})
     if errors:
         out += ["", "## Sections that failed", ""] + [f"- {name}: {message}" for name, message in errors.items()]

@@ -12,6 +12,8 @@ Steps, in order (each subject a separate process on the same backlog, with its o
    times each (`bench.latency`), and the exactly-once cadence table (`bench.cadence`);
 4. scaling over 1, 2, 3 processes (`bench.scaling`);
 5. a CPU profile over `--profile-events` messages (`bench.profile`);
+6. the hourly insights over `--insights-records` records, beside our at-least-once converter's CPU per
+   message of step 2 (`bench.insights`; about 4 minutes, most of it writing the 4 M records it reads);
 then ratios, target verdicts and their explanations (`bench.targets`, `bench.analysis`), written to
 `<out-dir>/results.json` and `--results-md` and printed (`bench.report`). Peak memory comes with every
 subject's report (`bench.memory`).
@@ -38,9 +40,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import analysis, cadence, environment, report, runner
+from bench import analysis, cadence, environment, insights, report, runner
 from bench.backlog import fill_backlog
-from bench.kafka_admin import create_topics, delete_run_artifacts
+from bench.kafka_admin import create_topics, delete_run_artifacts, register_output_schema
 from bench.kafka_perf import KafkaPerfTools, KafkaPerfUnavailable, write_payload_file
 from bench.latency import measure_latency_repeated
 from bench.peers import PEERS, Peer
@@ -50,7 +52,7 @@ from bench.scaling import measure_scaling
 from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, SEED, STOCK, pair, ratios, summarise_pairs, verdicts
 from streaming.settings import Settings
 
-STEPS = ("pairs", "kafka-perf", "peers", "latency", "cadence", "scaling", "profile")
+STEPS = ("pairs", "kafka-perf", "peers", "latency", "cadence", "scaling", "profile", "insights")
 BENCH = Path(__file__).resolve().parent
 
 
@@ -74,6 +76,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--cadence-seconds", type=float, default=10.0, help="per latency run of the cadence table")
     parser.add_argument("--scaling", default="1,2,3", help="process counts (default 1,2,3)")
     parser.add_argument("--profile-events", type=int, default=200_000, help="messages profiled (default 200,000)")
+    parser.add_argument(
+        "--insights-records", type=int, default=2_000_000, help="records of the insights' hour (default 2,000,000)"
+    )
+    parser.add_argument(
+        "--insights-users", type=int, default=100_000, help="distinct users of that hour (default 100,000)"
+    )
+    parser.add_argument(
+        "--insights-many-users",
+        type=int,
+        default=2_000_000,
+        help="records and distinct users of the insights' second hour, for its peak RSS (default 2,000,000)",
+    )
     parser.add_argument("--skip", default="", help=f"comma-separated steps to leave out: {', '.join(STEPS)}")
     parser.add_argument("--out-dir", type=Path, default=BENCH / "out", help="results.json, logs, profile")
     parser.add_argument("--results-md", type=Path, default=BENCH / "RESULTS.md", help="the Markdown report")
@@ -125,6 +139,9 @@ class Run:
                 "cadence_seconds": args.cadence_seconds,
                 "scaling": args.scaling,
                 "profile_events": args.profile_events,
+                "insights_records": args.insights_records,
+                "insights_users": args.insights_users,
+                "insights_many_users": args.insights_many_users,
                 "skipped": sorted(args.skip),
             },
             "commands": {"run": shlex.join(["python", "-m", "bench.run", *argv])},
@@ -162,6 +179,7 @@ class Run:
         """Run one throughput subject on the backlog, in its own lane (with `python`, default the harness's)."""
         lane = runner.Lane.for_subject(self.run_id, key, self.backlog_topic)
         create_topics(self.settings, lane.topics, self.args.partitions)
+        register_output_schema(self.settings, lane.output)
         command = [python or sys.executable, "-m", module, *args]
         environment = {**lane.environment(delivery), **(extra_environment or {})}
         result = runner.run(command, environment, self.logs / f"{key}.log", self.args.subject_timeout)
@@ -319,6 +337,20 @@ class Run:
             ]
             results["scaling"] = [r for r in runs if "error" not in r]
         results["profile"] = skipped if "profile" in args.skip else self.step("profile", self.profile)
+        results["insights"] = (
+            skipped
+            if "insights" in args.skip
+            else self.step(
+                "insights",
+                insights.measure,
+                settings,
+                self.run_id,
+                results["throughput"][OURS_ALO],
+                args.insights_records,
+                args.insights_users,
+                args.insights_many_users,
+            )
+        )
 
     def conclude(self) -> None:
         results = self.results

@@ -14,14 +14,12 @@ converters that register a new subject at the same moment can collide in the reg
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from bench import runner
-from bench.kafka_admin import create_topics
+from bench.kafka_admin import create_topics, register_output_schema
 from bench.subject import SubjectReport
-from streaming.pipeline import register_output_schema
 from streaming.settings import Settings
 
 
@@ -45,7 +43,7 @@ def measure_scaling(
     """Run `processes` converters at-least-once in one group over `source`; aggregate and per process."""
     lane = runner.Lane.for_subject(run_id, f"scale{processes}", source)
     create_topics(settings, lane.topics, partitions)
-    register_output_schema(replace(settings, source_topic=lane.source, output_topic=lane.output, dlq_topic=lane.dlq))
+    register_output_schema(settings, lane.output)
     log_paths = [logs / f"scale{processes}-{i}.log" for i in range(1, processes + 1)]
     started = [
         runner.start(

@@ -3,9 +3,10 @@
 Each subcommand registers itself through an `add_*_parser(subparsers)` function that lives beside its code
 and sets `handler` (namespace -> exit code). Importing this module stays cheap: the heavy modules are
 imported by the handler that needs them. Long-running handlers stop on SIGINT/SIGTERM through
-`streaming.shutdown`; a Ctrl-C anywhere else ends the command with exit code 130. A refusal of the cluster (a
-missing ACL, a failed login) ends it with one line naming the principal, the resource and the operation
-(`streaming.access`), and exit code 2.
+`streaming.shutdown`; a Ctrl-C anywhere else ends the command with exit code 130. A bad setting, or a Kafka or
+registry that does not answer, ends it with one line naming the setting and exit code 2; so does a refusal of
+the cluster (a missing ACL, a failed login), naming the principal, the resource and the operation
+(`streaming.access`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 from collections.abc import Sequence
 
 from kdp.demo import add_demo_parser
+from kdp.schema_cli import add_schema_parser
 from localstack.cli import add_stack_parser
 from streaming.converter_cli import add_stream_parser
 from streaming.generator_cli import add_generate_parser
@@ -32,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_stream_parser(subparsers)
     add_tail_parser(subparsers)
     add_replay_parser(subparsers)
+    add_schema_parser(subparsers)
     add_demo_parser(subparsers)
     return parser
 
@@ -44,12 +47,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     from streaming.access import refusal_line
-    from streaming.settings import SettingsError
+    from streaming.schema_registry import SchemaNotRegisteredError
+    from streaming.settings import ServiceUnreachableError, SettingsError
 
     try:
         return int(args.handler(args) or 0)
     except SettingsError as error:
         print(f"kdp: configuration error: {error}", file=sys.stderr)
+        return 2
+    except ServiceUnreachableError as error:
+        print(f"kdp: {error}", file=sys.stderr)
+        return 2
+    except SchemaNotRegisteredError as error:  # a converter or a replay refusing to start: nothing was changed
+        print(f"kdp {args.command}: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

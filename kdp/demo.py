@@ -107,6 +107,8 @@ def _stack_step() -> bool:
     started = time.monotonic()
     if os.environ.get("KDP_BOOTSTRAP"):
         settings = Settings.from_env()
+        # The Dagster run's resources require both addresses; the registry's may be left at its default here.
+        os.environ.setdefault("KDP_REGISTRY_URL", settings.registry_url)
         _step("stack", f"Kafka {settings.bootstrap}, registry {settings.registry_url} (from KDP_BOOTSTRAP)", 0.0)
         return True
     from localstack.config import StackConfig

@@ -3,13 +3,14 @@
 `kdp/cli.py` mounts it with `add_stack_parser(subparsers)`; the parsed namespace carries `handler`,
 which runs the action and returns the exit code. `python -m localstack up|down|status|logs` offers the same
 actions without the `kdp` entry point. Progress goes to stderr (through logging), results to stdout, a
-`StackError` becomes one `error:` message and exit code 1.
+`StackError` becomes one `error:` message and exit code 1 (2 for a `MissingPrerequisiteError`).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -23,9 +24,10 @@ from localstack.config import (
     ENV_REGISTRY_PORT,
     StackConfig,
 )
-from localstack.errors import StackError
+from localstack.errors import MissingPrerequisiteError, StackError
 from localstack.kafka_node import MAX_NODES
 from localstack.logfiles import tail
+from localstack.monitoring import Monitoring
 from localstack.stack import DEFAULT_TIMEOUT, LocalStack, StackInfo
 
 DESCRIPTION = (
@@ -56,6 +58,13 @@ def add_stack_actions(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="TLS with a CA made at start, SASL/SCRAM logins, ACLs (credentials in $KDP_HOME/credentials/, CA in "
         "$KDP_HOME/tls/ca.pem; docs/security.md)",
+    )
+    up.add_argument(
+        "--monitoring",
+        action="store_true",
+        help="also start Prometheus, the Pushgateway and the consumer-lag exporter (ports $KDP_PROMETHEUS_PORT 9090, "
+        "$KDP_PUSHGATEWAY_PORT 9091, $KDP_LAG_EXPORTER_PORT 9308; Debian packages prometheus and "
+        "prometheus-pushgateway)",
     )
     up.add_argument("--kafka-port", type=int, help=f"first node's client port (${ENV_KAFKA_PORT}, 9092)")
     up.add_argument("--controller-port", type=int, help=f"first node's KRaft port (${ENV_CONTROLLER_PORT}, 9192)")
@@ -104,7 +113,8 @@ def _stack(args: argparse.Namespace) -> LocalStack:
 
 
 def _reporting_errors(action: Any) -> Any:
-    """Run an action with progress shown on stderr; turn StackError into a message and exit code 1."""
+    """Run an action with progress shown on stderr; turn StackError into a message and exit code 1 (2 when a
+    prerequisite is missing)."""
 
     def run(args: argparse.Namespace) -> int:
         _show_progress()
@@ -112,7 +122,7 @@ def _reporting_errors(action: Any) -> Any:
             action(args)
         except StackError as error:
             print(f"error: {error}", file=sys.stderr)
-            return 1
+            return 2 if isinstance(error, MissingPrerequisiteError) else 1
         return 0
 
     return run
@@ -120,15 +130,28 @@ def _reporting_errors(action: Any) -> Any:
 
 @_reporting_errors
 def _up(args: argparse.Namespace) -> None:
-    info = _stack(args).up(
-        brokers=args.brokers, with_registry=not args.no_registry, timeout=args.timeout, secure=args.secure
-    )
+    stack = _stack(args)
+    info = stack.up(brokers=args.brokers, with_registry=not args.no_registry, timeout=args.timeout, secure=args.secure)
     _print_info(info)
+    if args.monitoring:
+        monitoring = Monitoring(stack.config.home)
+        kafka_environment = info.environment()
+        if info.secure and info.home is not None:
+            kafka_environment |= security.principal_environment(info.home, security.ADMIN)
+        monitoring.up(kafka_environment)
+        print(f"Prometheus:  {monitoring.prometheus_url}   (alerts: {monitoring.prometheus_url}/alerts)")
+        print(f"Pushgateway: {monitoring.pushgateway_url}")
+        print(f"  export KDP_PUSHGATEWAY_URL={monitoring.pushgateway_url}    # Dagster runs push their metrics there")
 
 
 @_reporting_errors
 def _down(args: argparse.Namespace) -> None:
-    accounts = _stack(args).down(purge=args.purge)
+    stack = _stack(args)
+    monitoring = Monitoring(stack.config.home)
+    accounts = monitoring.down() + stack.down(purge=args.purge)
+    if args.purge and monitoring.folder.exists():
+        shutil.rmtree(monitoring.folder)
+        accounts.append(f"deleted the monitoring data under {monitoring.folder}")
     for account in accounts or ["nothing was running"]:
         print(account)
 
@@ -162,6 +185,11 @@ def _status(args: argparse.Namespace) -> None:
             str(component.log),
         )
         for component in status.components
+    ]
+    rows += [
+        (component.name, str(component.pid), component.address, str(component.log))
+        for component in Monitoring(status.home).status()
+        if component.pid
     ]
     widths = [max(len(row[column]) for row in rows) for column in range(3)]
     for row in rows:

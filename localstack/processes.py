@@ -20,7 +20,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,10 +32,13 @@ def marker_argument(state_folder: Path) -> str:
     return f"-Dkdp.process={state_folder}"
 
 
-def start(command: Sequence[str], cwd: Path, log_file: Path, pid_file: Path) -> subprocess.Popen[bytes]:
+def start(
+    command: Sequence[str], cwd: Path, log_file: Path, pid_file: Path, env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Launch `command` detached from the caller's session; return the Popen (pid also in `pid_file`).
 
     The log is appended to across starts, and set aside as `<name>.1` once it passes `LOG_ROTATE_BYTES`.
+    `env`: the process's whole environment (default: this process's).
     """
     log_file.parent.mkdir(parents=True, exist_ok=True)
     if log_file.exists() and log_file.stat().st_size > LOG_ROTATE_BYTES:
@@ -48,6 +51,7 @@ def start(command: Sequence[str], cwd: Path, log_file: Path, pid_file: Path) -> 
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env=None if env is None else dict(env),
         )
     pid_file.write_text(f"{process.pid}\n")
     return process

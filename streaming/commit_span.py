@@ -36,7 +36,7 @@ class SentBatch:
         b = self.batch
         return BatchReport(
             b.consumed, b.bytes_in, b.tallies, b.processed_at_ms, b.oldest_source_ms, b.newest_source_ms,
-            finished - self.started, b.next_offsets, self.careful,
+            finished - self.started, b.next_offsets, self.careful, b.lanes,
         )  # fmt: skip
 
 

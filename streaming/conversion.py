@@ -11,9 +11,10 @@ A `Convert` may carry its batch form as its attribute `convert_batch` (a `Conver
 path does, see `streaming.fast_path`); `batch_form(convert)` is that, or the one-by-one loop over `convert`.
 Both give the same `ConvertedBatch` for the same messages.
 
-`reference_converter` is today's path: `streaming.transform.transform`, then the registered schema's
-`WireFormatEncoder.encode`. A faster implementation (a transform fused with the encoder, say) is dropped in
-by giving the router another function with this contract; it must give byte-identical `value`s.
+`reference_converter` is the definition: the reference engine of a rules declaration
+(`streaming.rules.reference`; by default the repository's, `streaming.transform`), then the registered schema's
+`WireFormatEncoder.encode`. The faster engines (`streaming.fast_path`) have this contract too and give
+byte-identical `value`s; `ConvertedBatch.lanes` counts which engine decided each message.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from typing import Any, NamedTuple, Protocol
 from streaming.avro_codegen import RecordEncodingError
 from streaming.encoding import WireFormatEncoder
 from streaming.records import Reason, Rejection
-from streaming.transform import transform
+from streaming.rules.reference import Reference
+from streaming.transform import REFERENCE
 
 
 class Converted(NamedTuple):
@@ -49,13 +51,23 @@ class SourceMessage(Protocol):
     def value(self) -> bytes | None: ...
 
 
+class Lanes(NamedTuple):
+    """How many messages of a batch each engine converted (or refused): the native kernel, the pure fast
+    engine, the reference (`streaming.fast_path`)."""
+
+    native: int
+    fast: int
+    reference: int
+
+
 class ConvertedBatch(NamedTuple):
     """A batch of messages converted, as columns: what the router needs and nothing per message besides.
 
     `values[i]`, `keys[i]`, `device_types[i]`, `locales[i]` are the i-th record converted, in the order
     consumed; `rejected` holds every other message with its `Rejection`, in the order consumed. A run is a
     stretch of consecutive messages of one topic and partition: `run_starts[j]` and `run_ends[j]` are the
-    first and last message of the j-th run. `bytes_in`: the sum of the values' lengths.
+    first and last message of the j-th run. `bytes_in`: the sum of the values' lengths. `lanes`: how many
+    messages each engine decided.
     """
 
     values: list[bytes]
@@ -66,6 +78,7 @@ class ConvertedBatch(NamedTuple):
     run_starts: list[Any]
     run_ends: list[Any]
     bytes_in: int
+    lanes: Lanes
 
 
 ConvertBatch = Callable[[Sequence[SourceMessage], int, int], ConvertedBatch]
@@ -74,28 +87,37 @@ ConvertBatch = Callable[[Sequence[SourceMessage], int, int], ConvertedBatch]
 _new_tuple = tuple.__new__  # builds a Converted in C: a NamedTuple's own __new__ is Python, ~0.4 µs a call
 
 
-def reference_converter(encoder: WireFormatEncoder) -> Convert:
-    """The reference `Convert`: `transform`, then `encoder.encode`; a record the schema cannot hold is
-    rejected as `encoding_failed`."""
+def reference_converter(encoder: WireFormatEncoder, reference: Reference = REFERENCE) -> Convert:
+    """The reference `Convert`: `reference.transform` (by default the repository's declaration), then
+    `encoder.encode`; a record the schema cannot hold is rejected as `encoding_failed`."""
     encode = encoder.encode
+    transform = reference.transform
+    key, (device_type, locale) = reference.rules.key.name, (f.name for f in reference.rules.tallies)
 
     def convert(
         value: bytes | None, topic: str, partition: int, offset: int, now_ms: int, oldest_ms: int
     ) -> Converted | Rejection:
-        result = transform(value, topic, partition, offset, now_ms, oldest_ms=oldest_ms)
+        result = transform(value, topic, partition, offset, now_ms, oldest_ms)
         if type(result) is not dict:
             return result  # type: ignore[return-value]
         try:
             wire = encode(result)
         except RecordEncodingError as error:  # the schema cannot hold it: a dead letter, not a crash
             return Rejection(Reason.ENCODING_FAILED, str(error))
-        return _new_tuple(Converted, (wire, result["user_id"].encode(), result["device_type"], result["locale"]))
+        return _new_tuple(Converted, (wire, result[key].encode(), result[device_type], result[locale]))
 
     return convert
 
 
 def one_by_one(convert: Convert) -> ConvertBatch:
-    """The batch form of any `Convert`: one call per message (what a `convert_batch` must agree with)."""
+    """The batch form of any `Convert`: one call per message (what a `convert_batch` must agree with).
+
+    Lanes: a fused `convert` (`streaming.fast_path`) carries its fast lane alone as `convert.usual` (None: it
+    declines) and its reference as `convert.reference`; each message then goes to one of them and is counted
+    under it. Any other `Convert` is counted as the reference.
+    """
+    usual: Convert | None = getattr(convert, "usual", None)
+    reference: Convert = getattr(convert, "reference", convert) if usual is not None else convert
 
     def convert_batch(messages: Sequence[SourceMessage], now_ms: int, oldest_ms: int) -> ConvertedBatch:
         values: list[bytes] = []
@@ -105,7 +127,7 @@ def one_by_one(convert: Convert) -> ConvertBatch:
         rejected: list[tuple[Any, Rejection]] = []
         run_starts: list[Any] = []
         run_ends: list[Any] = []
-        bytes_in = 0
+        bytes_in = fast = 0
         for index, message in enumerate(messages):
             value, topic, partition, offset = message.value(), message.topic(), message.partition(), message.offset()
             if index == 0 or (topic, partition) != (run_starts[-1].topic(), run_starts[-1].partition()):
@@ -114,7 +136,11 @@ def one_by_one(convert: Convert) -> ConvertBatch:
                 run_starts.append(message)
             if value is not None:
                 bytes_in += len(value)
-            result = convert(value, topic, partition, offset, now_ms, oldest_ms)  # type: ignore[arg-type]
+            result = usual(value, topic, partition, offset, now_ms, oldest_ms) if usual else None  # type: ignore[arg-type]
+            if result is None:
+                result = reference(value, topic, partition, offset, now_ms, oldest_ms)  # type: ignore[arg-type]
+            else:
+                fast += 1
             if type(result) is Rejection:
                 rejected.append((message, result))
             else:
@@ -125,7 +151,8 @@ def one_by_one(convert: Convert) -> ConvertBatch:
                 locales.append(converted.locale)
         if messages:
             run_ends.append(messages[-1])
-        return ConvertedBatch(values, keys, device_types, locales, rejected, run_starts, run_ends, bytes_in)
+        lanes = Lanes(0, fast, len(messages) - fast)
+        return ConvertedBatch(values, keys, device_types, locales, rejected, run_starts, run_ends, bytes_in, lanes)
 
     return convert_batch
 

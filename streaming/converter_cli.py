@@ -75,6 +75,7 @@ def run_stream(args: argparse.Namespace) -> int:
             converter.close()
     print(
         f"consumed {summary.consumed}, processed {summary.processed}, dead letters {summary.dead_lettered}, "
-        f"{summary.consumed / summary.elapsed if summary.elapsed else 0:.0f} msg/s over {summary.elapsed:.1f}s"
+        f"{summary.consumed / summary.elapsed if summary.elapsed else 0:.0f} msg/s over {summary.elapsed:.1f}s; "
+        f"by engine {summary.engines()}"
     )
     return 0

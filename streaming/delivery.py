@@ -6,15 +6,28 @@ exactly-once of several batches sent in one transaction: `streaming.commit_span`
 - `begin()`: start the span (exactly-once opens its transaction; it may replace a broken producer);
 - for each batch, `send(outputs)` on the fast path, or `send_carefully(outputs, origins)` on the redo of a
   failed span, with a delivery report per output (see below);
-- `complete(consumer, offsets)`: returns only when the span's output is durable *and* its source offsets
-  (the offsets after each partition's last message) are committed (exactly-once: sent to the transaction that
-  commits them with the output); raises `BatchFailed` when the span must be redone from its first offsets;
+- `complete(consumer, offsets)`: *complete* means the span's output is durable (every output acknowledged)
+  and its source offsets (the offsets after each partition's last message) are on their way to the group:
+  exactly-once has committed them in the transaction that commits the output; at-least-once has handed them
+  to an asynchronous commit, whose failure is counted and re-committed by the next one (so a crash right
+  after `complete` may redeliver the span: duplicates, never loss). Raises `BatchFailed` when the span must
+  be redone from its first offsets;
 - `abandon()` after a failure: give up the span (exactly-once aborts the transaction; at-least-once has
-  nothing to undo, since offsets are only ever committed by `complete`). Safe to call more than once.
+  nothing to undo, since offsets are only committed for spans `complete` accepted). Safe to call more than once.
 
-`close()` waits for what is still in flight. Two strategies implement it, `streaming.at_least_once.AtLeastOnce`
-and `streaming.exactly_once.ExactlyOnce`; both build their producer with `new_producer(config)`, the real
-`confluent_kafka.Producer` unless a test hands them the in-memory broker's.
+Where an asynchronous commit could leave offsets behind, the loop makes them final:
+
+- `commit_outstanding(consumer)`: returns when every offset given to `complete` is committed (at-least-once
+  commits them synchronously; exactly-once has nothing outstanding). Called before partitions are revoked,
+  when `run` ends and before `close`;
+- `forget_outstanding()`: the consumer can no longer commit them (partitions lost, consumer replaced): drop them;
+  the partitions' next reader resumes at the group's last commit.
+
+`consumer_config()` is what the consumer's settings need for this delivery (at-least-once: its `on_commit`
+callback, where asynchronous commit results arrive). `close()` waits for what is still in flight. Two
+strategies implement it, `streaming.at_least_once.AtLeastOnce` and `streaming.exactly_once.ExactlyOnce`; both
+build their producer with `new_producer(config)`, the real `confluent_kafka.Producer` unless a test hands them
+the in-memory broker's. Both time the span's flush and commit (`ConverterObserver.batch_stage`).
 
 Refusals: a record the broker refuses for good (too large for the topic, say) must not block the stream. The
 fast path learns only that *something* failed (`delivery.report.only.error`, no per-message callback: it
@@ -34,6 +47,7 @@ from typing import Any, Protocol
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streaming.backpressure import produce_when_room
+from streaming.observer import ConverterObserver
 from streaming.router import Origin, Output, Outputs
 
 log = logging.getLogger(__name__)
@@ -86,6 +100,12 @@ class Delivery(Protocol):
 
     def abandon(self) -> None: ...
 
+    def commit_outstanding(self, consumer: Consumer) -> None: ...
+
+    def forget_outstanding(self) -> None: ...
+
+    def consumer_config(self) -> dict[str, object]: ...
+
     def close(self) -> None: ...
 
 
@@ -134,6 +154,17 @@ class ProducerDelivery:
 
     atomic = False
     producer: Producer
+    observer: ConverterObserver
+
+    def consumer_config(self) -> dict[str, object]:
+        """Nothing by default: offsets committed by `complete` itself need no callback."""
+        return {}
+
+    def commit_outstanding(self, consumer: Consumer) -> None:
+        """Nothing by default: `complete` returned with the offsets committed."""
+
+    def forget_outstanding(self) -> None:
+        """Nothing by default: nothing is outstanding."""
 
     def send(self, outputs: Iterable[Output]) -> None:
         """Produce `outputs`; their failures surface in `complete` (`BatchFailed`).
@@ -160,7 +191,9 @@ class ProducerDelivery:
 
     def _send_records(self, topic: str, values: list[bytes], keys: list[bytes], timestamp: int) -> None:
         """Produce `values[i]` keyed `keys[i]` to `topic`, all stamped `timestamp`, with the fewest arguments:
-        positional, since `produce` takes about 0.3 µs longer to parse keywords."""
+        positional, since `produce` takes about 0.3 µs longer to parse keywords. One call per record, not
+        `produce_batch`: that costs more per record on the caller's thread, building its list of dicts included
+        (measured by `python -m bench.send_path`), and takes no timestamps."""
         producer = self.producer
         produce = producer.produce
         for value, key in zip(values, keys, strict=True):

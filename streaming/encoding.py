@@ -4,7 +4,7 @@ This module is the one place that knows the format. The converter writes with `W
 `kdp tail`, the insights reader and the tests read with `WireFormatDecoder`.
 
 Writing: `WireFormatEncoder(schema_id, schema)` is built once at start from the schema the registry holds
-under that id (`streaming.schema_registry.ensure_value_schema` returns both), so what is written always
+under that id (`streaming.schema_registry.lookup_value_schema` returns both), so what is written always
 matches what readers will look up. Its `encode(record) -> bytes` is on the hot path: it *is* the writer
 generated for the schema by `streaming.avro_codegen`, with the 5-byte header folded in, so a call costs
 nothing more.

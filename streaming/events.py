@@ -1,14 +1,22 @@
 """The login event as the take-home's generator writes it, and the irregularities met in the wild.
 
-A well-formed event is one line of JSON with seven fields, in this order and spacing:
+A well-formed event is one line of JSON with seven fields, in this order and spacing (values shown):
 
-    {"user_id": "<uuid4>", "app_version": "2.3.0", "ip": "108.228.145.239", "locale": "RI",
-     "device_id": "<uuid4>", "timestamp": 1720576825, "device_type": "iOS"}
+    {user_id: "<uuid4>", app_version: "2.3.0", ip: "108.228.145.239", locale: "RI",
+     device_id: "<uuid4>", timestamp: 1720576825, device_type: "iOS"}
+
+The keys are the inputs of the rules declaration (`schemas/processed-data-value.rules.yaml`), found by their
+rule kind (`EVENT_KEYS`): the generator writes what the converter reads.
 
 - `locale` is a US state code (the user's home state), `ip` four random octets (private, reserved and
   multicast addresses included, as in the original), `timestamp` whole epoch seconds.
 - `device_type` is `android` or `iOS` in the spelling the device's app build uses (`Android`, `IOS`, ...),
   and is left out of about 5 % of the events (`missing_device_type`).
+
+`extra_keys` (`kdp generate --extra-key KEY=VALUE[,VALUE...]`) adds keys the seven do not have, after them, to
+the well-formed events and those missing `device_type`: each event takes one of the key's values at random
+(a stream of its own, so the other keys do not change). That is how a schema change that reads a new input
+key is tried on traffic that carries it.
 
 On top of that, `IrregularityRates` adds the faults a consumer meets in the wild, each with its own rate
 (default 0): another field missing, the timestamp as a numeric string, a field of the wrong JSON type (or
@@ -28,10 +36,12 @@ import json
 import random
 import uuid
 from bisect import bisect_right
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
+
+from streaming.rules.declaration import repository_rules
 
 US_STATES: tuple[str, ...] = (
     "AL", "AK", "AZ", "AR", "CA", "CO", "CT", "DE", "FL", "GA", "HI", "ID", "IL", "IN", "IA", "KS", "KY",
@@ -49,8 +59,30 @@ DEVICE_TYPE_SPELLINGS: dict[str, tuple[str, ...]] = {
 }
 USUAL_SPELLING_SHARE = 0.7
 
+
+def _input_key(kind: str, required: bool) -> str:
+    """The key of the declaration's input checked by rule `kind` (and required or not)."""
+    inputs = repository_rules().inputs
+    return next(spec.name for spec in inputs if (spec.kind.name, spec.required) == (kind, required))
+
+
+#: The event's keys: (user id, device id, device type, locale, ip, app version, timestamp).
+EVENT_KEYS: tuple[str, ...] = tuple(
+    _input_key(kind, required)
+    for kind, required in (
+        ("uuid", True),
+        ("uuid", False),
+        ("platform", False),
+        ("code", True),
+        ("ip_address", True),
+        ("semver", True),
+        ("epoch_time", True),
+    )
+)
+USER_ID, DEVICE_ID, DEVICE_TYPE, LOCALE, IP, APP_VERSION, TIMESTAMP = EVENT_KEYS
+
 #: The seven fields of a well-formed event, in the order the original generator writes them.
-FIELDS: tuple[str, ...] = ("user_id", "app_version", "ip", "locale", "device_id", "timestamp", "device_type")
+FIELDS: tuple[str, ...] = (USER_ID, APP_VERSION, IP, LOCALE, DEVICE_ID, TIMESTAMP, DEVICE_TYPE)
 
 
 class Irregularity(StrEnum):
@@ -129,9 +161,9 @@ class _Device(NamedTuple):
 
     key: bytes
     fields: dict[str, Any]  # the fixed fields, for the slow path of irregular events
-    head: str  # '{"user_id": ..., "ip": "'
-    middle: str  # '", "locale": ..., "timestamp": '
-    tail: str  # ', "device_type": "iOS"}'
+    head: str  # the JSON up to the ip's value
+    middle: str  # from after the ip to the timestamp's value
+    tail: str  # after the timestamp: the device type and the closing brace
 
 
 _OCTETS = tuple(str(octet) for octet in range(256))
@@ -155,9 +187,21 @@ class EventFactory:
         users: int = 10_000,
         max_devices_per_user: int = 3,
         timestamp_jitter_s: int = 3,
+        extra_keys: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if users < 1 or max_devices_per_user < 1:
             raise ValueError("users and max_devices_per_user must be at least 1")
+        extra_keys = dict(extra_keys or {})
+        for name, values in extra_keys.items():
+            if name in FIELDS:
+                raise ValueError(f"extra key {name!r} is one of the event's own keys")
+            if not values:
+                raise ValueError(f"extra key {name!r} has no values")
+        # Each key's possible JSON fragments, pre-formatted: `, "name": "value"`.
+        self._extra_fragments = [
+            [f", {json.dumps(name)}: {json.dumps(value)}" for value in values] for name, values in extra_keys.items()
+        ]
+        self._extra_rng = random.Random(f"{seed}/extra-keys")
         if timestamp_jitter_s < 0:
             raise ValueError("timestamp_jitter_s must be >= 0")
         self.rates = rates if rates is not None else IrregularityRates()
@@ -204,19 +248,19 @@ class EventFactory:
                 device_type = spellings[0] if usual else rng.choice(spellings[1:])
                 app_version = rng.choices(versions, version_weights)[0]
                 fields = {
-                    "user_id": user_id,
-                    "app_version": app_version,
-                    "locale": locale,
-                    "device_id": device_id,
-                    "device_type": device_type,
+                    USER_ID: user_id,
+                    APP_VERSION: app_version,
+                    LOCALE: locale,
+                    DEVICE_ID: device_id,
+                    DEVICE_TYPE: device_type,
                 }
                 devices.append(
                     _Device(
                         key=user_id.encode(),
                         fields=fields,
-                        head=f'{{"user_id": "{user_id}", "app_version": "{app_version}", "ip": "',
-                        middle=f'", "locale": "{locale}", "device_id": "{device_id}", "timestamp": ',
-                        tail=f', "device_type": "{device_type}"}}',
+                        head=f'{{"{USER_ID}": "{user_id}", "{APP_VERSION}": "{app_version}", "{IP}": "',
+                        middle=f'", "{LOCALE}": "{locale}", "{DEVICE_ID}": "{device_id}", "{TIMESTAMP}": ',
+                        tail=f', "{DEVICE_TYPE}": "{device_type}"}}',
                     )
                 )
         return devices
@@ -229,6 +273,7 @@ class EventFactory:
         octets = _OCTETS
         earliest, span = int(now) - self._jitter, 2 * self._jitter + 1
         missing_below, irregular_below = self._missing_device_type_below, self._irregular_below
+        extras = bool(self._extra_fragments)
         none, missing_device_type = Irregularity.NONE, Irregularity.MISSING_DEVICE_TYPE
         out: list[GeneratedEvent] = []
         append = out.append
@@ -241,9 +286,11 @@ class EventFactory:
             ts = earliest + int(draw() * span)
             if u >= irregular_below:
                 payload = f"{device.head}{ip}{device.middle}{ts}{device.tail}"
+                if extras:
+                    payload = payload[:-1] + self._extras() + "}"
                 append(_new_event(GeneratedEvent, (device.key, payload.encode(), none)))
             elif u < missing_below:
-                payload = f"{device.head}{ip}{device.middle}{ts}}}"
+                payload = f"{device.head}{ip}{device.middle}{ts}{self._extras() if extras else ''}}}"
                 append(_new_event(GeneratedEvent, (device.key, payload.encode(), missing_device_type)))
             else:
                 kind = self._slow_kinds[bisect_right(self._slow_bounds, u)]
@@ -251,14 +298,19 @@ class EventFactory:
                 append(_new_event(GeneratedEvent, (device.key, value, kind)))
         return out
 
+    def _extras(self) -> str:
+        """The extra keys of one event, each with one of its values: `, "k1": "v", "k2": "w"`."""
+        choice = self._extra_rng.choice
+        return "".join(choice(fragments) for fragments in self._extra_fragments)
+
     def _irregular_payload(self, kind: Irregularity, device: _Device, ip: str, ts: int) -> bytes:
         rng = self._detail_rng
         fields = {name: device.fields.get(name) for name in FIELDS}
-        fields["ip"], fields["timestamp"] = ip, ts
+        fields[IP], fields[TIMESTAMP] = ip, ts
         if kind is Irregularity.MISSING_FIELD:
             del fields[rng.choice(FIELDS[:-1])]
         elif kind is Irregularity.TIMESTAMP_AS_STRING:
-            fields["timestamp"] = str(ts)
+            fields[TIMESTAMP] = str(ts)
         elif kind is Irregularity.WRONG_TYPE:
             return json.dumps(_wrong_type(rng, fields)).encode()
         elif kind is Irregularity.NOT_JSON:
@@ -270,13 +322,13 @@ class EventFactory:
 
 #: How each field looks when a producer gets its type wrong (seen in the wild, or close to it).
 _WRONG_TYPES: dict[str, Callable[[random.Random, Any], Any]] = {
-    "user_id": lambda rng, value: rng.randrange(1, 10**9),  # a numeric id from an older backend
-    "app_version": lambda rng, value: float(".".join(value.split(".")[:2])),  # 2.3 instead of "2.3.0"
-    "ip": lambda rng, value: int.from_bytes(bytes(int(part) for part in value.split(".")), "big"),
-    "locale": lambda rng, value: None,
-    "device_id": lambda rng, value: [value],
-    "timestamp": lambda rng, value: None,
-    "device_type": lambda rng, value: 1,
+    USER_ID: lambda rng, value: rng.randrange(1, 10**9),  # a numeric id from an older backend
+    APP_VERSION: lambda rng, value: float(".".join(value.split(".")[:2])),  # 2.3 instead of "2.3.0"
+    IP: lambda rng, value: int.from_bytes(bytes(int(part) for part in value.split(".")), "big"),
+    LOCALE: lambda rng, value: None,
+    DEVICE_ID: lambda rng, value: [value],
+    TIMESTAMP: lambda rng, value: None,
+    DEVICE_TYPE: lambda rng, value: 1,
 }
 
 

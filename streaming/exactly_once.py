@@ -180,7 +180,10 @@ class ExactlyOnce(ProducerDelivery):
     def complete(self, consumer: Consumer, offsets: list[TopicPartition]) -> None:
         # The first failed delivery dooms the transaction: fail the batch at once rather than in
         # commit_transaction, which would first wait for the outputs queued behind it to time out.
+        started = time.perf_counter()
         wait_for_deliveries(self.producer, give_up=lambda: bool(self._failures.errors))
+        flushed = time.perf_counter()
+        self.observer.batch_stage("flush", flushed - started)
         self._failures.raise_if_any()
         producer = self.producer
         try:
@@ -191,6 +194,7 @@ class ExactlyOnce(ProducerDelivery):
             )
             self._retry(producer.commit_transaction, "commit_transaction")
             self._in_transaction = False
+            self.observer.batch_stage("commit", time.perf_counter() - flushed)
             self.observer.transaction_committed(self._batches)
         except ProducerBroken as broken:
             self._replace_producer(broken)  # the new producer's start aborts the transaction

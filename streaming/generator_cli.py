@@ -11,6 +11,7 @@ import argparse
 import json
 import logging
 import random
+import sys
 
 from streaming import access
 from streaming.events import MALFORMED_KINDS, EventFactory, Irregularity, IrregularityRates
@@ -55,6 +56,14 @@ def _share(text: str) -> float:
     return value
 
 
+def _extra_key(text: str) -> tuple[str, list[str]]:
+    name, sep, values = text.partition("=")
+    choices = [value for value in values.split(",") if value] if sep else []
+    if not name or not choices:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE[,VALUE...]")
+    return name, choices
+
+
 def _rate_flag(kind: Irregularity) -> str:
     return f"--{kind.value.replace('_', '-')}-rate"
 
@@ -88,6 +97,15 @@ def add_generate_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     )
     for kind in MALFORMED_KINDS:
         parser.add_argument(_rate_flag(kind), type=_share, default=0.0, help=f"share of {kind.value} messages")
+    parser.add_argument(
+        "--extra-key",
+        type=_extra_key,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE[,VALUE...]",
+        help="add KEY to every well-formed event, with one of the VALUEs (text) at random; repeatable. "
+        "For trying a schema change that reads a new input key",
+    )
     parser.add_argument(
         "--progress-every",
         type=_non_negative_float,
@@ -136,7 +154,11 @@ def run_generate_command(args: argparse.Namespace, rates: IrregularityRates) -> 
         " or ".join(bound for bound in bounds if bound) or "stopped",
     )
     access.check_access(settings, [access.topic(topic, "WRITE")])
-    factory = EventFactory(seed, rates, users=args.users)
+    try:
+        factory = EventFactory(seed, rates, users=args.users, extra_keys=dict(args.extra_key))
+    except ValueError as refused:
+        print(f"kdp generate: --extra-key: {refused}", file=sys.stderr)
+        return 2
     with Shutdown("stopping and flushing", "abandoning the flush").on_signals() as shutdown:
         summary = generate(
             settings.kafka_config(),

@@ -15,7 +15,7 @@ from streaming.at_least_once import AtLeastOnce
 from streaming.delivery import Delivery
 from streaming.exactly_once import ExactlyOnce
 from streaming.observer import NO_OBSERVER, ConverterObserver
-from streaming.settings import Settings
+from streaming.settings import ServiceUnreachableError, Settings
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +49,11 @@ def smallest_message_limit(settings: Settings) -> int | None:
     try:
         futures = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics])
         return min(int(f.result(timeout=30)["max.message.bytes"].value) for f in futures.values())
+    except TimeoutError:
+        raise ServiceUnreachableError(
+            f"Kafka did not answer within 30 s at KDP_BOOTSTRAP={settings.bootstrap} "
+            f"(KDP_SECURITY_PROTOCOL={settings.security_protocol}); is it running, and is KDP_BOOTSTRAP right?"
+        ) from None
     except (KafkaException, KeyError, ValueError) as error:
         log.warning(
             "cannot read max.message.bytes of %s (%s): producer batches of up to %d bytes",
@@ -100,4 +105,4 @@ def make_delivery(
     config = {**producer_config(settings, smallest_message_limit(settings)), **(extra_config or {})}
     if settings.delivery == "exactly-once":
         return ExactlyOnce(config, f"{settings.transactional_id}-{instance}", observer=observer)
-    return AtLeastOnce(config)
+    return AtLeastOnce(config, observer=observer)

@@ -30,7 +30,8 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector, start_http_server
 
-from streaming.observer import BatchReport, ConverterObserver, Partition
+from streaming.conversion import Lanes
+from streaming.observer import BATCH_STAGES, BatchReport, ConverterObserver, Partition
 from streaming.records import Reason
 from streaming.settings import SettingsError
 
@@ -40,6 +41,8 @@ STATISTICS_INTERVAL_MS = 5000
 """How often librdkafka reports its statistics: the lag and rtt gauges are at most this old."""
 
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+STAGE_SECONDS_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+"""Finer than a batch's buckets at the low end: a stage of a small batch takes well under a millisecond."""
 LATENCY_SECONDS_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
 
 #: Partition fetch states of librdkafka in which the partition is not (or no longer) this consumer's.
@@ -73,6 +76,14 @@ class ConverterMetrics(ConverterObserver):
         self.dead_letters = Counter(
             "kdp_dead_letters", "Messages written to the dead-letter topic, by reason.", ["reason"], registry=r
         )
+        self.by_engine = Counter(
+            "kdp_messages_by_engine",
+            "Source messages converted, by the conversion engine that decided them (native, fast, reference).",
+            ["engine"],
+            registry=r,
+        )
+        for engine in Lanes._fields:
+            self.by_engine.labels(engine=engine)
         self.bytes_consumed = Counter("kdp_bytes_consumed", "Bytes of source message values converted.", registry=r)
         self.batches = Counter("kdp_batches", "Batches delivered and committed.", registry=r)
         self.batches_redone = Counter(
@@ -135,6 +146,25 @@ class ConverterMetrics(ConverterObserver):
             self.transactions.labels(outcome=outcome)
         self._lag_series: set[tuple[str, str]] = set()
         self._broker_series: dict[str, set[str]] = {}
+        self._add_stage_metrics()
+
+    def _add_stage_metrics(self) -> None:
+        """Where a batch's time goes (`ConverterObserver.batch_stage`), and failed offset commits."""
+        self.batch_stage_seconds = Histogram(
+            "kdp_batch_stage_seconds",
+            "Time of one stage of a batch: poll (waiting for its first message), convert, produce, flush (waiting "
+            "for acknowledgements), commit (offsets; exactly-once: the transaction). Flush and commit are per "
+            "transaction in exactly-once.",
+            ["stage"],
+            buckets=STAGE_SECONDS_BUCKETS,
+            registry=self.registry,
+        )
+        self._stage_histograms = {stage: self.batch_stage_seconds.labels(stage=stage) for stage in BATCH_STAGES}
+        self.offset_commit_failures = Counter(
+            "kdp_offset_commit_failures",
+            "Offset commits that failed (at-least-once); their offsets are committed again by the next commit.",
+            registry=self.registry,
+        )
 
     def describe_run(self, **labels: str) -> None:
         """Labels of the `kdp_converter_info` series (delivery, group, topics)."""
@@ -148,6 +178,9 @@ class ConverterMetrics(ConverterObserver):
         self.consumed.inc(report.consumed)
         self.processed.inc(report.tallies.processed)
         self.bytes_consumed.inc(report.bytes_in)
+        for engine, count in zip(Lanes._fields, report.lanes, strict=True):
+            if count:
+                self.by_engine.labels(engine=engine).inc(count)
         for reason, count in report.tallies.reasons.items():
             self.dead_letters.labels(reason=reason).inc(count)
         self.batch_duration.observe(report.seconds)
@@ -169,6 +202,12 @@ class ConverterMetrics(ConverterObserver):
     def transaction_aborted(self, reason: str) -> None:
         self.transactions.labels(outcome="aborted").inc()
 
+    def batch_stage(self, stage: str, seconds: float) -> None:
+        self._stage_histograms[stage].observe(seconds)
+
+    def offset_commit_failed(self, reason: str) -> None:
+        self.offset_commit_failures.inc()
+
     def counts(self) -> dict[str, Any]:
         """The counters as plain numbers, named as in the summary: for runs too short to be scraped (the Dagster
         conversion runs report them as metadata). Dead letters by reason lists the reasons seen only."""
@@ -185,6 +224,7 @@ class ConverterMetrics(ConverterObserver):
         return {
             "consumed": count("kdp_messages_consumed_total"),
             "processed": count("kdp_records_processed_total"),
+            **{f"by_engine_{engine}": count("kdp_messages_by_engine_total", engine=engine) for engine in Lanes._fields},
             "dead_lettered": sum(by_reason.values()),
             "dead_letters_by_reason": by_reason,
             "batches": count("kdp_batches_total"),

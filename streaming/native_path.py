@@ -1,36 +1,41 @@
 """The fused converter's batch form in native code: the `kdp_native` extension (Rust, `native/src/lib.rs`).
 
-What it is: `streaming.fast_path`'s `convert_batch`, with its fast lane (JSON decode, the lane's checks, the
-Avro body and the Confluent wire header) compiled. For each message the kernel either writes the record
-itself or hands the message to the pure-Python fused `convert` (which hands anything unusual on to the
-reference): it writes only the plainest message (ASCII JSON, only the seven known keys, each once,
-strings without escapes) that passes every check of the pure lane, reading the same memo tables and
-calling the same IP classifier; whatever it is unsure of it declines. So the native path gives the
-pure path's `ConvertedBatch` exactly, message for message and byte for byte, and sends the same
-messages to the reference: `tests/unit/test_native_path_properties.py` checks it, and the bodies
-against fastavro.
+What it is: the pure fast engine's `convert_batch` (`streaming.rules.codegen`), with its fast lane (JSON
+decode, the lane's checks, the Avro body and the Confluent wire header) compiled. For each message the kernel
+either writes the record itself or hands the message to the pure engine's lane (and, when that declines, to
+the reference): it writes only the plainest message (ASCII JSON, only the declared input keys, each once,
+strings without escapes) that passes every check of the pure lane, reading the same memo tables and calling
+the same IP classifier; whatever it is unsure of it declines. So the native path gives the pure path's
+`ConvertedBatch` exactly, message for message and byte for byte, and sends the same messages to the
+reference: `tests/unit/test_native_path_properties.py` checks it, and the bodies against fastavro.
 
-The record's layout (field order, Avro types, enum symbols) is read here from the registered schema and
-given to the kernel at start, so the bytes follow the schema the registry holds; a schema the kernel
-cannot write (a type or field it does not know) keeps the pure path, with a warning.
+Driven by the declaration: the kernel interprets it. Each input is checked by its rule kind (the kernel
+implements every kind of `streaming.rules.kinds`: `NATIVE_KINDS`), under whatever key the declaration gives
+it, and each field of the schema takes one part of one input or a processing fact, written by its Avro type
+(`string`, `int`, `long`, an enum, or a union of null and one of those). A declaration or schema outside that
+(a rule kind added to the vocabulary but not to the kernel, another Avro type) is refused when the converter is
+built, with `UnsupportedRulesError` naming the field and this engine: the converter does not start
+(`KDP_FAST_PATH=python` runs the pure engine instead). It never quietly steps aside.
 
 Optional by design: `make install` builds the extension when a Rust toolchain is present (`native/`,
 maturin, crates pinned by `native/Cargo.lock`); without it, or with `KDP_FAST_PATH=python`, the converter
-uses the pure-Python fused path. Which one it uses is logged once per process.
+uses the pure-Python engine. Which one it uses is logged once per process, and counted per message
+(`ConvertedBatch.lanes`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-from streaming import transform as _transform
-from streaming.avro_codegen import UnsupportedSchemaError
-from streaming.conversion import Convert, ConvertBatch, Converted, ConvertedBatch, SourceMessage
+from streaming.conversion import Convert, ConvertBatch, Converted, ConvertedBatch, Lanes, SourceMessage
 from streaming.encoding import WireFormatEncoder, wire_header
 from streaming.ip_classes import V4_BY_FIRST_OCTET, classify, classify_ipv4
+from streaming.rules.declaration import Field, Rules, UnsupportedRulesError
+from streaming.rules.kinds import MAX_FUTURE_MS, MIN_EVENT_TIME_MS
+from streaming.rules.reference import MAX_MESSAGE_BYTES, Reference
 
 try:
     import kdp_native
@@ -39,17 +44,13 @@ except ImportError:  # not built (no Rust toolchain at install): the pure-Python
 
 log = logging.getLogger(__name__)
 
-#: The Avro type each field of the processed record may have for the kernel to write it, by field name.
-_KINDS: dict[str, tuple[str, ...]] = {
-    **dict.fromkeys(("user_id", "device_type", "locale", "ip", "app_version", "source_topic"), ("string",)),
-    "device_id": ("null|string", "string|null", "string"),
-    **dict.fromkeys(
-        ("ip_version", "app_version_major", "app_version_minor", "app_version_patch", "source_partition"),
-        ("int", "long"),
-    ),
-    **dict.fromkeys(("event_time", "processed_at", "source_offset"), ("long",)),
-    "ip_class": ("enum",),
-}
+#: The rule kinds the kernel implements (`native/src/lib.rs`, `rule_named`).
+NATIVE_KINDS = frozenset({"uuid", "platform", "code", "ip_address", "semver", "epoch_time", "text"})
+#: The Avro types it writes, and how a union with null is told to it.
+_BASES = ("string", "int", "long", "enum")
+#: The most inputs it takes (`MAX_INPUTS`).
+MAX_INPUTS = 32
+ENGINE = "the native engine (kdp_native)"
 _logged: set[str] = set()
 
 
@@ -58,49 +59,92 @@ def available() -> bool:
     return kdp_native is not None
 
 
-def native_layout(schema: Mapping[str, Any]) -> list[tuple[str, str, list[str]]]:
-    """(field name, kind, enum symbols) per field of the record `schema`, in order, as the kernel takes them.
+def _refuse(rules: Rules, field: Field | None, why: str) -> UnsupportedRulesError:
+    where = f"field {field.name!r}" if field is not None else "the declaration"
+    return UnsupportedRulesError(
+        f"{rules.source}: {ENGINE} cannot run {where}: {why} (KDP_FAST_PATH=python runs the pure engine instead)"
+    )
 
-    Raises `UnsupportedSchemaError` for a field the transform does not produce or a type the kernel does
-    not write for it.
+
+def native_layout(rules: Rules) -> list[tuple[int, str, str, list[str]]]:
+    """(input index or -1, part, kind, enum symbols) per field of the schema, in order, as the kernel takes them.
+
+    Raises `UnsupportedRulesError` naming the field for a rule kind or an Avro type the kernel does not implement.
     """
-    if schema.get("type") != "record" or not isinstance(schema.get("fields"), list):
-        raise UnsupportedSchemaError("the native kernel needs a record schema at the top level")
+    for field in rules.fields:
+        if field.input is not None and field.input.kind.name not in NATIVE_KINDS:
+            raise _refuse(rules, field, f"rule kind {field.input.kind.name!r} is not one it implements")
+    if len(rules.inputs) > MAX_INPUTS:
+        raise _refuse(rules, None, f"it takes at most {MAX_INPUTS} inputs, not {len(rules.inputs)}")
     layout = []
-    for field in schema["fields"]:
-        name, avro_type = field.get("name"), field.get("type")
-        symbols: list[str] = []
-        if isinstance(avro_type, list):
-            kind = "|".join(t if isinstance(t, str) else "?" for t in avro_type)
-        elif isinstance(avro_type, dict) and avro_type.get("type") == "enum":
-            kind, symbols = "enum", list(avro_type.get("symbols") or [])
-        elif isinstance(avro_type, dict) and avro_type.get("logicalType") in (None, "timestamp-millis"):
-            kind = str(avro_type.get("type"))
+    for field in rules.fields:
+        if field.input is None:
+            index, part = -1, str(field.context)
         else:
-            kind = avro_type if isinstance(avro_type, str) else "?"
-        if kind not in _KINDS.get(name, ()):
-            raise UnsupportedSchemaError(f"field {name!r} of type {json.dumps(avro_type)}: not written natively")
-        layout.append((name, kind, symbols))
+            index = rules.inputs.index(field.input)
+            part = "value" if field.part == field.input.kind.default_part else str(field.part)
+        avro_type, symbols, null = field.avro_type, [], ""
+        if isinstance(avro_type, list) and len(avro_type) == 2 and "null" in avro_type:
+            null = "null|" if avro_type[0] == "null" else "|null"
+            avro_type = avro_type[1] if avro_type[0] == "null" else avro_type[0]
+        if isinstance(avro_type, dict) and avro_type.get("type") == "enum":
+            base, symbols = "enum", list(avro_type.get("symbols") or [])
+        elif isinstance(avro_type, dict):
+            base = str(avro_type.get("type"))
+        else:
+            base = str(avro_type)
+        if base not in _BASES:
+            raise _refuse(rules, field, f"Avro type {json.dumps(field.avro_type)} is not one it writes")
+        kind = f"null|{base}" if null == "null|" else f"{base}|null" if null else base
+        layout.append((index, part, kind, symbols))
     return layout
 
 
-def native_batch(encoder: WireFormatEncoder, fallback: Convert) -> ConvertBatch:
-    """The native `convert_batch` for `encoder`'s schema, handing what it declines to `fallback` (the pure
-    fused `convert`). Raises `UnsupportedSchemaError` if the kernel is not installed or cannot write the
-    schema."""
+def native_batch(encoder: WireFormatEncoder, reference: Reference, fused: Convert) -> ConvertBatch:
+    """The native `convert_batch` for `encoder`'s schema and `reference`'s rules, handing what it declines to
+    the pure engine's lane (`fused.usual`), then to the reference (`fused.reference`).
+
+    Raises `UnsupportedRulesError` if the kernel is not installed or cannot run the declaration.
+    """
     if kdp_native is None:
-        raise UnsupportedSchemaError("the native kernel (kdp_native) is not installed")
+        raise UnsupportedRulesError(f"{ENGINE} is not installed")
+    rules = reference.rules
+    layout = native_layout(rules)
+    usual: Convert = fused.usual  # type: ignore[attr-defined]
+    to_reference: Convert = fused.reference  # type: ignore[attr-defined]
+    declined = [0, 0]  # messages handed over in this batch: taken by the pure lane, by the reference
+
+    def fallback(
+        value: bytes | None, topic: str, partition: int, offset: int, now_ms: int, oldest_ms: int
+    ) -> Converted | Any:
+        result = usual(value, topic, partition, offset, now_ms, oldest_ms)
+        if result is None:
+            declined[1] += 1
+            return to_reference(value, topic, partition, offset, now_ms, oldest_ms)
+        declined[0] += 1
+        return result
+
+    inputs = [
+        (
+            spec.name,
+            spec.kind.name,
+            spec.required,
+            spec.params.get("default"),
+            reference.memos.get(spec.name),  # the reference's memo tables, read only, as the pure lane reads them
+            sorted(spec.params.get("codes", ())),
+        )
+        for spec in rules.inputs
+    ]
+    fields = list(rules.fields)
     kernel = kdp_native.Kernel(
-        native_layout(encoder.schema),
+        inputs,
+        layout,
+        fields.index(rules.key),
+        (fields.index(rules.tallies[0]), fields.index(rules.tallies[1])),
         wire_header(encoder.schema_id),
-        _transform.MAX_MESSAGE_BYTES,
-        _transform.MIN_EVENT_TIME_MS,
-        _transform.MAX_FUTURE_MS,
-        sorted(_transform.US_LOCALES),
-        _transform.UNKNOWN_DEVICE_TYPE,
-        # The transform's memo tables, read only, as the pure lane reads them (emptied, never replaced).
-        _transform._device_types,
-        _transform._app_versions,
+        MAX_MESSAGE_BYTES,
+        MIN_EVENT_TIME_MS,
+        MAX_FUTURE_MS,
         list(V4_BY_FIRST_OCTET),
         classify_ipv4,
         classify,
@@ -111,7 +155,11 @@ def native_batch(encoder: WireFormatEncoder, fallback: Convert) -> ConvertBatch:
     new_tuple = tuple.__new__
 
     def convert_batch(messages: Sequence[SourceMessage], now_ms: int, oldest_ms: int) -> ConvertedBatch:
-        return new_tuple(ConvertedBatch, columns(messages, now_ms, oldest_ms))  # type: ignore[no-any-return]
+        declined[0] = declined[1] = 0
+        converted = columns(messages, now_ms, oldest_ms)
+        fast, slow = declined
+        lanes = new_tuple(Lanes, (len(messages) - fast - slow, fast, slow))
+        return new_tuple(ConvertedBatch, (*converted, lanes))  # type: ignore[no-any-return]
 
     convert_batch.kernel = kernel  # type: ignore[attr-defined]
     return convert_batch

@@ -13,7 +13,14 @@ Events:
 - `producer_replaced(reason, fenced)`: exactly-once replaced a broken (or fenced) producer;
 - `consumer_replaced(reason)`: a consumer broken by a fatal error was replaced;
 - `transaction_committed(batches)` / `transaction_aborted(reason)`: exactly-once only; `batches` is how many
-  batches the transaction held (`KDP_COMMIT_INTERVAL_MS`).
+  batches the transaction held (`KDP_COMMIT_INTERVAL_MS`);
+- `batch_stage(stage, seconds)`: how long one stage of a batch took, one of `BATCH_STAGES`: `poll` (the wait
+  for the batch's first message, then taking what is fetched), `convert` (routing), `produce` (handing the
+  outputs to the producer), `flush` (waiting for their acknowledgements) and `commit` (the offset commit:
+  at-least-once hands it over asynchronously, exactly-once commits its transaction). `flush` and `commit` are
+  per span: once per transaction in exactly-once. Reported for every attempt, a failed one included;
+- `offset_commit_failed(reason)`: at-least-once: an offset commit failed (its offsets are committed again by
+  the next commit, see `streaming.at_least_once`).
 
 Subclass `ConverterObserver` and override what you need: every method defaults to doing nothing.
 """
@@ -24,10 +31,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
+from streaming.conversion import Lanes
 from streaming.running_insights import RunningInsights
 
 Partition = tuple[str, int]
 """A source partition: (topic, partition)."""
+
+BATCH_STAGES = ("poll", "convert", "produce", "flush", "commit")
+"""The stages of a batch, in order (see `ConverterObserver.batch_stage`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +63,8 @@ class BatchReport:
     """Per source partition, the offset after the batch's last message: what was committed."""
     careful: bool
     """True for a redo with one delivery report per message (slower), False for the fast path."""
+    lanes: Lanes = Lanes(0, 0, 0)
+    """How many of the batch's messages each conversion engine decided (native, pure fast, reference)."""
 
 
 class ConverterObserver(Protocol):
@@ -73,6 +86,12 @@ class ConverterObserver(Protocol):
         return None
 
     def transaction_aborted(self, reason: str) -> None:
+        return None
+
+    def batch_stage(self, stage: str, seconds: float) -> None:
+        return None
+
+    def offset_commit_failed(self, reason: str) -> None:
         return None
 
 

@@ -1,7 +1,9 @@
-"""Assembling a ready converter: settings -> registered schema -> encoder, consumer, delivery.
+"""Assembling a ready converter: settings -> registered schema (looked up) -> encoder, consumer, delivery.
 
 The one place where `kdp stream`, the Dagster conversion job and the benchmarks build the
-converter, so all three run the same transform, encoder and delivery code.
+converter, so all three run the same transform, encoder and delivery code. The output schema is
+looked up, never registered: a converter whose schema is not registered refuses to start
+(`SchemaNotRegisteredError`, naming the subject and the command that registers it).
 """
 
 from __future__ import annotations
@@ -11,57 +13,51 @@ import logging
 import socket
 from pathlib import Path
 
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
+from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from streaming import access
 from streaming.conversion import reference_converter
 from streaming.converter import Converter
 from streaming.encoding import WireFormatEncoder
-from streaming.fast_path import converter_for
+from streaming.fast_path import build_converter
 from streaming.kafka_clients import make_consumer, make_delivery
 from streaming.malloc_arenas import limit_malloc_arenas
 from streaming.observer import NO_OBSERVER, ConverterObserver
-from streaming.schema_registry import ensure_value_schema, load_schema
+from streaming.package_files import package_file
+from streaming.rules.declaration import RULES_PATH
+from streaming.schema_registry import RegisteredValueSchema, load_schema, lookup_value_schema
 from streaming.settings import Settings
 from streaming.topics import value_subject
 
 log = logging.getLogger(__name__)
 
-SCHEMAS = Path(__file__).resolve().parent.parent / "schemas"
-PROCESSED_SCHEMA = SCHEMAS / "processed-data-value.avsc"
+PROCESSED_SCHEMA = package_file("schemas/processed-data-value.avsc")
+SCHEMAS = PROCESSED_SCHEMA.parent
 
 
-FORBIDDEN, NOT_FOUND = 403, 404
+def registered_output_schema(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> RegisteredValueSchema:
+    """The output schema at `schema_path` as registered under the output topic's subject (id and version).
 
-
-def register_output_schema(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> WireFormatEncoder:
-    """Register (or find) the output schema under its subject and build its encoder.
-
-    Raises `SchemaIncompatibleError` naming the subject when the registry refuses the schema:
-    the converter must not start writing records that readers could not decode. With read-only registry
-    credentials it only looks the schema up (a 404 `SchemaRegistryError` when nobody registered it yet).
+    Reads only. Raises `SchemaNotRegisteredError` naming the subject when the registry does not hold that schema:
+    the converter must not write records under a schema the control plane has not registered.
     """
-    schema_str = load_schema(schema_path)
     client = SchemaRegistryClient(settings.registry_config())
     subject = value_subject(settings.output_topic)
+    return lookup_value_schema(client, subject, load_schema(schema_path), schema_file=_shown(schema_path))
+
+
+def output_encoder(settings: Settings, schema_path: Path = PROCESSED_SCHEMA) -> WireFormatEncoder:
+    """The encoder of the output schema at `schema_path`, as registered (see `registered_output_schema`)."""
+    registered = registered_output_schema(settings, schema_path)
+    return WireFormatEncoder(registered.schema_id, load_schema(schema_path))
+
+
+def _shown(path: Path) -> str:
+    """`path` relative to the project when it lies inside it (what an operator recognises in an error)."""
     try:
-        schema_id = ensure_value_schema(client, subject, schema_str).schema_id
-    except SchemaRegistryError as error:
-        if error.http_status_code != FORBIDDEN:
-            raise
-        # Read-only registry credentials (the secure stack's converters): the control plane registered it.
-        try:
-            found = client.lookup_schema(subject, Schema(schema_str, "AVRO")).schema_id
-        except SchemaRegistryError as missing:
-            if missing.http_status_code != NOT_FOUND:
-                raise
-            raise error from None  # not registered yet, and these credentials may not: the refusal says so
-        if found is None:  # pragma: no cover - a registry breaking its API
-            raise
-        schema_id = found
-    log.info("output schema registered as id %d under subject %s", schema_id, subject)
-    return WireFormatEncoder(schema_id, schema_str)
+        return str(path.resolve().relative_to(SCHEMAS.parent))
+    except ValueError:
+        return str(path)
 
 
 def default_instance() -> str:
@@ -84,13 +80,17 @@ def open_converter(
     *,
     instance: str | None = None,
     static_member: bool = False,
+    schema_path: Path = PROCESSED_SCHEMA,
+    rules_path: Path = RULES_PATH,
     encoder: WireFormatEncoder | None = None,
     observer: ConverterObserver = NO_OBSERVER,
     client_config: dict[str, object] | None = None,
     **converter_options: object,
 ) -> Converter:
-    """A converter with its clients connected and its output schema registered.
+    """A converter with its clients connected and its output schema looked up in the registry.
 
+    `schema_path`, `rules_path`: the output schema it writes, looked up under the output subject, and the rules
+    declaration that fills it (default: the repository's; a rolling change of both is `kdp schema`'s workflow).
     `static_member`: join the group as static member `instance` (`group.instance.id`), so that this
     instance restarted after a crash takes its partitions back at once, instead of waiting for the
     broker to expire the crashed member (`session.timeout.ms`, 45 s). Only for a stable instance name
@@ -99,11 +99,11 @@ def open_converter(
     `client_config` is added to both clients' settings (librdkafka statistics for `streaming.metrics`).
     """
     access.check_access(settings, converter_needs(settings))
-    encoder = encoder or register_output_schema(settings)
+    encoder = encoder or output_encoder(settings, schema_path)
     # The fused fast path is generated from a registered schema; a stand-in encoder (the bench's stock
     # AvroSerializer baseline) goes through the reference path, transform then its own `encode`.
     convert = (
-        converter_for(encoder, native=settings.native_fast_path)
+        build_converter(encoder, rules_path, native=settings.native_fast_path)
         if isinstance(encoder, WireFormatEncoder)
         else reference_converter(encoder)
     )
@@ -113,16 +113,17 @@ def open_converter(
     instance = instance or default_instance()
     with access.denials_named(settings, access.TRANSACTIONAL_ID, f"{settings.transactional_id}-{instance}", "WRITE"):
         delivery = make_delivery(settings, instance, observer=observer, extra_config=extra)
+    consumer_extra = {**identity, **extra, **delivery.consumer_config()}
     # What the process holds by now (modules, clients, the generated code) lives as long as it does: moved out
     # of the cyclic collector's sight, it is no longer traversed by every full collection that a batch's
     # thousands of messages trigger (measured: 0.4 µs of GC a message before, 0.15 after).
     gc.freeze()
     return Converter(
         settings,
-        make_consumer(settings, **identity, **extra),
+        make_consumer(settings, **consumer_extra),
         delivery,
         convert,
-        new_consumer=lambda: make_consumer(settings, **identity, **extra),
+        new_consumer=lambda: make_consumer(settings, **consumer_extra),
         observer=observer,
         **converter_options,  # type: ignore[arg-type]
     )

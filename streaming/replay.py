@@ -46,7 +46,7 @@ from streaming.delivery import Delivery
 from streaming.fast_path import converter_for
 from streaming.kafka_clients import make_consumer, make_delivery
 from streaming.observer import NO_OBSERVER, ConverterObserver
-from streaming.pipeline import register_output_schema
+from streaming.pipeline import output_encoder
 from streaming.replay_progress import PartitionState, ReplayRun, plan_run
 from streaming.replay_router import (
     NOT_A_DEAD_LETTER,
@@ -202,7 +202,7 @@ def execute_replay(
         preview = _scan(settings, selection, run, 0, now_ms)
         if not run.resumed and preview.selected == 0:
             raise ReplayError(f"nothing to replay: {_describe_empty(preview)}; nothing was changed")
-        encoder = register_output_schema(settings)
+        encoder = output_encoder(settings)
         if not run.resumed:
             consumer.commit(offsets=run.start_commits(), asynchronous=False)
     except BaseException:

@@ -1,7 +1,8 @@
 """`kdp replay`: replay dead letters through the current transform, after a fix. A dry run unless `--execute`.
 
 The dry run prints what the next run of the selection would take, by reason, with a few samples, and
-changes nothing. `--execute` replays them (`streaming.replay`) and prints the run's figures in one line;
+changes nothing. `--execute` replays them (`streaming.replay`) and prints the run's figures in one line; with
+`KDP_PUSHGATEWAY_URL` set it pushes the converter's counters there (`streaming.metrics_push`, mode `replay`);
 SIGINT/SIGTERM finish the current batch and stop, and the next `kdp replay --execute` with the same
 selection resumes there. Mistakes (an unknown reason, a window in the future, a selection that matches
 nothing, a topic that does not exist) exit with code 2 and a message, having changed nothing.
@@ -106,12 +107,17 @@ def run_replay(args: argparse.Namespace) -> int:
         if not args.execute:
             print_preview(replay.preview_replay(settings, selection, samples=args.samples, now_ms=now_ms), settings)
             return 0
+        from streaming.metrics import ConverterMetrics
+        from streaming.metrics_push import MetricsPusher
         from streaming.shutdown import Shutdown
 
         shutdown = Shutdown("finishing the current batch, then stopping", "still finishing the current batch")
-        with shutdown.on_signals():
+        metrics = ConverterMetrics(process_metrics=False)
+        instance = replay.replay_instance(selection, settings.dlq_topic)
+        pusher = MetricsPusher(metrics.registry, settings.pushgateway_url, mode="replay", instance=instance)
+        with shutdown.on_signals(), pusher:
             result = replay.execute_replay(
-                settings, selection, stop=shutdown.stop, now_ms=now_ms, log_every=args.log_every
+                settings, selection, stop=shutdown.stop, now_ms=now_ms, observer=metrics, log_every=args.log_every
             )
     except ReplayError as error:
         print(f"kdp replay: {error}")

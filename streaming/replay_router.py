@@ -219,6 +219,7 @@ class ReplayRouter:
             now_ms,
             routed.oldest_source_ms,
             routed.newest_source_ms,
+            routed.lanes,
             run=self.run,
             verdicts=verdicts,
             taken_reasons=taken_reasons,

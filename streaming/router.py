@@ -26,7 +26,7 @@ from typing import NamedTuple, Protocol, overload
 
 from confluent_kafka import TopicPartition
 
-from streaming.conversion import Convert, ConvertBatch, Converted, batch_form, one_by_one
+from streaming.conversion import Convert, ConvertBatch, Converted, Lanes, batch_form, one_by_one
 from streaming.dead_letter import dead_letter_headers
 from streaming.observer import Partition
 from streaming.records import Reason, Rejection
@@ -171,6 +171,8 @@ class RoutedBatch:
     oldest_source_ms: int | None
     newest_source_ms: int | None
     """The extreme Kafka timestamps of the first and last source message of each partition (None if none)."""
+    lanes: Lanes
+    """How many of the batch's messages each conversion engine decided (native, pure fast, reference)."""
 
     @property
     def consumed(self) -> int:
@@ -221,6 +223,7 @@ class BatchRouter:
             now_ms,
             min(stamps) if stamps else None,
             max(stamps) if stamps else None,
+            converted.lanes,
         )
 
 

@@ -45,6 +45,7 @@ ENV_NAMES: dict[str, str] = {
     "KDP_MAX_EVENT_AGE": "max_event_age",
     "KDP_METRICS_PORT": "metrics_port",
     "KDP_FAST_PATH": "fast_path",
+    "KDP_PUSHGATEWAY_URL": "pushgateway_url",
 }
 
 #: Units of a duration setting such as `KDP_MAX_EVENT_AGE`, in milliseconds.
@@ -66,6 +67,11 @@ and clients cache what they read, so only a stuck connection comes near this."""
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the environment variable."""
+
+
+class ServiceUnreachableError(RuntimeError):
+    """Kafka or the schema registry did not answer in time; the message names the setting that addresses it
+    (KDP_BOOTSTRAP, KDP_REGISTRY_URL). Commands report it in one line, like a bad setting."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,10 @@ class Settings:
     retention, and a backfill of old data converts. Narrow it when stale events are an error upstream."""
     metrics_port: int | None = None
     """`kdp stream` serves Prometheus metrics on this port (all interfaces) when set; see streaming.metrics."""
+    pushgateway_url: str = ""
+    """Dagster conversion runs and dead-letter replays push their counters to this Prometheus Pushgateway
+    (`http://host:9091`) at their end and while they run (`streaming.metrics_push`); empty: nothing is pushed.
+    A Pushgateway that cannot be reached never fails a run: a warning, and a counter of failed pushes."""
     fast_path: str = "native"
     """The converter's batch path: `native`, the compiled kernel when `make install` could build it (else the
     pure-Python path, logged), or `python`, the pure-Python fused path always (to compare; see
@@ -140,6 +150,8 @@ class Settings:
             )
         if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
             raise SettingsError(f"KDP_METRICS_PORT={self.metrics_port} must be a port number between 1 and 65535")
+        if self.pushgateway_url and not self.pushgateway_url.startswith(("http://", "https://")):
+            raise SettingsError(f"KDP_PUSHGATEWAY_URL={self.pushgateway_url!r} must start with http:// or https://")
         if self.fast_path not in ("native", "python"):
             raise SettingsError(f"KDP_FAST_PATH={self.fast_path!r} must be native or python")
         for attr in ("source_topic", "output_topic", "dlq_topic", "group_id", "transactional_id"):

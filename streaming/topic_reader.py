@@ -10,6 +10,9 @@ insights reader and the tests read Kafka.
   read_committed consumer: the last stable offset), so a read never waits for data that is not there yet.
 - `read_ranges(consumer, ranges, visit)`: delivers each message of the ranges to `visit`, once, and says per
   range where it ended and what `visit` answered.
+- `read_range_batches(consumer, ranges, visit_batch)`: the same for ranges of one topic, handing `visit_batch`
+  each batch as the consumer returned it, so that a visitor in native code pays no Python call per message
+  (the hourly insights); the visitor does the per-message part of `read_ranges` itself.
 
 How a read knows it is done: a partition is finished when the consumer's *position* reaches its range's
 end. Not when the last delivered offset does, and not after a number of messages: transaction commit
@@ -133,50 +136,114 @@ def read_ranges(
     """
     answers: dict[tuple[str, int], Counter[str]] = {(r.topic, r.partition): Counter() for r in ranges}
     ends = {(r.topic, r.partition): r.end for r in ranges}
-    pending = {(r.topic, r.partition) for r in ranges if r.end > r.start}
-    if pending:
-        consumer.incremental_assign([TopicPartition(r.topic, r.partition, r.start) for r in ranges if r.end > r.start])
-    positions: dict[tuple[str, int], int] = {}
-    last_progress = time.monotonic()
+    progress = _Progress(consumer, ranges, ends, idle_timeout_s)
     try:
-        while pending:
+        while progress.pending:
             for message in consumer.consume(_BATCH, timeout=0.5):
                 error = message.error()
                 if error is not None:
                     raise TopicReadError(f"reading {message.topic()}/{message.partition()} failed: {error}")
                 where, offset = (message.topic(), message.partition()), message.offset()
-                if where not in pending or offset is None or offset >= ends[where]:
+                if where not in progress.pending or offset is None or offset >= ends[where]:
                     continue  # fetched past the range (prefetch), or after a BEYOND of this batch: not ours
                 answer = visit(message)
                 if answer == BEYOND:
                     ends[where] = offset
                 else:
                     answers[where][answer] += 1
-            finished = []
-            for position in consumer.position([TopicPartition(t, p) for t, p in pending]):
-                where = (position.topic, position.partition)
-                if position.offset != positions.get(where):
-                    positions[where] = position.offset
-                    last_progress = time.monotonic()
-                if position.offset >= ends[where]:
-                    finished.append(where)
-            if finished:
-                consumer.incremental_unassign([TopicPartition(t, p) for t, p in finished])
-                pending.difference_update(finished)
-            elif time.monotonic() - last_progress > idle_timeout_s:
-                stuck = ", ".join(
-                    f"{t}/{p} at {positions.get((t, p))} of end {ends[(t, p)]}" for t, p in sorted(pending)
-                )
-                raise TopicReadError(f"no progress for {idle_timeout_s:.0f} s: {stuck}")
+            progress.check()
     finally:
-        if pending:
-            consumer.incremental_unassign([TopicPartition(t, p) for t, p in pending])
+        progress.release()
     return [
         RangeRead(
             OffsetRange(r.topic, r.partition, r.start, ends[(r.topic, r.partition)]), answers[(r.topic, r.partition)]
         )
         for r in ranges
     ]
+
+
+def read_range_batches(
+    consumer: Consumer,
+    ranges: Sequence[OffsetRange],
+    visit_batch: Callable[[list[Message], dict[int, int]], None],
+    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+) -> list[OffsetRange]:
+    """Hand the messages of `ranges` (all of one topic) to `visit_batch`, a batch at a time; answer the ranges
+    as read (each ending where its partition's read stopped).
+
+    `visit_batch(messages, ends)` gets the batch as `consume` returned it and `ends`, partition -> end offset
+    of each partition still being read. It must, per message: raise `TopicReadError` if it carries an error;
+    skip it if its partition is not in `ends` or its offset is at or past the end (prefetched beyond the
+    range, or after a message that ended it); otherwise visit it once, or end the range before it by setting
+    `ends[partition]` to its offset (what `BEYOND` does in `read_ranges`). Raises `TopicReadError` when no
+    position moves for `idle_timeout_s`.
+    """
+    topics = {r.topic for r in ranges}
+    if len(topics) > 1:
+        raise ValueError(f"ranges of one topic only, not of {sorted(topics)}")
+    ends = {(r.topic, r.partition): r.end for r in ranges}
+    progress = _Progress(consumer, ranges, ends, idle_timeout_s)
+    try:
+        while progress.pending:
+            batch = consumer.consume(_BATCH, timeout=0.5)
+            if batch:
+                pending_ends = {p: ends[(t, p)] for t, p in progress.pending}
+                visit_batch(batch, pending_ends)
+                for t, p in progress.pending:
+                    ends[(t, p)] = min(ends[(t, p)], pending_ends[p])
+            progress.check()
+    finally:
+        progress.release()
+    return [OffsetRange(r.topic, r.partition, r.start, ends[(r.topic, r.partition)]) for r in ranges]
+
+
+class _Progress:
+    """Which partitions of a read are still pending, by the consumer's positions; assigns and unassigns them.
+
+    A partition is finished when its position reaches its end in `ends` (which the read may lower); the read
+    fails when no position has moved for `idle_timeout_s`.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        ranges: Sequence[OffsetRange],
+        ends: dict[tuple[str, int], int],
+        idle_timeout_s: float,
+    ) -> None:
+        self._consumer = consumer
+        self._ends = ends
+        self._idle_timeout_s = idle_timeout_s
+        to_read = [r for r in ranges if r.end > r.start]
+        self.pending = {(r.topic, r.partition) for r in to_read}
+        if to_read:
+            consumer.incremental_assign([TopicPartition(r.topic, r.partition, r.start) for r in to_read])
+        self._positions: dict[tuple[str, int], int] = {}
+        self._last_progress = time.monotonic()
+
+    def check(self) -> None:
+        """Retire the partitions whose position reached their end; raise if none has moved for too long."""
+        finished = []
+        for position in self._consumer.position([TopicPartition(t, p) for t, p in self.pending]):
+            where = (position.topic, position.partition)
+            if position.offset != self._positions.get(where):
+                self._positions[where] = position.offset
+                self._last_progress = time.monotonic()
+            if position.offset >= self._ends[where]:
+                finished.append(where)
+        if finished:
+            self._consumer.incremental_unassign([TopicPartition(t, p) for t, p in finished])
+            self.pending.difference_update(finished)
+        elif time.monotonic() - self._last_progress > self._idle_timeout_s:
+            stuck = ", ".join(
+                f"{t}/{p} at {self._positions.get((t, p))} of end {self._ends[(t, p)]}" for t, p in sorted(self.pending)
+            )
+            raise TopicReadError(f"no progress for {self._idle_timeout_s:.0f} s: {stuck}")
+
+    def release(self) -> None:
+        """Unassign what is still pending (the read failed or was interrupted)."""
+        if self.pending:
+            self._consumer.incremental_unassign([TopicPartition(t, p) for t, p in self.pending])
 
 
 def read_topic(

@@ -1,15 +1,18 @@
 """Baseline (c): pass-through, the Python ceiling: `python -m bench.baselines.passthrough --expect N`.
 
 The converter's skeleton with nothing inside: the same consumer and producer settings
-(`streaming.kafka_clients`), the same batches (`KDP_BATCH_SIZE`) and the same at-least-once completion
-(`streaming.at_least_once.AtLeastOnce`: flush, then a synchronous commit), but every message is produced to
-the output topic with its own bytes and key, untouched. What is left is the cost of moving messages
-through confluent-kafka from Python, so ours/pass-through is the share of that ceiling we keep.
+(`streaming.kafka_clients`), the same batches (`KDP_BATCH_SIZE`), the same send call (a positional `produce`
+per record, stamped with one clock reading per batch, as `streaming.delivery.ProducerDelivery` sends records)
+and the same at-least-once completion (`streaming.at_least_once.AtLeastOnce`: flush, then an asynchronous
+commit; a synchronous one at the end), but every message is produced to the output topic with its own bytes
+and key, untouched. What is left is the cost of moving messages through confluent-kafka from Python, so
+ours/pass-through is the share of that ceiling we keep.
 """
 
 from __future__ import annotations
 
 import argparse
+import time
 
 from confluent_kafka import TopicPartition
 
@@ -24,8 +27,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--expect", type=int, required=True, help="messages in the backlog: stop after these")
     args = parser.parse_args(argv)
     settings = Settings.from_env()
-    consumer = make_consumer(settings)
     delivery = AtLeastOnce(producer_config(settings))
+    consumer = make_consumer(settings, **delivery.consumer_config())
     produce, poll = delivery.producer.produce, delivery.producer.poll
     output = settings.output_topic
     consumer.subscribe([settings.source_topic])
@@ -36,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
         if not messages:
             continue
         stopwatch.consumed()
+        now_ms = int(time.time() * 1000)
         after: dict[tuple[str, int], int] = {}
         delivery.begin()
         for message in messages:
@@ -45,14 +49,17 @@ def main(argv: list[str] | None = None) -> None:
             bytes_in += len(value) if value is not None else 0
             while True:
                 try:
-                    produce(output, value, message.key())
+                    produce(output, value, message.key(), -1, None, None, now_ms)
                     break
                 except BufferError:
                     poll(0.05)
-            after[(message.topic(), message.partition())] = message.offset() + 1
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            assert topic is not None and partition is not None and offset is not None  # set on every consumed message
+            after[(topic, partition)] = offset + 1
             consumed += 1
         delivery.complete(consumer, [TopicPartition(t, p, o) for (t, p), o in after.items()])
         stopwatch.committed()
+    delivery.commit_outstanding(consumer)
     delivery.close()
     consumer.close()
     report("passthrough", stopwatch, consumed, bytes_in, processed=consumed, dead_lettered=0)

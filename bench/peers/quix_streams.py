@@ -86,8 +86,14 @@ def build(settings: Settings, tally: Tally, state_dir: str) -> Application:
             tally.processed += 1
             return {"record": result}
         tally.dead_lettered += 1
-        where = (context.topic, context.partition, context.offset)
-        return {"rejection": result, "raw": raw, "where": where, "failed_at": now_ms}
+        return {
+            "rejection": result,
+            "raw": raw,
+            "failed_at": now_ms,
+            "topic": context.topic,
+            "partition": context.partition,
+            "offset": context.offset,
+        }
 
     checked = app.dataframe(source).apply(check)
 
@@ -97,7 +103,12 @@ def build(settings: Settings, tally: Tally, state_dir: str) -> Application:
     rejections = checked.filter(lambda verdict: "rejection" in verdict)
     rejections = rejections.set_headers(
         lambda verdict, key, timestamp, headers: dead_letter_headers(
-            verdict["rejection"], *verdict["where"], timestamp, verdict["failed_at"]
+            verdict["rejection"],
+            verdict["topic"],
+            verdict["partition"],
+            verdict["offset"],
+            timestamp,
+            verdict["failed_at"],
         )
     )
     rejections.apply(lambda verdict: verdict["raw"]).to_topic(dlq)

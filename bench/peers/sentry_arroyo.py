@@ -107,7 +107,7 @@ class ConvertFactory(ProcessingStrategyFactory[KafkaPayload]):
         self.tally.seen(raw)
         now_ms = time.time_ns() // 1_000_000
         result = transform(raw, broker.partition.topic.name, broker.partition.index, broker.offset, now_ms)
-        if type(result) is not dict:
+        if isinstance(result, Rejection):
             self.tally.dead_lettered += 1
             reason = f"{result.reason}{REASON_SEPARATOR}{result.detail}"
             raise InvalidMessage(broker.partition, broker.offset, reason=reason, log_exception=False)

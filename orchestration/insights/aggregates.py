@@ -1,10 +1,10 @@
 """What one event-time window of login records says: pure tallies and the insight rows built from them.
 
-`WindowTally` is filled one record at a time while a window is read (see `window_reader`), so memory grows
-with the number of *distinct* values seen (device types, locales, versions, users, devices, minutes, reasons),
-never with the number of records. The exact user and device sets are the largest part: about 100 bytes per
-distinct id, so roughly 100 MB for a million distinct devices in one hour; a sketch (HyperLogLog) would be the
-next step beyond that scale, at the price of exactness the consistency check relies on today.
+`WindowTally` is filled one record at a time while a window is read (see `window_reader`; the native kernel
+fills the same tally and hands it over at the end), so memory never grows with the number of records, and
+not with the number of distinct users or devices either: those are counted by `sketch.DistinctSketch`,
+exactly up to `sketch.CAPACITY` distinct ids per window and within about 0.4 % (one standard error) beyond.
+What else it keeps grows with the distinct device types, locales, versions, minutes and reasons only.
 
 The functions below turn a tally into the rows that are stored and shown. They never touch I/O or the clock,
 and they keep the invariants the consistency check verifies: the records of a window are counted once per
@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from orchestration.insights.sketch import DistinctSketch, hash_id
 
 MINUTE_MS = 60_000
 NONE_LABEL = "(none)"
@@ -54,9 +56,9 @@ class WindowTally:
     device_types: Counter[str] = field(default_factory=Counter)
     locales: Counter[str] = field(default_factory=Counter)
     app_versions: Counter[str] = field(default_factory=Counter)
-    users: set[str] = field(default_factory=set)
-    device_versions: dict[str, tuple[int, str]] = field(default_factory=dict)
-    """device_id -> (event time, app_version) of the device's latest event in the window."""
+    users: DistinctSketch = field(default_factory=DistinctSketch)
+    devices: DistinctSketch = field(default_factory=DistinctSketch)
+    """Distinct devices, each with the (event time, app_version) of its latest event in the window."""
     minutes: Counter[int] = field(default_factory=Counter)
     """Minute index from the window start -> records."""
     newest_event_ms: int | None = None
@@ -77,19 +79,34 @@ class WindowTally:
 
     def add_record(self, record: Mapping[str, Any], event_ms: int) -> None:
         """Count one processed record (a decoded `processed-data` value) whose event time is `event_ms`."""
+        self.add_fields(
+            record.get("user_id"),
+            record.get("device_id"),
+            record.get("device_type"),
+            record.get("locale"),
+            record.get("app_version"),
+            event_ms,
+        )
+
+    def add_fields(
+        self,
+        user_id: str | None,
+        device_id: str | None,
+        device_type: str | None,
+        locale: str | None,
+        app_version: str | None,
+        event_ms: int,
+    ) -> None:
+        """Count one processed record by the fields the insights use (absent or empty: `NONE_LABEL`)."""
         self.records += 1
-        version = record.get("app_version") or NONE_LABEL
-        self.device_types[record.get("device_type") or NONE_LABEL] += 1
-        self.locales[record.get("locale") or NONE_LABEL] += 1
+        version = app_version or NONE_LABEL
+        self.device_types[device_type or NONE_LABEL] += 1
+        self.locales[locale or NONE_LABEL] += 1
         self.app_versions[version] += 1
-        user_id = record.get("user_id")
         if user_id:
-            self.users.add(user_id)
-        device_id = record.get("device_id")
+            self.users.update(hash_id(user_id))
         if device_id:
-            seen = self.device_versions.get(device_id)
-            if seen is None or event_ms >= seen[0]:
-                self.device_versions[device_id] = (event_ms, version)
+            self.devices.update(hash_id(device_id), event_ms, version)
         self.minutes[(event_ms - self.start_ms) // MINUTE_MS] += 1
         if self.newest_event_ms is None or event_ms > self.newest_event_ms:
             self.newest_event_ms = event_ms
@@ -122,7 +139,8 @@ class Share:
 
 @dataclass(frozen=True)
 class VersionAdoption:
-    """An app version's logins in the window, and the devices whose latest login in the window used it."""
+    """An app version's logins in the window, and the devices whose latest login in the window used it
+    (exact while the window's distinct devices are within the sketch's capacity, estimated beyond)."""
 
     app_version: str
     logins: int
@@ -133,6 +151,8 @@ class VersionAdoption:
 
 @dataclass(frozen=True)
 class UniqueCounts:
+    """Records, distinct users and distinct devices of a window (see `sketch` for the distinct counts' error)."""
+
     records: int
     users: int
     devices: int
@@ -185,8 +205,8 @@ def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
 
 def app_version_adoption(tally: WindowTally) -> list[VersionAdoption]:
     """Per version, newest first: logins and share, devices on it at their latest login and share."""
-    devices_on: Counter[str] = Counter(version for _, version in tally.device_versions.values())
-    device_total = len(tally.device_versions)
+    devices_on = tally.devices.estimate_by_value()
+    device_total = sum(devices_on.values())
     versions = sorted(set(tally.app_versions) | set(devices_on), key=version_key, reverse=True)
     return [
         VersionAdoption(
@@ -201,7 +221,7 @@ def app_version_adoption(tally: WindowTally) -> list[VersionAdoption]:
 
 
 def unique_users_devices(tally: WindowTally) -> UniqueCounts:
-    return UniqueCounts(records=tally.records, users=len(tally.users), devices=len(tally.device_versions))
+    return UniqueCounts(records=tally.records, users=tally.users.estimate(), devices=tally.devices.estimate())
 
 
 def events_per_minute(tally: WindowTally) -> list[MinuteCount]:

@@ -23,21 +23,27 @@ stopping on a delivered message avoids them. For the lower bound the same answer
 can start earlier, never later), since a marker is stamped after the records it commits.
 
 Reading uses `streaming.topic_reader` (a read_committed consumer of its own, `assign()` only, ended by
-position, not by a count), decoding uses the wire-format contract `streaming.encoding.WireFormatDecoder`
-(the writer schema fetched from the registry once per id), and dead-letter headers are read with
-`streaming.dead_letter`. Each record is folded into a `WindowTally` as it arrives; nothing is kept per record.
+position, not by a count). Records are handed over a batch at a time to a `record_tally` visitor (the native
+kernel when it is built), which reads only the fields the insights use from each Avro body, by the layout
+of its writer schema (`avro_layout`, fetched from the registry once per schema id), and folds each record
+into the window's `WindowTally`; nothing is kept per record. Dead letters are few: they are visited one by
+one, their headers read with `streaming.dead_letter`.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Message
 
-from orchestration.insights.aggregates import WindowTally, epoch_ms
+from orchestration.insights.aggregates import NONE_LABEL, WindowTally
+from orchestration.insights.avro_layout import LayoutCache
 from orchestration.insights.placement import DEFAULT_SLACK_MS, Outcome, Window
+from orchestration.insights.record_tally import record_visitor
 from streaming.dead_letter import failed_at_ms, read_dead_letter_headers
-from streaming.encoding import SchemaLookup, UndecodableRecord, WireFormatDecoder
+from streaming.encoding import SchemaLookup
 from streaming.offset_ranges import OffsetRange
 from streaming.records import DLQ_REASON
 from streaming.settings import Settings
@@ -45,6 +51,7 @@ from streaming.topic_reader import (
     DEFAULT_IDLE_TIMEOUT_S,
     RangeRead,
     current_ranges,
+    read_range_batches,
     read_ranges,
     reader_consumer,
 )
@@ -79,6 +86,10 @@ class PartitionScan:
             read.offsets, read.delivered, answers[Outcome.COUNTED], answers[Outcome.UNDECODABLE], answers[Outcome.LATE]
         )
 
+    @classmethod
+    def of_batches(cls, offsets: OffsetRange, answers: Mapping[int, Counter[str]]) -> PartitionScan:
+        return cls.of(RangeRead(offsets, answers.get(offsets.partition, Counter())))
+
 
 @dataclass
 class WindowScan:
@@ -104,30 +115,19 @@ def read_window(
     end_ms: int,
     slack_ms: int = DEFAULT_SLACK_MS,
     idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
+    native: bool | None = None,
 ) -> WindowScan:
     """Tally the window's processed records (on time by event time, late by arrival) and dead letters (by
     failure time). `[start_ms, end_ms)` must be one of the aligned windows of its length (an UTC hour).
 
     Topics are `settings.output_topic` and `settings.dlq_topic`. A record that cannot be decoded is counted
     as undecodable, not raised: the consistency check reports it, and one bad record does not hide an hour.
-    Raises `streaming.topic_reader.TopicReadError` when a partition cannot be read to its end.
+    Raises `streaming.topic_reader.TopicReadError` when a partition cannot be read to its end. `native`:
+    the native kernel (True), the Python visitor (False), or the native one when it is built (None).
     """
     window = Window(start_ms, end_ms, slack_ms)
-    tally = WindowTally(start_ms, end_ms)
-    decoder = WireFormatDecoder(registry)
-
-    def visit_record(message: Message) -> Outcome:
-        try:
-            record = decoder.decode(message.value())
-            event_ms, processed_ms = epoch_ms(record["event_time"]), epoch_ms(record["processed_at"])
-        except (UndecodableRecord, KeyError, TypeError, ValueError):
-            return Outcome.UNDECODABLE
-        outcome = window.place_record(event_ms, processed_ms)
-        if outcome is Outcome.COUNTED:
-            tally.add_record(record, event_ms)
-        elif outcome is Outcome.LATE:
-            tally.add_late(event_ms, processed_ms)
-        return outcome
+    visitor = record_visitor(window, LayoutCache(registry), native=native)
+    dead_letter_counts: Counter[str] = Counter()
 
     def visit_dead_letter(message: Message) -> Outcome:
         headers = read_dead_letter_headers(message.headers())
@@ -138,15 +138,15 @@ def read_window(
                 return Outcome.OUTSIDE
         outcome = window.place_dead_letter(failed_ms)
         if outcome is Outcome.COUNTED:
-            tally.add_dead_letter(headers.get(DLQ_REASON))
+            dead_letter_counts[headers.get(DLQ_REASON) or NONE_LABEL] += 1
         return outcome
 
     consumer = reader_consumer(settings, PURPOSE)
     try:
-        records = read_ranges(
+        records = read_range_batches(
             consumer,
             current_ranges(consumer, settings.output_topic, from_time_ms=window.records_from_ms),
-            visit_record,
+            visitor.visit_batch,
             idle_timeout_s,
         )
         dead_letters = read_ranges(
@@ -157,9 +157,11 @@ def read_window(
         )
     finally:
         consumer.close()
+    tally, answers = visitor.finish()
+    tally.dead_letters.update(dead_letter_counts)
     return WindowScan(
         tally=tally,
-        records=[PartitionScan.of(read) for read in records],
+        records=[PartitionScan.of_batches(offsets, answers) for offsets in records],
         dead_letters=[PartitionScan.of(read) for read in dead_letters],
     )
 

@@ -15,13 +15,13 @@ from typing import Any
 
 import yaml
 
+from orchestration.schema.registry import DEFAULT_COMPATIBILITY
 from streaming import topics
+from streaming.package_files import package_file
 from streaming.schema_registry import COMPATIBILITY_LEVELS
 from streaming.settings import Settings
 
-DECLARATIONS_FILE = Path(__file__).with_name("topics.yaml")
-#: Schema files are named relative to the project root, where `schemas/` lives.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DECLARATIONS_FILE = package_file("orchestration/provisioning/topics.yaml")
 
 AUTO = "auto"
 #: `replication_factor: auto` = min(AUTO_REPLICATION_FACTOR, brokers).
@@ -40,7 +40,8 @@ class DeclarationError(ValueError):
 
 @dataclass(frozen=True)
 class ValueSchema:
-    """The Avro schema of a topic's values and the compatibility its subject enforces."""
+    """The Avro schema of a topic's values and the compatibility level provisioning sets on its subject when
+    the subject has none of its own (a level an operator set on the subject is kept)."""
 
     file: Path
     compatibility: str
@@ -164,13 +165,22 @@ def _value_schema(where: str, body: Any) -> ValueSchema | None:
     if not isinstance(body, dict) or not isinstance(body.get("file"), str):
         raise DeclarationError(f"{where} must be a mapping with `file:` (and optionally `compatibility:`)")
     _reject_unknown_keys(where, body, {"file", "compatibility"})
-    compatibility = body.get("compatibility", "BACKWARD")
+    compatibility = body.get("compatibility", DEFAULT_COMPATIBILITY)
     if compatibility not in COMPATIBILITY_LEVELS:
         raise DeclarationError(f"{where}.compatibility must be one of {', '.join(COMPATIBILITY_LEVELS)}")
-    file = PROJECT_ROOT / body["file"]
-    if not file.is_file():
-        raise DeclarationError(f"{where}.file: no schema file at {file}")
-    return ValueSchema(file=file, compatibility=compatibility)
+    return ValueSchema(file=_schema_file(where, body["file"]), compatibility=compatibility)
+
+
+def _schema_file(where: str, name: str) -> Path:
+    """A schema file named as in the repository (`schemas/...`, shipped with the project) or by an absolute path."""
+    if Path(name).is_absolute():
+        if not Path(name).is_file():
+            raise DeclarationError(f"{where}.file: no schema file at {name}")
+        return Path(name)
+    try:
+        return package_file(name)
+    except FileNotFoundError as error:
+        raise DeclarationError(f"{where}.file: no schema file: {error}") from None
 
 
 def _reject_unknown_keys(where: str, body: Any, known: set[str]) -> None:

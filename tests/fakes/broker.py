@@ -14,11 +14,17 @@ same semantics where the converter depends on them:
   `PRODUCER_FENCED`, and it stays unusable);
 - a consumer reads `read_committed`: markers are skipped, and so are records of aborted transactions (never
   written here). A subscribed consumer's assignment changes only inside `consume()`, as librdkafka runs its
-  rebalance callbacks there.
+  rebalance callbacks there;
+- a consumer's asynchronous `commit` is *in flight* until the group coordinator answers it: the fake answers at
+  the consumer's next `consume()` (or, holding them, not before the hold is lifted), applying it to the group
+  and reporting it to the consumer's `on_commit` callback there, as librdkafka serves that callback in its poll.
+  Commits are answered in the order sent, as on the one connection to the coordinator: a synchronous commit is
+  answered after the asynchronous ones before it, and `close()` waits for those still in flight.
 
 Fault injection (`broker.faults`): outputs refused for good at delivery or at `produce()`, delivery timeouts,
 a transaction that must be aborted at commit, a fenced transactional id, a fatal consumer error, a full
-producer queue. Each fault says what the real broker or client would report, with the same error codes.
+producer queue, asynchronous offset commits that fail or stay in flight. Each fault says what the real broker
+or client would report, with the same error codes.
 
 It lives under `tests/` (imported as `fakes.broker`), not in the `streaming` package: only tests use it, and
 the data plane ships no test doubles.
@@ -113,6 +119,12 @@ class Faults:
     of a transaction, e.g. a fencing or a rebalance."""
     on_consume: list[Callable[[FakeConsumer], None]] = field(default_factory=list)
     """Called (and dropped) at the start of the next `consume()` of any consumer, with that consumer."""
+    fail_async_commits: int = 0
+    """The next N asynchronous offset commits to be answered fail (`REQUEST_TIMED_OUT`, retriable): nothing of
+    them is committed, and `on_commit` gets the error."""
+    hold_async_commits: bool = False
+    """While True, asynchronous offset commits stay in flight: `consume()` does not answer them (a synchronous
+    commit or `close()` still does, as they wait for the commits sent before)."""
 
 
 class InMemoryBroker:
@@ -361,6 +373,9 @@ class FakeConsumer:
         self.pending_assignment: set[Partition] | None = None
         self.broken: KafkaError | None = None
         self.closed = False
+        self.on_commit: Callable[[KafkaError | None, list[TopicPartition]], None] | None = config.get("on_commit")
+        self.commits_in_flight: list[list[TopicPartition]] = []
+        self._commit_results: list[tuple[KafkaError | None, list[TopicPartition]]] = []  # answered, not yet served
 
     def subscribe(self, topics: list[str], **callbacks: Callable) -> None:
         self.subscription = list(topics)
@@ -398,6 +413,9 @@ class FakeConsumer:
         hooks, faults.on_consume = faults.on_consume, []
         for hook in hooks:
             hook(self)
+        if not faults.hold_async_commits:
+            self._answer_commits()
+        self._serve_commit_results()
         if self.broken is None and faults.break_consumers:
             faults.break_consumers -= 1
             self.broken = KafkaError(KafkaError._FATAL, "Broker: Static consumer fenced by other consumer")
@@ -421,9 +439,35 @@ class FakeConsumer:
             raise _error(KafkaError._STATE, f"Local: Erroneous state: {tp.topic}[{tp.partition}] is not assigned")
         self.assigned[(tp.topic, tp.partition)] = tp.offset
 
-    def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> None:
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool = True) -> list[TopicPartition] | None:
+        assert not self.closed, "commit on a closed consumer"
+        offsets = [_copy(tp) for tp in offsets]  # as sent: the caller may reuse its list
+        if asynchronous:
+            self.commits_in_flight.append(offsets)
+            return None
+        self._answer_commits()  # answered in order: those sent before this one first
         self.group.commit(offsets)
         _run_hooks(self.broker.faults)
+        return offsets
+
+    def _answer_commits(self) -> None:
+        """The coordinator answers the asynchronous commits in flight, in order; results wait for the poll."""
+        faults = self.broker.faults
+        in_flight, self.commits_in_flight = self.commits_in_flight, []
+        for offsets in in_flight:
+            if faults.fail_async_commits:
+                faults.fail_async_commits -= 1
+                self._commit_results.append((KafkaError(KafkaError.REQUEST_TIMED_OUT, retriable=True), offsets))
+                continue
+            self.group.commit(offsets)
+            self._commit_results.append((None, offsets))
+            _run_hooks(faults)
+
+    def _serve_commit_results(self) -> None:
+        results, self._commit_results = self._commit_results, []
+        if self.on_commit is not None:
+            for error, offsets in results:
+                self.on_commit(error, offsets)
 
     def committed(self, partitions: list[TopicPartition], timeout: float = -1) -> list[TopicPartition]:
         answers = []
@@ -468,10 +512,16 @@ class FakeConsumer:
     def close(self) -> None:
         if self.closed:
             return
+        self._answer_commits()  # librdkafka waits for the commits in flight and serves their callbacks
+        self._serve_commit_results()
         self.closed = True
         if self in self.group.members:
             self.group.members.remove(self)
             self.group.rebalance()
+
+
+def _copy(tp: TopicPartition) -> TopicPartition:
+    return TopicPartition(tp.topic, tp.partition, tp.offset, **({"metadata": tp.metadata} if tp.metadata else {}))
 
 
 def _run_hooks(faults: Faults) -> None:

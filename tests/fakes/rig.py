@@ -96,6 +96,9 @@ class Recorder(ConverterObserver):
     def transaction_aborted(self, reason: str) -> None:
         self.events.append(("aborted", reason))
 
+    def offset_commit_failed(self, reason: str) -> None:
+        self.events.append(("commit_failed", reason))
+
     def count(self, kind: str) -> int:
         return sum(1 for event in self.events if event[0] == kind)
 
@@ -123,19 +126,21 @@ class Rig:
                 new_producer=self.broker.producer,
                 observer=self.observer,
             )
-        return AtLeastOnce(config, new_producer=self.broker.producer)
+        return AtLeastOnce(config, new_producer=self.broker.producer, observer=self.observer)
 
     def converter(self, instance: str = "a", *, timer: Callable[[], float] = lambda: 0.0) -> Converter:
         """A converter; its `timer` stands still unless given, so that a transaction with a non-zero interval
         commits when the source has nothing more, or once it holds its most batches."""
 
+        delivery = self.delivery(instance)
+
         def new_consumer() -> Any:
-            return self.broker.consumer(consumer_config(self.settings))
+            return self.broker.consumer({**consumer_config(self.settings), **delivery.consumer_config()})
 
         return Converter(
             self.settings,
             new_consumer(),
-            self.delivery(instance),
+            delivery,
             reference_converter(self.encoder),
             clock=lambda: NOW_MS / 1000,
             poll_timeout=0,

@@ -16,14 +16,14 @@ import dagster as dg
 
 from orchestration.definitions import defs
 from orchestration.defs.conversion.jobs import run_config_for
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from streaming.offset_ranges import OffsetRange
 
 
 def main(range_key: str) -> int:
     result = defs.resolve_job_def("convert_ranges").execute_in_process(
         run_config=run_config_for([OffsetRange.parse(range_key)]),
-        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

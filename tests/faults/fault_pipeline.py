@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fault_ledger import GroupProgress
+from registry_io import register_output_schema
 from scenario_settings import process_environment as environment
 
 from streaming.events import EventFactory, IrregularityRates
@@ -116,6 +117,7 @@ class LivePipeline:
         prefix: Sequence[str] = (),
     ) -> None:
         self.settings, self.log_file, self.instance, self.prefix = settings, log_file, instance, prefix
+        register_output_schema(settings)  # the control plane's part, before any converter starts
         self.progress = GroupProgress(settings)
         self.traffic = Traffic(settings, rate, seed)
         self.restarts: list[int] = []

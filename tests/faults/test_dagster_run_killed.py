@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from fault_ledger import GroupProgress, account
 from fault_pipeline import environment
+from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 from streaming.events import EventFactory, IrregularityRates
@@ -40,6 +41,7 @@ def test_dagster_run_killed_mid_range_and_redone_converts_each_message_exactly_o
         cluster.info.bootstrap, cluster.info.registry_url or "", "exactly-once", "dagster", batch_size=1000
     )
     cluster.create_topics([settings.source_topic, settings.output_topic, settings.dlq_topic], partitions=1)
+    register_output_schema(settings)
     factory = EventFactory(11, IrregularityRates.with_malformed(0.05))
     assert generate(settings.kafka_config(), settings.source_topic, factory, count=MESSAGES).ok
     whole_range = OffsetRange(settings.source_topic, 0, 0, MESSAGES)

@@ -2,7 +2,7 @@
 
 The converter asks the registry once, at start, for its schema id: a converter already running carries on
 through the outage, and one started during it waits (retrying) and begins converting when the registry is
-back, within its registration deadline. Every record written carries a schema id the registry serves.
+back, within its look-up deadline. Every record written carries a schema id the registry serves.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.faults
 
 RATE = 3000
 REGISTRY_DOWN_S = 10.0
-"""Plus the registry's restart (about 10 s): well inside the converter's 60 s registration deadline."""
+"""Plus the registry's restart (about 10 s): well inside the converter's 60 s look-up deadline."""
 
 
 def test_registry_outage_neither_stops_a_running_converter_nor_a_starting_one(cluster, tmp_path):

@@ -40,6 +40,7 @@ SECTIONS = (
     "scaling",
     "memory",
     "profile",
+    "insights",
     "targets",
 )
 
@@ -50,6 +51,7 @@ def results(stack, tmp_path_factory: pytest.TempPathFactory) -> dict:
     command = [sys.executable, "-m", "bench.run", "--events", str(EVENTS), "--latency-seconds", "3"]
     command += ["--latency-rate", "1000", "--latency-repetitions", "2", "--profile-events", "2000", "--scaling", "1,2"]
     command += ["--peers", "arroyo", "--cadences", "50", "--cadence-seconds", "3", "--pairs", "2"]
+    command += ["--insights-records", "3000", "--insights-users", "500", "--insights-many-users", "3000"]
     command += ["--out-dir", str(out / "out"), "--results-md", str(out / "RESULTS.md")]
     completed = subprocess.run(
         command, cwd=REPOSITORY, env=dict(os.environ), capture_output=True, text=True, timeout=900, check=False
@@ -64,7 +66,15 @@ def test_every_section_is_present_and_nothing_failed(results: dict) -> None:
     assert [section for section in SECTIONS if section not in results] == []
     assert results["errors"] == {}
     assert results["backlog"]["count"] == EVENTS
-    for heading in ("## Throughput", "## Ratios", "## End-to-end latency", "## Scaling", "## Memory", "## Targets"):
+    for heading in (
+        "## Throughput",
+        "## Ratios",
+        "## End-to-end latency",
+        "## Scaling",
+        "## Memory",
+        "## Targets",
+        "## Hourly insights",
+    ):
         assert heading in results["markdown"]
 
 
@@ -107,6 +117,11 @@ def test_latency_was_timed_in_both_modes(results: dict) -> None:
         assert len(latency["runs"]) == latency["repetitions"] == 2, mode
         p99 = latency["over_runs"]["p99"]
         assert p99["min"] <= p99["median"] <= p99["max"], mode
+        stages = latency["stages_over_runs"]  # the converter's own stage histograms, scraped after each run
+        assert set(stages) == {"poll", "convert", "produce", "flush", "commit"}, mode
+        assert stages["flush"]["batches"] > 0, mode
+        assert latency["p99_held_by_over_runs"] in ("convert", "produce", "flush", "commit"), mode
+    assert "holds the p99" in results["markdown"]
 
 
 def test_the_cadence_table_is_measured_or_says_it_is_pending(results: dict) -> None:
@@ -137,3 +152,11 @@ def test_every_target_has_a_verdict_and_every_miss_an_explanation(results: dict)
         assert target["met"] in (True, False), target["key"]
         if target["met"] is False:
             assert target["gap"] and target["limits"], target["key"]
+
+
+def test_the_insights_read_their_hour_and_the_asset_checks_pass(results: dict) -> None:
+    hour = results["insights"]["hour_a"]
+    assert hour["scanned"] == 3000 and hour["undecodable"] == 0 and hour["dead_letters"] == 3
+    assert (hour["users"], hour["devices"]) == (hour["written"]["users"], hour["written"]["devices"])
+    asset = results["insights"]["asset"]
+    assert asset["success"] and asset["checks"] and all(asset["checks"].values())

@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
+from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 from streaming.encoding import WireFormatEncoder
@@ -45,6 +46,7 @@ def run_example(settings, group: str) -> tuple[list[dict], str]:
 def test_the_python_example_reads_each_committed_record_once(stack):
     settings = scenario_settings(stack.bootstrap, stack.registry_url, "exactly-once", "consumers")
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 3)
+    register_output_schema(settings)
     factory = EventFactory(3, IrregularityRates.with_malformed(0.05), users=300)
     assert generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=EVENTS).ok
     converter = open_converter(settings, instance="consumers")

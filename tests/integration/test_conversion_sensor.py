@@ -12,14 +12,17 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
+from registry_io import register_output_schema
 
 from orchestration.definitions import defs
+from orchestration.defs.conversion.jobs import run_config_for
 from orchestration.defs.conversion.sensors import conversion_sensor
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
 from streaming.offset_ranges import OffsetRange
+from streaming.settings import Settings
 
 pytestmark = pytest.mark.integration
 EVENTS = 6_000
@@ -40,11 +43,14 @@ def topics(stack, monkeypatch):
     }.items():
         monkeypatch.setenv(variable, value)
     create_topics(stack.bootstrap, list(names.values()), partitions=3)
+    register_output_schema(Settings.from_env())
     return names
 
 
 def _tick(instance: dg.DagsterInstance, cursor: str | None = None):
-    context = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"kafka": KafkaResource()})
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"kafka": environment_bound(KafkaResource)}
+    )
     return conversion_sensor(context)
 
 
@@ -66,7 +72,7 @@ def test_sensor_requests_exactly_the_pending_ranges_and_runs_convert_each_messag
     observation = result.asset_events[0]
     assert observation.metadata["lag"].value == EVENTS
 
-    resources = {"kafka": KafkaResource(), "registry": SchemaRegistryResource()}
+    resources = {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
     convert_ranges = defs.resolve_job_def("convert_ranges")
     for request in result.run_requests:
         outcome = convert_ranges.execute_in_process(
@@ -76,6 +82,9 @@ def test_sensor_requests_exactly_the_pending_ranges_and_runs_convert_each_messag
         [materialization] = outcome.asset_materializations_for_node("processed_data")
         metadata = materialization.metadata
         assert metadata["consumed"].value == metadata["processed"].value + metadata["dead_lettered"].value > 0
+        written = SchemaRegistryClient({"url": stack.registry_url}).get_latest_version(f"{topics['output']}-value")
+        assert metadata["schema_subject"].value == f"{topics['output']}-value"
+        assert (metadata["schema_id"].value, metadata["schema_version"].value) == (written.schema_id, written.version)
 
     again = _tick(instance, result.cursor)
     assert again.run_requests == []
@@ -124,3 +133,30 @@ def test_sensor_skips_with_advice_when_the_source_topic_is_missing(stack, monkey
     result = _tick(dg.DagsterInstance.ephemeral())
     assert isinstance(result, dg.SkipReason)
     assert "provision_topics" in (result.skip_message or "")
+
+
+def test_a_run_whose_output_schema_is_not_registered_fails_naming_the_subject_and_the_command(stack, monkeypatch):
+    run = uuid.uuid4().hex[:8]
+    names = {"KDP_SOURCE_TOPIC": f"login-{run}", "KDP_OUTPUT_TOPIC": f"processed-{run}", "KDP_DLQ_TOPIC": f"dlq-{run}"}
+    environment = {**names, "KDP_GROUP_ID": f"converter-{run}", "KDP_TRANSACTIONAL_ID": f"converter-{run}"}
+    for variable, value in {
+        **environment,
+        "KDP_BOOTSTRAP": stack.bootstrap,
+        "KDP_REGISTRY_URL": stack.registry_url,
+    }.items():
+        monkeypatch.setenv(variable, value)
+    create_topics(stack.bootstrap, list(names.values()), partitions=1)
+
+    outcome = defs.resolve_job_def("convert_ranges").execute_in_process(
+        run_config=run_config_for([OffsetRange(names["KDP_SOURCE_TOPIC"], 0, 0, 1)]),
+        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+    )
+
+    assert not outcome.success
+    failure = outcome.failure_data_for_node("processed_data")
+    assert failure is not None
+    assert f"'processed-{run}-value'" in str(failure.error) and "kdp schema register --execute" in str(failure.error)
+    registry = SchemaRegistryClient({"url": stack.registry_url})
+    assert f"processed-{run}-value" not in registry.get_subjects()

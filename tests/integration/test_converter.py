@@ -12,13 +12,14 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
 from killed_process import kill_after_committed_batches
+from registry_io import register_output_schema
 from scenario_settings import process_environment, scenario_settings
 
+from orchestration.schema.registry import subject_level
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
-from streaming.pipeline import SCHEMAS, open_converter, register_output_schema
-from streaming.schema_registry import SchemaIncompatibleError
+from streaming.pipeline import open_converter
 from streaming.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -33,6 +34,7 @@ def _settings(stack, delivery: str, **overrides) -> Settings:
 def _fill_source(settings: Settings, count: int, seed: int = 7) -> dict[tuple[int, int], bytes]:
     """Create the topics, produce `count` events (>= 5% malformed), return them by (partition, offset)."""
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 3)
+    register_output_schema(settings)
     factory = EventFactory(seed, IrregularityRates.with_malformed(0.08))
     summary = generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=count)
     assert summary.ok and summary.delivered == count
@@ -101,14 +103,50 @@ def test_kill_9_in_exactly_once_loses_and_duplicates_nothing(stack, tmp_path):
     assert set(positions.values()) == {1}, "duplicated messages"
 
 
-def test_incompatible_schema_is_refused_and_the_converter_does_not_start(stack):
+def test_a_converter_whose_schema_is_not_registered_refuses_to_start_in_one_line(stack):
     settings = _settings(stack, "at-least-once")
-    register_output_schema(settings)  # v1, the current contract
-    with pytest.raises(SchemaIncompatibleError) as refused:
-        register_output_schema(settings, SCHEMAS / "evolution" / "incompatible.avsc")
-    assert f"{settings.output_topic}-value" in str(refused.value)
-    compatible = register_output_schema(settings, SCHEMAS / "evolution" / "compatible-v2.avsc")
-    assert compatible.schema_id != register_output_schema(settings).schema_id
+    create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 1)
+    subject = f"{settings.output_topic}-value"
+
+    started = subprocess.run(
+        [sys.executable, "-m", "kdp", "stream", "--until-caught-up"],
+        env=process_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert started.returncode == 2, started.stderr
+    refusal = [line for line in started.stderr.splitlines() if line.startswith("kdp stream:")]
+    assert len(refusal) == 1 and "Traceback" not in started.stderr, started.stderr
+    assert repr(subject) in refusal[0] and "kdp schema register --execute" in refusal[0]
+    registry = SchemaRegistryClient(settings.registry_config())
+    assert subject not in registry.get_subjects()  # looked up, nothing written
+    assert subject_level(registry, subject) is None
+
+
+def test_an_operators_level_survives_a_converter_and_the_subject_keeps_one_version(stack):
+    """The converter only looks its schema up: the level an operator set on the output subject before it ran
+    is the same afterwards, and the subject still has one version."""
+    settings = _settings(stack, "exactly-once")
+    _fill_source(settings, 2_000)
+    subject = f"{settings.output_topic}-value"
+    registry = SchemaRegistryClient(settings.registry_config())
+    registry.set_compatibility(subject_name=subject, level="FULL_TRANSITIVE")
+
+    finish = subprocess.run(
+        [sys.executable, "-m", "kdp", "stream", "--until-caught-up", "--instance", "one"],
+        env=process_environment(settings),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert finish.returncode == 0, finish.stdout + finish.stderr
+    assert subject_level(registry, subject) == "FULL_TRANSITIVE"
+    assert registry.get_versions(subject) == [1]
+    records, dead_letters = _outputs(settings)
+    assert len(records) + len(dead_letters) == 2_000
 
 
 @pytest.mark.parametrize("delivery", ["at-least-once", "exactly-once"])
@@ -122,6 +160,7 @@ def test_outputs_the_broker_refuses_for_good_become_dead_letters_not_endless_ret
     settings = _settings(stack, delivery, batch_size=100)
     create_topics(settings.bootstrap, [settings.source_topic, settings.dlq_topic], 3)
     create_topics(settings.bootstrap, [settings.output_topic], 3, **{"max.message.bytes": "200"})
+    register_output_schema(settings)
     factory = EventFactory(3)
     assert generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=300).ok
 

@@ -24,6 +24,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from corpus.hostile_logins import USER_ID, HostileMessage, base_event, expected_record, hostile_corpus
 from kafka_io import create_topics, read_all
+from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 from streaming.converter import ConverterSummary
@@ -127,6 +128,7 @@ def _problems_with(message: HostileMessage, outputs: list[tuple[str, object]], n
 def test_every_hostile_message_becomes_a_valid_record_or_a_dead_letter_with_its_precise_reason(stack, delivery):
     settings = _settings(stack, delivery)
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 1)
+    register_output_schema(settings)
     now_s = int(time.time())
     corpus = hostile_corpus(now_s)
     offsets = _produce(settings, [(message.value, message.key) for message in corpus])
@@ -167,6 +169,7 @@ def test_a_record_too_large_for_the_output_topic_is_dead_lettered_and_only_that_
     settings = _settings(stack, "exactly-once", batch_size=batch_size)
     create_topics(settings.bootstrap, [settings.source_topic, settings.dlq_topic], 1)
     create_topics(settings.bootstrap, [settings.output_topic], 1, **{"max.message.bytes": "300"})
+    register_output_schema(settings)
     rng = random.Random(5)
     now_s = int(time.time())
     ordinary = [
@@ -207,6 +210,7 @@ def test_a_dead_letter_too_large_for_the_dead_letter_topic_stops_the_converter_n
 
     settings = _settings(stack, "at-least-once")
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic], 1)
+    register_output_schema(settings)
     create_topics(settings.bootstrap, [settings.dlq_topic], 1, **{"max.message.bytes": "2000"})
     rng = random.Random(9)
     valid = _json(base_event(int(time.time())))

@@ -25,22 +25,26 @@ from confluent_kafka import Producer
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
+from insights_reference import ExactVisitor
 from kafka_io import create_topics, read_all
+from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 from localstack.stack import StackInfo
 from orchestration.defs.insights import defs as insights_defs
 from orchestration.defs.insights.assets import HOURLY, PROCESSED_DATA, hourly_insights
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.insights import store
 from orchestration.insights.aggregates import epoch_ms
-from orchestration.insights.placement import HOUR_MS
+from orchestration.insights.placement import HOUR_MS, Window
+from orchestration.insights.record_tally import native_available
 from orchestration.insights.window_reader import read_window
 from streaming.dead_letter import dead_letter_headers
 from streaming.encoding import WireFormatDecoder
 from streaming.pipeline import open_converter
 from streaming.records import Rejection
 from streaming.settings import Settings
+from streaming.topic_reader import current_ranges, read_range_batches, reader_consumer
 from streaming.topics import value_subject
 
 pytestmark = pytest.mark.integration
@@ -179,8 +183,8 @@ def window_topics(
 
 def resources(stack: StackInfo) -> dict[str, object]:
     return {
-        "kafka": KafkaResource(bootstrap=stack.bootstrap),
-        "registry": SchemaRegistryResource(url=stack.registry_url),
+        "kafka": environment_bound(KafkaResource),
+        "registry": environment_bound(SchemaRegistryResource),
     }
 
 
@@ -334,6 +338,55 @@ def test_hour_counts_equal_an_independent_count_and_checks_pass(stack: StackInfo
     assert checks["dead_letter_rate_below_threshold"].passed
 
 
+def test_the_native_and_python_visitors_count_the_real_log_as_the_full_decode_does(
+    stack: StackInfo, window_topics: Topics
+) -> None:
+    """On the broker's own batches (commit markers, an aborted transaction, a value that is not Avro): the same
+    offsets read and the same counts from the native kernel, the Python visitor and the previous implementation
+    (every record decoded whole with fastavro, exact sets; `tests/unit/insights_reference.py`)."""
+    topics = window_topics
+    writer = Writer(stack, topics)
+    writer.raw(b"definitely not avro", topics.start_ms + 30 * MINUTE_MS)  # first: before the records that end reads
+    write_a_typical_hour(writer, topics)
+    settings = Settings(bootstrap=stack.bootstrap, output_topic=topics.processed, dlq_topic=topics.dead_letters)
+    registry = SchemaRegistryClient({"url": stack.registry_url})
+    window = Window(topics.start_ms, topics.end_ms)
+    reference = ExactVisitor(window, registry)
+    consumer = reader_consumer(settings, "insights")
+    try:
+        ranges = current_ranges(consumer, topics.processed, from_time_ms=window.records_from_ms)
+        reference_ranges = read_range_batches(consumer, ranges, reference.visit_batch)
+    finally:
+        consumer.close()
+    native = (
+        read_window(settings, registry, topics.start_ms, topics.end_ms, native=True) if native_available() else None
+    )
+    python = read_window(settings, registry, topics.start_ms, topics.end_ms, native=False)
+    for scan in [s for s in (native, python) if s is not None]:
+        assert [p.offsets for p in scan.records] == reference_ranges
+        assert {p.offsets.partition: (p.counted, p.late, p.undecodable) for p in scan.records} == {
+            r.partition: tuple(reference.answers[r.partition][o] for o in ("counted", "late", "undecodable"))
+            for r in reference_ranges
+        }
+        tally, exact = scan.tally, reference.tally
+        assert (tally.records, tally.device_types, tally.locales, tally.app_versions, tally.minutes) == (
+            exact.records,
+            exact.device_types,
+            exact.locales,
+            exact.app_versions,
+            exact.minutes,
+        )
+        assert (tally.late_records, tally.oldest_late_event_ms, tally.max_late_delay_ms, tally.newest_event_ms) == (
+            exact.late_records,
+            exact.oldest_late_event_ms,
+            exact.max_late_delay_ms,
+            exact.newest_event_ms,
+        )
+        assert (tally.users.estimate(), tally.devices.estimate()) == (len(exact.users), len(exact.device_versions))
+        assert tally.devices.estimate_by_value() == exact.devices_by_version()
+        assert scan.undecodable == 1 and tally.records == len(topics.expected_records)
+
+
 def test_checks_fail_on_a_high_dead_letter_rate_and_an_undecodable_record(
     stack: StackInfo, window_topics: Topics
 ) -> None:
@@ -430,6 +483,7 @@ def test_the_converters_very_old_event_is_counted_late_in_the_hour_it_was_proces
     settings = scenario_settings(stack.bootstrap, str(stack.registry_url), "exactly-once", "insights-late")
     append_time = {"message.timestamp.type": "LogAppendTime", "retention.ms": "-1"}
     create_topics(stack.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 3, **append_time)
+    register_output_schema(settings)
     now_s = int(datetime.now(UTC).timestamp())
     producer = Producer({"bootstrap.servers": stack.bootstrap})
     for seconds in (YEAR_2001 // 1000, now_s):

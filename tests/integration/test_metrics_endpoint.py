@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from kafka_io import create_topics, read_all
 from metrics_run import StreamProcess, series, total
+from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 from streaming.events import EventFactory, IrregularityRates
@@ -20,6 +21,7 @@ PARTITIONS = 3
 def test_scraped_counters_equal_the_runs_own_summary(stack, delivery):
     settings = scenario_settings(stack.bootstrap, stack.registry_url, delivery, "metrics", batch_size=2000)
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], PARTITIONS)
+    register_output_schema(settings)
     factory = EventFactory(11, IrregularityRates.with_malformed(0.08), users=500)
     stream = StreamProcess.start(settings)
     try:

@@ -29,6 +29,7 @@ import yaml
 from confluent_kafka import Producer
 from kafka_io import create_topics
 from metrics_run import StreamProcess, free_port
+from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 pytestmark = pytest.mark.integration
@@ -116,6 +117,7 @@ class PrometheusServer:
 def converter(stack) -> Iterator[tuple[StreamProcess, Any]]:
     settings = scenario_settings(stack.bootstrap, stack.registry_url, "at-least-once", "prometheus")
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 1)
+    register_output_schema(settings)
     stream = StreamProcess.start(settings)
     try:
         yield stream, settings

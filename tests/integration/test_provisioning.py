@@ -16,9 +16,10 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from orchestration.defs.provisioning.jobs import provision_topics
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.provisioning.declarations import DECLARATIONS_FILE
 from orchestration.provisioning.live_state import LiveState, read_live_state
+from orchestration.schema.registry import subject_level
 
 pytestmark = pytest.mark.integration
 
@@ -50,8 +51,8 @@ def run(stack, **config: object) -> dg.ExecuteInProcessResult:
     return provision_topics.execute_in_process(
         run_config=config,
         resources={
-            "kafka": KafkaResource(bootstrap=stack.bootstrap),
-            "registry": SchemaRegistryResource(url=stack.registry_url),
+            "kafka": environment_bound(KafkaResource),
+            "registry": environment_bound(SchemaRegistryResource),
         },
         raise_on_error=False,
     )
@@ -105,7 +106,7 @@ def test_the_first_run_creates_everything_and_the_second_changes_nothing(stack, 
     dlq_configs = state.topics[names["dead_letter"]].configs
     assert dlq_configs["retention.ms"].value == "2592000000" and not dlq_configs["retention.ms"].is_default
     assert dlq_configs["min.insync.replicas"].value == str(min(2, replication))
-    assert registry.get_compatibility(subject) == "BACKWARD"
+    assert registry.get_compatibility(subject) == "BACKWARD_TRANSITIVE"
     versions, schema_id = registry.get_versions(subject), registry.get_latest_version(subject).schema_id
 
     second = run(stack)
@@ -159,3 +160,18 @@ def test_a_dry_run_creates_no_topic_and_registers_no_schema(stack, names):
     assert summaries(result)["apply_topic_changes"].startswith("dry run: the brokers accepted 3 change(s)")
     assert live(stack, names).topics == {}
     assert f"{names['output']}-value" not in registry.get_subjects()
+    assert subject_level(registry, f"{names['output']}-value") is None
+
+
+def test_an_operators_level_on_the_subject_is_kept(stack, names):
+    subject = f"{names['output']}-value"
+    registry = SchemaRegistryClient({"url": stack.registry_url})
+    registry.set_compatibility(subject_name=subject, level="FULL_TRANSITIVE")
+
+    result = run(stack)
+
+    assert result.success
+    assert summaries(result)["register_value_schemas"] == "1 new schema version(s)"
+    assert "FULL_TRANSITIVE (kept)" in str(metadata(result)["register_value_schemas"]["schemas"])
+    assert subject_level(registry, subject) == "FULL_TRANSITIVE"
+    assert registry.get_versions(subject) == [1]

@@ -254,18 +254,19 @@ def test_the_throttle_is_removed_when_the_executor_gives_up(cluster, admin, kafk
     assert set(verify(kafka_admin, plan).values()) == {PartitionStatus.COMPLETE}
 
 
-def test_the_dagster_jobs_plan_then_execute_a_reviewed_plan_file(cluster, admin, topic_name, tmp_path, monkeypatch):
-    """The control-plane path: `plan_partition_reassignment` writes the files, `execute_...` applies one."""
+def test_the_dagster_jobs_plan_then_execute_the_planning_runs_plan(cluster, admin, topic_name, tmp_path, monkeypatch):
+    """The control-plane path: `plan_partition_reassignment` records the plan (and writes it as files),
+    `execute_...` carries out the latest planning run's plan, then the same run's plan chosen by its id."""
     import dagster as dg
 
     from orchestration.defs.reassignment.jobs import execute_partition_reassignment, plan_partition_reassignment
-    from orchestration.defs.resources import KafkaResource
+    from orchestration.defs.resources import KafkaResource, environment_bound
 
     info, _config = cluster
     monkeypatch.setenv("KDP_BOOTSTRAP", info.bootstrap)
     create_topic(admin, info.bootstrap, topic_name, [[1]] * PARTITIONS, kib=64)
     before = end_offsets(info.bootstrap, topic_name)
-    resources = {"kafka": KafkaResource()}
+    resources = {"kafka": environment_bound(KafkaResource)}
     instance = dg.DagsterInstance.ephemeral()
 
     planned = plan_partition_reassignment.execute_in_process(
@@ -286,13 +287,7 @@ def test_the_dagster_jobs_plan_then_execute_a_reviewed_plan_file(cluster, admin,
     assert 0 < shown["lower_bound_bytes"].value <= shown["bytes_to_copy"].value
 
     executed = execute_partition_reassignment.execute_in_process(
-        run_config={
-            "ops": {
-                "execute_reassignment_op": {
-                    "config": {"plan_file": str(plan_file), "throttle_bytes_per_second": 20_000_000}
-                }
-            }
-        },
+        run_config={"ops": {"execute_reassignment_op": {"config": {"throttle_bytes_per_second": 20_000_000}}}},
         resources=resources,
         instance=instance,
     )
@@ -304,7 +299,7 @@ def test_the_dagster_jobs_plan_then_execute_a_reviewed_plan_file(cluster, admin,
     assert end_offsets(info.bootstrap, topic_name) == before
 
     again = execute_partition_reassignment.execute_in_process(
-        run_config={"ops": {"execute_reassignment_op": {"config": {"plan_file": str(plan_file)}}}},
+        run_config={"ops": {"execute_reassignment_op": {"config": {"plan_run_id": planned.run_id}}}},
         resources=resources,
         instance=instance,
     )
@@ -321,7 +316,7 @@ def test_skewed_sizes_are_balanced_by_bytes_within_the_bound_beside_kafkas_gener
     import dagster as dg
 
     from orchestration.defs.reassignment.jobs import execute_partition_reassignment
-    from orchestration.defs.resources import KafkaResource
+    from orchestration.defs.resources import KafkaResource, environment_bound
     from orchestration.reassignment.cluster_load import read_log_dirs
     from orchestration.reassignment.planner import plan_from_proposal
 
@@ -366,7 +361,7 @@ def test_skewed_sizes_are_balanced_by_bytes_within_the_bound_beside_kafkas_gener
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(plan.to_json())
     monkeypatch.setenv("KDP_BOOTSTRAP", info.bootstrap)
-    resources, instance = {"kafka": KafkaResource()}, dg.DagsterInstance.ephemeral()
+    resources, instance = {"kafka": environment_bound(KafkaResource)}, dg.DagsterInstance.ephemeral()
 
     def run(max_batches):  # type: ignore[no-untyped-def]
         options = {"plan_file": str(plan_file), "throttle_bytes_per_second": 20_000_000, "batch_bytes": 2**21}

@@ -9,10 +9,12 @@ import time
 import dagster as dg
 import pytest
 from kafka_io import create_topics
+from metrics_run import free_port
+from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 from orchestration.definitions import defs
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
 from streaming.pipeline import open_converter
@@ -25,7 +27,7 @@ OP = "replay_dead_letters_op"
 def _run(config: dict) -> tuple[dg.ExecuteInProcessResult, dict]:
     result = defs.resolve_job_def("replay_dead_letters").execute_in_process(
         run_config={"ops": {OP: {"config": config}}},
-        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)},
         instance=dg.DagsterInstance.ephemeral(),
     )
     output = next(e for e in result.events_for_node(OP) if e.event_type == dg.DagsterEventType.STEP_OUTPUT)
@@ -36,6 +38,7 @@ def _run(config: dict) -> tuple[dg.ExecuteInProcessResult, dict]:
 def test_the_job_replays_and_reports_its_figures(stack, monkeypatch):
     settings = scenario_settings(stack.bootstrap, stack.registry_url, "exactly-once", "replay-dagster")
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 2)
+    register_output_schema(settings)
     factory = EventFactory(17, IrregularityRates.with_malformed(0.1), timestamp_jitter_s=0)
     assert generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=500).ok
     time.sleep(2)  # older than the 1 s acceptance window below
@@ -62,9 +65,12 @@ def test_the_job_replays_and_reports_its_figures(stack, monkeypatch):
     assert dry.success
     assert preview["would_take"] == too_old and preview["dry_run"] is True
 
-    result, figures = _run({"reasons": ["event_too_old"]})
+    # A Pushgateway that cannot be reached (nothing listens on the port) never fails the replay: it is counted.
+    monkeypatch.setenv("KDP_PUSHGATEWAY_URL", f"http://127.0.0.1:{free_port()}")
+    result, figures = _run({"reasons": ["event_too_old"], "dry_run": False})
     assert result.success
     print(f"\nDagster replay: {figures}")
+    assert figures["metrics_pushes"] == 0 and figures["metrics_push_failures"] >= 2
     assert figures["selected"] == too_old
     assert figures["processed"] == too_old and figures["dead_lettered_again"] == 0
     assert figures["not_selected"] == before.dead_lettered - too_old

@@ -19,6 +19,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
 from killed_process import kill_after_committed_batches
+from registry_io import register_output_schema
 from scenario_settings import process_environment, scenario_settings
 
 from streaming.dead_letter import read_dead_letter_headers
@@ -92,6 +93,7 @@ def test_fix_then_replay_converts_every_refused_output_once(stack, delivery):
     settings = scenario_settings(stack.bootstrap, stack.registry_url, delivery, "replay-fix", batch_size=100)
     create_topics(settings.bootstrap, [settings.source_topic, settings.dlq_topic], 3)
     create_topics(settings.bootstrap, [settings.output_topic], 3, **{"max.message.bytes": "200"})
+    register_output_schema(settings)
     factory = EventFactory(11, IrregularityRates.with_malformed(0.05))
     assert generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=400).ok
     _convert_all(settings, "before-the-fix")
@@ -137,6 +139,7 @@ def test_fix_then_replay_converts_every_refused_output_once(stack, delivery):
 def test_a_request_that_cannot_be_done_is_refused_and_changes_nothing(stack):
     settings = scenario_settings(stack.bootstrap, stack.registry_url, "at-least-once", "replay-bad")
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 1)
+    register_output_schema(settings)
     factory = EventFactory(5, IrregularityRates.with_malformed(0.2))
     assert generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=200).ok
     _convert_all(settings, "bad-requests")
@@ -170,6 +173,7 @@ def test_kill_9_in_the_middle_of_an_exactly_once_replay_loses_and_duplicates_not
     a few batches, then started again: every event is in `processed-data` once."""
     settings = scenario_settings(stack.bootstrap, stack.registry_url, "exactly-once", "replay-kill", batch_size=500)
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic, settings.dlq_topic], 3)
+    register_output_schema(settings)
     count = 20_000
     factory = EventFactory(13, IrregularityRates.with_malformed(0.0), timestamp_jitter_s=0)
     assert generate({"bootstrap.servers": settings.bootstrap}, settings.source_topic, factory, count=count).ok

@@ -23,6 +23,7 @@ from confluent_kafka.schema_registry import SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics, read_all
+from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 from streaming.dead_letter import read_dead_letter_headers
@@ -75,6 +76,7 @@ def test_old_events_stay_readable_after_the_retention_check(stack, delivery):
     settings = scenario_settings(stack.bootstrap, stack.registry_url, delivery, "retention")
     canary = f"{settings.source_topic}-canary"
     create_topics(stack.bootstrap, [settings.output_topic, settings.dlq_topic, canary], 1, **TOPIC_CONFIGS)
+    register_output_schema(settings)
     create_topics(stack.bootstrap, [settings.source_topic], 1, **{**TOPIC_CONFIGS, "retention.ms": "-1"})
 
     now_ms = int(time.time() * 1000)

@@ -41,7 +41,7 @@ from localstack.stack import LocalStack, StackInfo
 from orchestration.definitions import defs
 from orchestration.defs.conversion.jobs import run_config_for
 from orchestration.defs.conversion.offsets import active_members, read_offsets
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.reassignment.executor import (
     BROKER_RATE_KEYS,
     Throttles,
@@ -473,7 +473,7 @@ def test_a_dagster_conversion_run_converts_its_ranges_over_tls(
         **secure_stack.environment(),
         **security.principal_environment(secure_stack.home, "dagster"),
     }.items():
-        monkeypatch.setenv(name, value)  # as in a Dagster deployment: KDP_* variables, resources left unset
+        monkeypatch.setenv(name, value)  # as in a Dagster deployment: the KDP_* variables the resources bind
     settings = Settings.from_env()
     offsets = read_offsets(settings, topics.SOURCE_TOPIC)
     ranges = [
@@ -485,7 +485,7 @@ def test_a_dagster_conversion_run_converts_its_ranges_over_tls(
 
     result = defs.resolve_job_def("convert_ranges").execute_in_process(
         run_config=run_config_for(ranges),
-        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)},
         instance=dg.DagsterInstance.ephemeral(),
     )
 

@@ -183,3 +183,21 @@ def test_pairs_are_shown_one_by_one_with_the_medians_judged(results: dict) -> No
 
 def test_a_met_target_needs_no_explanation(results: dict) -> None:
     assert analysis.explain(Verdict(TARGET["peak_rss_mb"], 141.0), results) == ""
+
+
+def test_the_stage_table_says_which_stage_holds_the_p99_and_the_explanation_names_it(results: dict) -> None:
+    stages = {
+        "poll": {"batches": 900, "mean_ms": 2.0, "p50_ms": 0.1, "p99_ms": 19.0},
+        "convert": {"batches": 900, "mean_ms": 0.3, "p50_ms": 0.2, "p99_ms": 2.1},
+        "flush": {"batches": 900, "mean_ms": 2.8, "p50_ms": 1.2, "p99_ms": 36.3},
+    }
+    results["latency"]["at-least-once"] |= {"stages_over_runs": stages, "p99_held_by_over_runs": "flush"}
+    text = report.markdown(results)
+    assert "| at-least-once | flush | 900 | 2.80 | 1.20 | 36.30 | holds the p99 |" in text
+    assert "| at-least-once | poll | 900 | 2.00 | 0.10 | 19.00 |  |" in text
+    explanation = analysis.explain(Verdict(TARGET["latency_p99_ms_alo"], 630.0), results)
+    assert "flush has the largest p99: 36.3 ms per batch" in explanation
+
+
+def test_without_stage_figures_the_stage_table_says_not_measured(results: dict) -> None:
+    assert report.stage_table(results, markdown=True) == ["not measured"]

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from streaming.settings import ENV_NAMES
+from localstack.versions import KAFKA_VERSION
+from orchestration.definitions import defs
+from streaming.settings import ENV_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yml"
@@ -39,6 +41,7 @@ IMAGE_CONFIG_NAMES = {
     "apache/kafka": re.compile(r"KAFKA_[A-Z0-9_]+|CLUSTER_ID"),
     "confluentinc/cp-schema-registry": re.compile(r"SCHEMA_REGISTRY_[A-Z0-9_]+"),
     "grafana/grafana": re.compile(r"GF_[A-Z0-9_]+"),
+    "redpandadata/kminion": re.compile(r"(KAFKA|MINION|EXPORTER|LOGGER)_[A-Z0-9_]+"),
 }
 CONDITIONS = {"service_healthy", "service_completed_successfully"}
 VERSION = re.compile(r"\d+\.\d+")
@@ -241,7 +244,7 @@ def test_three_kraft_nodes_without_zookeeper(compose):
         assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
         voters = {voter.split("@")[1].split(":")[0] for voter in env["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")}
         assert voters == set(nodes)
-        assert env["KAFKA_ADVERTISED_LISTENERS"] == f"PLAINTEXT://{node['hostname']}:9092"
+        assert env["KAFKA_ADVERTISED_LISTENERS"].split(",")[0] == f"PLAINTEXT://{node['hostname']}:9092"
         assert node["hostname"] == name
 
 
@@ -329,3 +332,85 @@ def test_daemon_starts_after_the_converter(compose):
     its first ticks from launching runs over ranges the converter is about to read."""
     daemon = services(compose)["dagster-daemon"]
     assert daemon["depends_on"]["converter"]["condition"] == "service_healthy"
+
+
+# --- compose runs what the tests run, and can be reached from this machine ------------------------------------
+def test_kafka_is_the_version_the_local_stack_runs_and_tests(compose):
+    for name, node in kafka_nodes(compose).items():
+        assert image_parts(node["image"])[1] == KAFKA_VERSION, name
+
+
+def published(service: dict[str, Any]) -> dict[int, tuple[str, int]]:
+    """Container port -> (host address, host port) of a service's `ports` ("address:host:container" form)."""
+    found = {}
+    for entry in service.get("ports", []):
+        parts = str(entry).split(":")
+        address, host, container = parts if len(parts) == 3 else ("", *parts)
+        found[int(container)] = (address, int(host))
+    return found
+
+
+def test_kafka_and_the_registry_are_published_on_this_machine(compose):
+    """Every broker publishes an EXTERNAL listener on its own loopback port and advertises exactly that address,
+    so a client here bootstraps from 127.0.0.1:9092 and reaches every broker the metadata names; the registry
+    publishes its API port. Loopback only: the stack is for this machine."""
+    host_ports = []
+    for name, node in kafka_nodes(compose).items():
+        env = node["environment"]
+        listeners = dict(entry.split("://") for entry in env["KAFKA_LISTENERS"].split(","))
+        protocols = dict(entry.split(":") for entry in env["KAFKA_LISTENER_SECURITY_PROTOCOL_MAP"].split(","))
+        advertised = dict(entry.split("://") for entry in env["KAFKA_ADVERTISED_LISTENERS"].split(","))
+        container_port = int(listeners["EXTERNAL"].rsplit(":", 1)[1])
+        address, host_port = published(node)[container_port]
+        assert address == "127.0.0.1", name
+        assert advertised["EXTERNAL"] == f"127.0.0.1:{host_port}", name
+        assert protocols["EXTERNAL"] == "PLAINTEXT", name
+        host_ports.append(host_port)
+    assert len(set(host_ports)) == len(host_ports) and min(host_ports) == 9092
+    assert Settings().bootstrap.endswith(":9092")  # the pipeline's default port is the first broker's
+    registry = services(compose)["schema-registry"]
+    listen_port = int(registry["environment"]["SCHEMA_REGISTRY_LISTENERS"].rsplit(":", 1)[1])
+    assert published(registry)[listen_port] == ("127.0.0.1", 8081)
+
+
+def test_published_ports_are_read_from_the_three_entry_forms():
+    assert published({"ports": ["127.0.0.1:9092:19092", "3000:3000"]}) == {19092: ("127.0.0.1", 9092), 3000: ("", 3000)}
+
+
+def test_the_lag_exporter_and_the_pushgateway_run_and_are_scraped(compose):
+    all_services = services(compose)
+    kminion, pushgateway = all_services["kminion"], all_services["pushgateway"]
+    brokers = set(kminion["environment"]["KAFKA_BROKERS"].split(","))
+    assert brokers == {f"{n}:9092" for n in kafka_nodes(compose)}
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus" / "prometheus.yml").read_text(encoding="utf-8"))
+    static = [job for job in scrape["scrape_configs"] if "static_configs" in job]
+    targets = {job["job_name"]: job["static_configs"][0]["targets"] for job in static}
+    assert targets["kafka-lag"] == [f"kminion:{kminion['environment']['EXPORTER_PORT']}"]
+    assert targets["pushgateway"] == ["pushgateway:9091"]
+    assert "9091" in " ".join(pushgateway["healthcheck"]["test"])
+    for name in ("kminion", "pushgateway"):
+        assert all_services["prometheus"]["depends_on"][name]["condition"] == "service_healthy"
+
+
+def test_dagster_runs_push_to_the_pushgateway(compose):
+    """The runs execute in the daemon's container (DefaultRunLauncher), so the daemon's environment is theirs."""
+    daemon = services(compose)["dagster-daemon"]
+    environment = {**daemon["environment"], "KDP_DELIVERY": "at-least-once"}  # the file's ${...} left to compose
+    assert Settings.from_env(environment).pushgateway_url == "http://pushgateway:9091"
+    assert daemon["depends_on"]["pushgateway"]["condition"] == "service_healthy"
+
+
+def test_the_dagster_daemon_runs_the_schedules(compose):
+    """`dagster-daemon run` on the workspace that loads the project's definitions, whose schedules start on."""
+    daemon = services(compose)["dagster-daemon"]
+    assert daemon["command"][:2] == ["dagster-daemon", "run"]
+    workspace_in_container = daemon["command"][daemon["command"].index("--workspace") + 1]
+    assert workspace_in_container == "/app/workspace.yaml"
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    assert "COPY workspace.yaml" in dockerfile
+    workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text(encoding="utf-8"))
+    assert workspace["load_from"][0]["python_module"]["module_name"] == "orchestration.definitions"
+    schedules = list(defs.schedules or [])
+    assert schedules, "orchestration.definitions has no schedule for the daemon to run"
+    for schedule in schedules:
+        assert schedule.default_status.value == "RUNNING", schedule.name

@@ -210,3 +210,28 @@ def test_malformed_rate_spreads_evenly_over_the_malformed_kinds() -> None:
         if kind is not Irregularity.EMPTY:
             assert by_kind[kind] == pytest.approx(0.1)
     assert rates.total == pytest.approx(0.65)
+
+
+def test_extra_keys_ride_on_well_formed_events_and_leave_the_rest_of_each_event_as_it_was():
+    rates = IrregularityRates.with_malformed(0.2)
+    plain = EventFactory(5, rates, users=50).batch(2_000, now=1_720_576_825)
+    extended = EventFactory(5, rates, users=50, extra_keys={"os_version": ["17.1.2", "14.0"]}).batch(
+        2_000, now=1_720_576_825
+    )
+
+    carried = 0
+    for before, after in zip(plain, extended, strict=True):
+        assert (before.key, before.kind) == (after.key, after.kind)
+        if after.kind in (Irregularity.NONE, Irregularity.MISSING_DEVICE_TYPE):
+            event = json.loads(after.value)
+            assert event.pop("os_version") in ("17.1.2", "14.0")
+            assert event == json.loads(before.value)
+            carried += 1
+        else:
+            assert after.value == before.value
+    assert carried > 1_000
+
+
+def test_an_extra_key_may_not_replace_one_of_the_events_own_keys():
+    with pytest.raises(ValueError, match="'ip' is one of the event's own keys"):
+        EventFactory(1, extra_keys={"ip": ["1.2.3.4"]})

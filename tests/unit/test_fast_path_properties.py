@@ -27,11 +27,12 @@ from test_transform_properties import VALID, payloads
 
 from streaming import fast_path
 from streaming import transform as transform_module
-from streaming.avro_codegen import UnsupportedSchemaError
 from streaming.conversion import Converted, ConvertedBatch, batch_form, one_by_one, reference_converter
-from streaming.encoding import WireFormatEncoder
+from streaming.encoding import WireFormatEncoder, wire_header
 from streaming.events import EventFactory, IrregularityRates
 from streaming.records import Reason, Rejection
+from streaming.rules import codegen
+from streaming.rules.declaration import RulesError
 from streaming.transform import MIN_EVENT_TIME_MS, transform
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "processed-data-value.avsc").read_text())
@@ -162,30 +163,25 @@ def test_fused_equals_reference_on_the_hostile_corpus_and_honours_its_verdicts()
             assert result.reason == message.reason, (message.name, result)
 
 
-def _spied_fused_converter(encoder: WireFormatEncoder) -> tuple[Any, list[bytes | None]]:
+def _spied_fused_converter(encoder: WireFormatEncoder, memo_policy: str = "by value") -> tuple[Any, list[bytes | None]]:
     """The fused converter, with its hand-overs to the reference recorded."""
-    source, names = fast_path.fused_source(encoder)
+    source = codegen.engine_source(transform_module.REFERENCE.rules, memo_policy)
+    names: dict[str, Any] = {}
+    exec(compile(source, "<spied converter>", "exec"), names)  # noqa: S102 - the generator's own code
     handed_over: list[bytes | None] = []
-    reference = names["reference"]
+    reference = reference_converter(encoder)
 
     def spy(value: bytes | None, *rest: Any) -> Any:
         handed_over.append(value)
         return reference(value, *rest)
 
-    names["reference"] = spy
-    exec(compile(source, "<spied converter>", "exec"), names)  # noqa: S102 - the module's own generated code
-    return names["convert"], handed_over
+    _usual, convert, _batch = names["build"](wire_header(encoder.schema_id), spy, transform_module.REFERENCE)
+    return convert, handed_over
 
 
-@pytest.mark.parametrize("memo_keys", ["as configured", "none", "every field alone"])
-def test_the_usual_message_never_reaches_the_reference_once_its_values_are_known(
-    memo_keys: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    if memo_keys == "none":
-        monkeypatch.setattr(fast_path, "MEMO_KEYS", {})
-    elif memo_keys == "every field alone":  # runs of one part (an int, an enum) and of two (a string)
-        monkeypatch.setattr(fast_path, "MEMO_KEYS", {local: local for local in fast_path.FIELD_LOCALS.values()})
-    convert, handed_over = _spied_fused_converter(ENCODER)
+@pytest.mark.parametrize("memo_policy", codegen.MEMO_POLICIES)
+def test_the_usual_message_never_reaches_the_reference_once_its_values_are_known(memo_policy: str) -> None:
+    convert, handed_over = _spied_fused_converter(ENCODER, memo_policy)
     factory = EventFactory(3, IrregularityRates.with_malformed(0.0))
     values = [event.value for event in factory.batch(2_000, NOW_MS / 1000)]
     for value in values[:200]:  # first sight of each device type and app version fills the memo tables
@@ -211,7 +207,7 @@ def test_a_rejected_message_is_decided_by_the_reference() -> None:
 
 
 def test_ids_that_are_uuids_only_together_are_refused() -> None:
-    """The user and device ids are matched in one go: the user id's length must still be checked alone."""
+    """Each id is checked alone: two ids whose concatenation would pass as two UUIDs are still refused."""
     user, device = "70bf44a5-7b2e-4899-87b4-cf92c33f6d5", "2a1777352-f354-479d-9318-282644280964"
     raw = b"{" + VALID.replace(b"0f8fad5b-d9cb-469f-a165-70867728950e", user.encode()) + b', "device_id": "'
     raw += device.encode() + b'"}'
@@ -227,8 +223,8 @@ def test_ids_that_are_uuids_only_together_are_refused() -> None:
 def test_cleared_memo_tables_change_nothing() -> None:
     raw = b"{" + VALID + b', "device_type": "iOS"}'
     before = FUSED(raw, "user-login", 0, 0, NOW_MS, MIN_EVENT_TIME_MS)
-    transform_module._device_types.clear()
-    transform_module._app_versions.clear()
+    for memo in transform_module.REFERENCE.memos.values():
+        memo.clear()
 
     assert FUSED(raw, "user-login", 0, 0, NOW_MS, MIN_EVENT_TIME_MS) == before
     assert FUSED(raw, "user-login", 0, 0, NOW_MS, MIN_EVENT_TIME_MS) == before
@@ -254,42 +250,44 @@ def _ip_version_a_long(fields: list[dict[str, Any]]) -> None:
     next(field for field in fields if field["name"] == "ip_version")["type"] = "long"
 
 
-@pytest.mark.parametrize("change", [_device_id_not_nullable, _fields_reversed, _ip_version_a_long])
+@pytest.mark.parametrize("change", [_fields_reversed, _ip_version_a_long])
 def test_a_different_registered_schema_gives_the_reference_answer(change: Any) -> None:
-    """The code follows the schema: reordered fields, other types, and records the schema cannot hold."""
+    """The code follows the schema: reordered fields, other types."""
     encoder = WireFormatEncoder(7, _schema_with(change))
-    fused, reference = fast_path.fused_converter(encoder), reference_converter(encoder)
+    reference_engine = fast_path.reference_for(encoder.schema)
+    fused = fast_path.fused_converter(encoder, reference_engine)
+    reference = reference_converter(encoder, reference_engine)
     factory = EventFactory(11, IrregularityRates.with_malformed(0.05))
     outcomes = set()
     for offset, event in enumerate(factory.batch(2_000, NOW_MS / 1000)):
         result = fused(event.value, "user-login", 2, offset, NOW_MS, MIN_EVENT_TIME_MS)
         assert result == reference(event.value, "user-login", 2, offset, NOW_MS, MIN_EVENT_TIME_MS)
         outcomes.add(type(result).__name__ if isinstance(result, Converted) else result.reason)
-    assert "Converted" in outcomes
-    if change is _device_id_not_nullable:  # events without device_id cannot be held
-        assert Reason.ENCODING_FAILED in outcomes
+    assert "Converted" in outcomes and Reason.INVALID_JSON in outcomes
+    assert fused.__module__ != "streaming.rules.generated_fast_path"  # generated at start, not the file's
 
 
-def test_a_schema_field_the_transform_does_not_produce_falls_back_to_the_reference() -> None:
+def test_a_schema_that_cannot_hold_what_a_rule_produces_is_refused_at_start() -> None:
+    encoder = WireFormatEncoder(7, _schema_with(_device_id_not_nullable))
+    with pytest.raises(RulesError, match="field 'device_id': Avro type \"string\" cannot hold .*null or text"):
+        fast_path.converter_for(encoder)
+
+
+def test_a_schema_field_the_declaration_does_not_make_is_refused_at_start() -> None:
     schema = _schema_with(lambda fields: fields.append({"name": "country", "type": "string"}))
-    encoder = WireFormatEncoder(8, schema)
-
-    with pytest.raises(UnsupportedSchemaError, match="country"):
-        fast_path.fused_converter(encoder)
-    convert = fast_path.converter_for(encoder)
-    result = convert(b"{" + VALID + b"}", "user-login", 0, 0, NOW_MS, MIN_EVENT_TIME_MS)
-    assert isinstance(result, Rejection) and result.reason == Reason.ENCODING_FAILED
+    with pytest.raises(RulesError, match="field 'country' of the schema is not declared under fields"):
+        fast_path.converter_for(WireFormatEncoder(8, schema))
 
 
-def test_converter_for_the_registered_schema_is_the_fused_one() -> None:
-    convert = fast_path.converter_for(ENCODER)
-    assert convert.__name__ == "convert" and "generated" in (convert.__doc__ or "")
+def test_converter_for_the_registered_schema_runs_the_checked_in_engine() -> None:
+    convert = fast_path.converter_for(ENCODER, native=False)
+    assert convert.__module__ == "streaming.rules.generated_fast_path"
 
 
-def test_every_field_of_the_transforms_record_has_a_local() -> None:
+def test_the_transforms_record_has_exactly_the_schemas_fields_in_order() -> None:
     record = transform(b"{" + VALID + b"}", "user-login", 0, 0, NOW_MS)
     assert isinstance(record, dict)
-    assert set(record) == set(fast_path.FIELD_LOCALS)
+    assert list(record) == [field["name"] for field in SCHEMA["fields"]]
 
 
 # -- the batch form: `convert_batch` gives what the reference gives message by message ---------------------
@@ -309,7 +307,8 @@ def assert_same_batch(messages: list[Any], now_ms: int, oldest_ms: int) -> Conve
     reference = REFERENCE_BATCH(messages, now_ms, oldest_ms)
     fused = FUSED.convert_batch(messages, now_ms, oldest_ms)  # type: ignore[attr-defined]
     assert type(fused) is ConvertedBatch
-    assert fused._replace(rejected=[]) == reference._replace(rejected=[])
+    assert fused._replace(rejected=[], lanes=None) == reference._replace(rejected=[], lanes=None)
+    assert sum(fused.lanes) == len(messages) and fused.lanes.native == 0
     assert [(id(m), r) for m, r in fused.rejected] == [(id(m), r) for m, r in reference.rejected]
     assert [id(m) for m in fused.run_starts] == [id(m) for m in reference.run_starts]
     assert [id(m) for m in fused.run_ends] == [id(m) for m in reference.run_ends]

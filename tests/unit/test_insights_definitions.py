@@ -6,12 +6,14 @@ import dagster as dg
 
 from orchestration.defs import conversion
 from orchestration.defs.insights import defs
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.insights.placement import DEFAULT_SLACK_MS, LOG_ORDER_MARGIN_MS, MINUTE_MS
 
 
 def full_defs() -> dg.Definitions:
-    resources = dg.Definitions(resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()})
+    resources = dg.Definitions(
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
+    )
     return dg.Definitions.merge(defs, conversion.defs, resources)
 
 
@@ -38,6 +40,7 @@ def test_insight_assets_depend_on_processed_data_and_carry_their_checks() -> Non
         ("login_window", "counts_consistent_with_offsets"),
         ("dead_letter_rate", "dead_letter_rate_below_threshold"),
         ("processed_data", "newest_record_is_recent"),
+        ("daily_insights_report", "report_covers_all_24_hours"),
     }
 
 

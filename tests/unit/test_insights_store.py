@@ -104,3 +104,40 @@ def test_late_events_are_stored_per_hour_and_replaced_on_a_rerun(tmp_path: Path)
     assert store.fetch(database, "SELECT late_records FROM late_events WHERE partition_key = '2026-11-25-08:00'") == [
         (0,)
     ]
+
+
+def test_a_write_that_dies_midway_leaves_the_previous_numbers_and_the_rerun_counts_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The insights keep no partial aggregates: an hour is recomputed from processed-data and replaced in one
+    transaction, so a run killed while writing leaves the previous numbers, and its re-run counts each record
+    once."""
+    database = tmp_path / "insights.duckdb"
+    store.save_window(database, "2026-11-25-08:00", scan_of(HOUR, ["ios", "ios", "android"]), HOUR)
+    real_connect = store.connect
+
+    class DiesMidway:
+        """A connection whose third bulk insert fails, as if the process were killed between two tables."""
+
+        def __init__(self, connection: object) -> None:
+            self._connection = connection
+            self._inserts = 0
+
+        def executemany(self, sql: str, rows: object) -> object:
+            self._inserts += 1
+            if self._inserts == 3:
+                raise KeyboardInterrupt("killed")
+            return self._connection.executemany(sql, rows)  # type: ignore[attr-defined]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._connection, name)
+
+    monkeypatch.setattr(store, "connect", lambda *args: DiesMidway(real_connect(*args)))
+    with pytest.raises(KeyboardInterrupt):
+        store.save_window(database, "2026-11-25-08:00", scan_of(HOUR, ["android"] * 5), HOUR)
+    monkeypatch.setattr(store, "connect", real_connect)
+    summary = "SELECT records FROM window_summary UNION ALL SELECT sum(records) FROM device_types"
+    assert store.fetch(database, summary) == [(3,), (3,)]
+
+    store.save_window(database, "2026-11-25-08:00", scan_of(HOUR, ["android"] * 5), HOUR)  # the re-run
+    assert store.fetch(database, summary) == [(5,), (5,)]

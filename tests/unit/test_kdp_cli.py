@@ -28,6 +28,11 @@ ROOT = Path(__file__).resolve().parents[2]
         ("-v demo --count 1000", "demo"),
         ("replay --dry-run", "replay"),
         ("replay --reason rejected_by_broker --reason invalid_ip --failed-since 2h --limit 100 --execute", "replay"),
+        ("schema check", "schema"),
+        ("schema check v2.avsc --rules v2.rules.yaml", "schema"),
+        ("schema preview v2.avsc --rules v2.rules.yaml --last 500 --topic user-login", "schema"),
+        ("schema register v2.avsc --rules v2.rules.yaml --execute", "schema"),
+        ("generate --extra-key proxy_ip=10.0.0.1,2001:db8::1 --count 10", "generate"),
     ],
 )
 def test_the_command_lines_in_use_parse_to_their_handler(command_line: str, command: str) -> None:

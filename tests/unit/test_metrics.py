@@ -13,6 +13,7 @@ from fakes.rig import NOW_MS, Rig, login
 from prometheus_client.parser import text_string_to_metric_families
 
 from kdp.cli import main
+from streaming.conversion import Lanes
 from streaming.metrics import ConverterMetrics, MetricsPortInUse, partition_lag
 from streaming.observer import BatchReport
 from streaming.running_insights import RunningInsights
@@ -291,6 +292,9 @@ def test_the_converter_feeds_the_metrics_the_same_counts_as_its_summary(mode):
         summary.dead_lettered,
     )
     assert counts["dead_letters_by_reason"] == dict(summary.insights.reasons)
+    by_engine = {name: counts[f"by_engine_{name}"] for name in Lanes._fields}
+    assert by_engine == {name: summary.by_engine[name] for name in Lanes._fields}
+    assert sum(by_engine.values()) == summary.consumed
     assert (counts["batches"], counts["redone_batches"]) == (summary.batches, summary.redone_batches)
     assert counts["redone_batches"] >= 1
     assert counts["consumer_replacements"] == 1
@@ -308,13 +312,16 @@ def test_the_converter_feeds_the_metrics_the_same_counts_as_its_summary(mode):
 
 def test_counts_for_runs_too_short_to_scrape():
     metrics = ConverterMetrics(process_metrics=False)
-    metrics.batch_delivered(report(10, 7, {"invalid_json": 2, "empty": 1}))
+    metrics.batch_delivered(report(10, 7, {"invalid_json": 2, "empty": 1}, lanes=Lanes(6, 3, 1)))
     metrics.transaction_committed(1)
     metrics.batch_redone("timeout", {("t", 0): 0}, learned=False)
     metrics.transaction_aborted("timeout")
     assert metrics.counts() == {
         "consumed": 10,
         "processed": 7,
+        "by_engine_native": 6,
+        "by_engine_fast": 3,
+        "by_engine_reference": 1,
         "dead_lettered": 3,
         "dead_letters_by_reason": {"invalid_json": 2, "empty": 1},
         "batches": 1,
@@ -324,3 +331,30 @@ def test_counts_for_runs_too_short_to_scrape():
         "producer_replacements": 0,
         "consumer_replacements": 0,
     }
+
+
+def test_stage_timings_and_failed_offset_commits_are_exported():
+    metrics = ConverterMetrics(process_metrics=False)
+    metrics.batch_stage("flush", 0.004)
+    metrics.batch_stage("flush", 0.006)
+    metrics.batch_stage("commit", 0.0002)
+    metrics.offset_commit_failed("Broker: Request timed out")
+    assert value(metrics, "kdp_batch_stage_seconds_count", stage="flush") == 2
+    assert value(metrics, "kdp_batch_stage_seconds_sum", stage="flush") == pytest.approx(0.01)
+    assert value(metrics, "kdp_batch_stage_seconds_bucket", stage="commit", le="0.00025") == 1
+    assert value(metrics, "kdp_batch_stage_seconds_count", stage="poll") == 0  # every stage exported from the start
+    assert value(metrics, "kdp_offset_commit_failures_total") == 1
+
+
+@pytest.mark.parametrize("mode", ["at-least-once", "exactly-once"])
+def test_the_converter_times_every_stage_of_its_batches(mode):
+    rig = Rig(mode, batch_size=10)
+    metrics = ConverterMetrics(process_metrics=False)
+    rig.observer = metrics  # type: ignore[assignment]
+    rig.broker.write(rig.settings.source_topic, [login(i) for i in range(25)], timestamp=NOW_MS - 5000)
+    converter = rig.converter()
+    converter.subscribe()
+    summary = converter.run(until_caught_up=True)
+    converter.close()
+    for stage in ("poll", "convert", "produce", "flush", "commit"):
+        assert value(metrics, "kdp_batch_stage_seconds_count", stage=stage) == summary.batches == 3, stage

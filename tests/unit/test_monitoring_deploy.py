@@ -1,7 +1,9 @@
-"""The monitoring files under deploy/ against the metrics the converter really exports.
+"""The monitoring files under deploy/ against the metrics really exported.
 
 Grafana cannot be had on these machines, so the dashboard is read as data: every query of every panel may
-only name series that `streaming.metrics` exports (or that the alert rules record, or Prometheus's own `up`).
+only name series that `streaming.metrics` exports, that Dagster runs push (`streaming.metrics_push`, and the
+Pushgateway's own per-group series), that the lag exporter serves (`localstack.lag_exporter`, kminion's names),
+that the alert rules record, or Prometheus's own `up`.
 Prometheus's `promtool` (Debian's `prometheus` package) checks the scrape configurations and the rules and runs
 the rules' unit tests; without it those tests skip, saying so.
 """
@@ -18,8 +20,12 @@ from typing import Any
 import pytest
 import yaml
 
+from localstack import lag_exporter
+from localstack.monitoring import MonitoringPorts, prometheus_config
 from streaming.metrics import ConverterMetrics, exported_names
+from streaming.metrics_push import PUSH_JOB, MetricsPusher
 from streaming.settings import Settings
+from streaming.topics import CONVERTER_GROUP
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS = ROOT / "deploy" / "prometheus"
@@ -32,6 +38,8 @@ needs_promtool = pytest.mark.skipif(
 
 #: Series that Prometheus makes itself for every target.
 PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
+#: Series that the Pushgateway adds to every group pushed to it.
+PUSHGATEWAY_OWN = {"push_time_seconds", "push_failure_time_seconds"}
 _KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
 _KEYWORDS |= {"inf", "nan"}
 
@@ -62,9 +70,13 @@ def alert_rules() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def known_names(alert_rules) -> set[str]:
-    """What a query may name: the converter's series, the rules' recorded series, Prometheus's own."""
+    """What a query may name: the converter's series (scraped or pushed with the push-failure counter), the lag
+    exporter's, the rules' recorded series, Prometheus's and the Pushgateway's own."""
     recorded = {rule["record"] for group in alert_rules["groups"] for rule in group["rules"] if "record" in rule}
-    return exported_names(ConverterMetrics()) | recorded | PROMETHEUS_OWN
+    metrics = ConverterMetrics()
+    MetricsPusher(metrics.registry, "http://pushgateway:9091", mode="sensor", instance="i")
+    exported = exported_names(metrics) | set(lag_exporter.SERIES)
+    return exported | recorded | PROMETHEUS_OWN | PUSHGATEWAY_OWN
 
 
 @pytest.fixture(scope="module")
@@ -201,8 +213,69 @@ def test_alert_rules_name_only_exported_metrics(alert_rules, known_names):
         "KdpConsumerLagGrowing",
         "KdpDeadLetterRatioHigh",
         "KdpConverterNoProgress",
+        "KdpConverterStuck",
+        "KdpLagExporterDown",
         "KdpProducerReplacedRepeatedly",
+        "KdpMetricsPushFailing",
+        "KdpPushgatewayDown",
     } <= alerts
+
+
+def rules_by_name(alert_rules) -> dict[str, dict[str, Any]]:
+    return {rule.get("alert") or rule["record"]: rule for group in alert_rules["groups"] for rule in group["rules"]}
+
+
+def test_lag_alerts_read_only_the_exporter_so_they_fire_without_a_converter(alert_rules):
+    """No series of `kdp stream` may feed the lag alerts: they would go silent exactly when no converter runs."""
+    rules = rules_by_name(alert_rules)
+    converter_series = exported_names(ConverterMetrics())
+    for name in ("KdpConsumerLagGrowing", "KdpConverterNoProgress"):
+        recorded = metric_names(rules[name]["expr"])
+        sources = set().union(*(metric_names(rules[r]["expr"]) for r in recorded if r in rules))
+        assert sources and sources <= set(lag_exporter.SERIES), (name, sources)
+        assert not (sources | recorded) & converter_series, name
+    # They watch the converter group, named where the code names it.
+    for record in ("kdp:group_lag_messages:max", "kdp:group_committed_offsets:max"):
+        assert f'group_id="{CONVERTER_GROUP}"' in rules[record]["expr"], record
+
+
+def scrape_jobs(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {job["job_name"]: job for job in config["scrape_configs"]}
+
+
+def test_every_scrape_configuration_has_the_jobs_the_rules_name(alert_rules):
+    """Compose, Kubernetes and `kdp stack up --monitoring` name their jobs alike; the Pushgateway's job keeps the
+    pushed labels (honor_labels), or every pushed series would be relabelled job="pushgateway"."""
+    named = set()
+    for rule in rules_by_name(alert_rules).values():
+        named |= set(re.findall(r'job="([^"]+)"', rule["expr"]))
+    assert named == {"kafka-lag", "pushgateway", "kdp-converter"}
+    configs = {
+        "compose": yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text()),
+        "kubernetes": yaml.safe_load((PROMETHEUS / "kubernetes-pods.yml").read_text()),
+        "local": prometheus_config(MonitoringPorts(), PROMETHEUS / "alerts.yml"),
+    }
+    for where, config in configs.items():
+        jobs = scrape_jobs(config)
+        assert named <= set(jobs), where
+        assert jobs["pushgateway"].get("honor_labels") is True, where
+        assert not jobs["kafka-lag"].get("honor_labels"), where
+        assert PUSH_JOB not in jobs, where  # pushed series keep a job of their own, never a scrape job's
+
+
+def test_kubernetes_monitoring_pods_are_scraped_by_their_jobs():
+    docs = [d for d in yaml.safe_load_all((ROOT / "deploy" / "k8s" / "monitoring.yaml").read_text()) if d]
+    deployments = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Deployment"}
+    jobs = scrape_jobs(yaml.safe_load((PROMETHEUS / "kubernetes-pods.yml").read_text()))
+    for job, deployment in (("kafka-lag", "kdp-kminion"), ("pushgateway", "kdp-pushgateway")):
+        template = deployments[deployment]["spec"]["template"]
+        app = template["metadata"]["labels"]["app.kubernetes.io/name"]
+        keep = next(r for r in jobs[job]["relabel_configs"] if "app_kubernetes_io_name" in r["source_labels"][0])
+        assert keep["regex"] == app, job
+        annotations = template["metadata"]["annotations"]
+        port = int(annotations["prometheus.io/port"])
+        assert annotations["prometheus.io/scrape"] == "true"
+        assert port in [p["containerPort"] for p in template["spec"]["containers"][0]["ports"]], job
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess[str]:

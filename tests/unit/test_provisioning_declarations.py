@@ -27,7 +27,7 @@ def test_the_project_file_declares_the_three_topics_named_through_the_settings()
     }
     output = declarations["output"]
     assert output.value_subject == "t-out-value"
-    assert output.value_schema is not None and output.value_schema.compatibility == "BACKWARD"
+    assert output.value_schema is not None and output.value_schema.compatibility == "BACKWARD_TRANSITIVE"
     assert output.value_schema.file.name == "processed-data-value.avsc"
     assert all(d.replication_factor is None for d in declarations.values())  # `auto`
 

@@ -25,14 +25,15 @@ def test_the_replay_job_is_in_the_definitions_with_its_typed_config():
     assert {"kafka", "registry"} <= op.required_resource_keys
 
 
-def test_an_empty_config_means_every_dead_letter_and_a_real_replay():
+def test_an_empty_config_means_every_dead_letter_and_a_dry_run():
     config = ReplayConfig()
-    assert (config.reasons, config.limit, config.max_replays, config.dry_run) == ([], None, DEFAULT_MAX_REPLAYS, False)
+    assert (config.reasons, config.limit, config.max_replays, config.dry_run) == ([], None, DEFAULT_MAX_REPLAYS, True)
 
 
 def test_a_bad_request_fails_the_run_before_any_connection(monkeypatch):
     """An unknown reason is refused by the selection, before the op opens a client (no broker is reachable)."""
     monkeypatch.setenv("KDP_BOOTSTRAP", "127.0.0.1:1")
+    monkeypatch.setenv("KDP_REGISTRY_URL", "http://127.0.0.1:1")
     result = defs.resolve_job_def("replay_dead_letters").execute_in_process(
         run_config={"ops": {"replay_dead_letters_op": {"config": {"reasons": ["no_such_reason"]}}}},
         instance=dg.DagsterInstance.ephemeral(),

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from streaming.encoding import WireFormatEncoder
 from streaming.events import US_STATES
 from streaming.records import MAX_DETAIL_CHARS, Reason, Rejection
-from streaming.transform import _explain, transform
+from streaming.transform import MIN_EVENT_TIME_MS, REFERENCE, transform
 
 SCHEMA_TEXT = (Path(__file__).parents[2] / "schemas" / "processed-data-value.avsc").read_text()
 SCHEMA = json.loads(SCHEMA_TEXT)
@@ -136,7 +136,7 @@ VALID = (
 def test_fast_path_agrees_with_the_reference_and_every_outcome_is_sound(raw: bytes) -> None:
     result = transform(raw, "user-login", 3, 99, NOW_MS)
 
-    assert result == _explain(raw, "user-login", 3, 99, NOW_MS)
+    assert result == REFERENCE.explain(raw, "user-login", 3, 99, NOW_MS, MIN_EVENT_TIME_MS)
     if isinstance(result, Rejection):
         check_rejection(result)
     else:
@@ -148,7 +148,7 @@ def test_fast_path_agrees_with_the_reference_and_every_outcome_is_sound(raw: byt
 def test_any_bytes_give_a_record_or_a_rejection_never_an_exception(raw: bytes) -> None:
     result = transform(raw, "user-login", 0, 0, NOW_MS)
 
-    assert result == _explain(raw, "user-login", 0, 0, NOW_MS)
+    assert result == REFERENCE.explain(raw, "user-login", 0, 0, NOW_MS, MIN_EVENT_TIME_MS)
     if isinstance(result, Rejection):
         check_rejection(result)
     else:

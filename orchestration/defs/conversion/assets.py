@@ -20,10 +20,13 @@ import dagster as dg
 
 from orchestration.defs.conversion.offsets import active_members
 from orchestration.defs.refusals import refusals_fail_the_run
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings, push_metadata
+from streaming.encoding import WireFormatEncoder
 from streaming.metrics import ConverterMetrics
+from streaming.metrics_push import MetricsPusher
 from streaming.offset_ranges import OffsetRange
-from streaming.pipeline import open_converter
+from streaming.pipeline import PROCESSED_SCHEMA, open_converter, registered_output_schema
+from streaming.schema_registry import SchemaNotRegisteredError, load_schema
 
 STREAMS = "streams"
 
@@ -71,14 +74,22 @@ def processed_data(
         )
     # One transactional id per partition set: a redone run fences the zombie of the one it redoes.
     instance = "dagster-" + "-".join(f"{r.topic}.{r.partition}" for r in sorted(ranges))
-    # The counts `kdp stream` exports to Prometheus, gathered the same way: a run is too short to be scraped.
+    # The counts `kdp stream` exports to Prometheus, gathered the same way: a run is too short to be scraped, so
+    # they are pushed to the Pushgateway (KDP_PUSHGATEWAY_URL, if set) with mode="sensor".
     metrics = ConverterMetrics(process_metrics=False)
+    pusher = MetricsPusher(metrics.registry, settings.pushgateway_url, mode="sensor", instance=instance)
     with refusals_fail_the_run(settings):
-        converter = open_converter(settings, instance=instance, poll_timeout=0.5, observer=metrics)
+        try:  # looked up, never registered: the control plane registers (provision_topics, kdp schema register)
+            schema = registered_output_schema(settings)
+        except SchemaNotRegisteredError as error:
+            raise dg.Failure(description=str(error)) from None
+        encoder = WireFormatEncoder(schema.schema_id, load_schema(PROCESSED_SCHEMA))
+        converter = open_converter(settings, instance=instance, encoder=encoder, poll_timeout=0.5, observer=metrics)
     try:
-        remaining = converter.assign_ranges(ranges)
-        context.log.info("converting %s (already committed: %d ranges)", remaining, len(ranges) - len(remaining))
-        summary = converter.run(max_failed_batches=5)
+        with pusher:
+            remaining = converter.assign_ranges(ranges)
+            context.log.info("converting %s (already committed: %d ranges)", remaining, len(ranges) - len(remaining))
+            summary = converter.run(max_failed_batches=5)
     finally:
         converter.close()
     counts = {
@@ -96,6 +107,10 @@ def processed_data(
             "dead_letters_by_reason": dg.MetadataValue.json(dict(summary.insights.reasons)),
             "ranges": dg.MetadataValue.json(config.ranges),
             "delivery": dg.MetadataValue.text(settings.delivery),
+            **push_metadata(pusher, context.log),
+            "schema_subject": dg.MetadataValue.text(schema.subject),
+            "schema_id": dg.MetadataValue.int(schema.schema_id),
+            "schema_version": dg.MetadataValue.int(schema.version),
             "msg_per_s": dg.MetadataValue.float(
                 round(summary.consumed / summary.elapsed, 1) if summary.elapsed else 0.0
             ),

@@ -5,13 +5,15 @@ Three steps, each visible in the run view with its own metadata:
    table (or "no changes");
 2. `apply_topic_changes` fails if the plan has errors (lowered partitions, a replication-factor
    change: nothing is applied then), else applies it and re-reads the cluster until it matches;
-3. `register_value_schemas` registers each declared value schema under its subject with the
-   declared compatibility level.
+3. `register_value_schemas` checks each declared value schema against every version registered under
+   its subject, sets the declared compatibility level on a subject that has none (a level set on the
+   subject, an operator's, is kept) and registers the schema (`orchestration.schema.registry`).
 
 Running it again changes nothing: the plan is empty, and an identical schema keeps its id and
 version. `dry_run: true` plans, has the brokers validate the changes (validate_only requests) and
-the registry test the schemas' compatibility, and changes nothing; like a real run, it fails when
-the plan has errors, so a green dry run means "this would apply".
+the registry test the schemas against every registered version, and changes nothing; like a real run,
+it fails when the plan has errors or a schema is incompatible, so a green dry run means "this would
+apply".
 
 Run config (job level): `{"dry_run": false, "declarations_file": null}`; `declarations_file`
 replaces the project's `topics.yaml` (a path), e.g. to try a change before committing it.
@@ -22,24 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
-from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
 from orchestration.provisioning.apply import apply_plan, wait_until_converged
 from orchestration.provisioning.declarations import TopicDeclaration, load_declarations
 from orchestration.provisioning.live_state import ProvisioningError, read_live_state
 from orchestration.provisioning.plan import Plan, plan_topics, render_markdown
-from streaming.schema_registry import (
-    RegistryUnavailableError,
-    SchemaIncompatibleError,
-    ensure_value_schema,
-    load_schema,
-)
-
-NOT_FOUND = 404
-#: (schema id, version) of a schema under a subject.
-Registration = tuple[int | None, int | None]
+from orchestration.schema.registry import SchemaIncompatibleError, register_value_schema, subject_level
+from streaming.schema_registry import RegistryUnavailableError, load_schema
 
 
 class ProvisioningConfig(dg.Config):
@@ -122,7 +114,10 @@ def apply_topic_changes(
     )
 
 
-@dg.op(description="Register each declared value schema under its subject with its compatibility level.")
+@dg.op(
+    description="Check each declared value schema against every registered version, set the declared "
+    "compatibility on a subject that has none (an operator's level is kept), register the schema."
+)
 def register_value_schemas(
     context: dg.OpExecutionContext,
     config: ApplyConfig,
@@ -135,53 +130,35 @@ def register_value_schemas(
     for declaration in topic_plan.declarations:
         if declaration.value_schema is None:
             continue
-        subject, compatibility = declaration.value_subject, declaration.value_schema.compatibility
-        schema_str = load_schema(declaration.value_schema.file)
-        schema = Schema(schema_str, "AVRO")
-        before = _registered(client, subject, schema)
-        if config.dry_run:
-            outcome = _dry_run_outcome(client, subject, schema, before)
-            rows.append(f"| `{subject}` | {compatibility} | {before[0] if before else '—'} | — | {outcome} |")
-            continue
+        subject, declared = declaration.value_subject, declaration.value_schema.compatibility
         try:
-            registered = ensure_value_schema(client, subject, schema_str, compatibility=compatibility)
+            own_level = subject_level(client, subject)
+            report, registered = register_value_schema(
+                client, subject, load_schema(declaration.value_schema.file), declared, execute=not config.dry_run
+            )
         except (SchemaIncompatibleError, RegistryUnavailableError) as error:
             raise dg.Failure(description=str(error)) from None
-        after = (registered.schema_id, registered.version)
-        outcome = "unchanged" if before == after else "registered a new version"
-        new_versions += before != after
-        context.log.info("%s: schema id %s, version %s (%s)", subject, *after, outcome)
-        rows.append(f"| `{subject}` | {compatibility} | {after[0]} | {after[1]} | {outcome} |")
+        level = f"{own_level} (kept)" if own_level else declared
+        if registered is None:
+            outcome = (
+                f"already registered as version {report.registered_as}"
+                if report.registered_as is not None
+                else "would be registered"
+            )
+            rows.append(f"| `{subject}` | {level} | — | — | dry run: {outcome} |")
+            continue
+        unchanged = report.registered_as == registered.version
+        outcome = "unchanged" if unchanged else "registered a new version"
+        new_versions += not unchanged
+        context.log.info(
+            "%s: schema id %s, version %s (%s)", subject, registered.schema_id, registered.version, outcome
+        )
+        rows.append(f"| `{subject}` | {level} | {registered.schema_id} | {registered.version} | {outcome} |")
     if config.dry_run:
         summary = "dry run: nothing registered"
     else:
         summary = f"{new_versions} new schema version(s)" if new_versions else "no changes"
     return dg.Output(None, metadata={"summary": summary, "schemas": dg.MetadataValue.md("\n".join(rows))})
-
-
-def _registered(client: SchemaRegistryClient, subject: str, schema: Schema) -> Registration | None:
-    """(schema id, version) of `schema` under `subject`, or None when the subject lacks it."""
-    try:
-        found = client.lookup_schema(subject, schema)
-    except SchemaRegistryError as error:
-        if error.http_status_code == NOT_FOUND:
-            return None
-        raise
-    return found.schema_id, found.version
-
-
-def _dry_run_outcome(
-    client: SchemaRegistryClient, subject: str, schema: Schema, registered: Registration | None
-) -> str:
-    if registered is not None:
-        return f"already registered as version {registered[1]}"
-    try:
-        compatible = client.test_compatibility(subject, schema)
-    except SchemaRegistryError as error:
-        if error.http_status_code == NOT_FOUND:
-            return "would be registered as the subject's first version"
-        raise
-    return "would be registered" if compatible else "INCOMPATIBLE with the latest version: would fail"
 
 
 def _summary(plan: Plan) -> str:

@@ -9,10 +9,11 @@ and the rollback. Its metadata: bytes per broker before and after (a table and a
 copy, the lower bound, and the estimated copy time under the chosen throttle. Nothing changes in the
 cluster.
 
-`execute_partition_reassignment` is separate and explicit: it takes a plan file and carries it out in
-batches, largest gain first (`batches`), each under the replication throttle, waited for and
-verified before the next; the throttle is always removed. It can be stopped (terminate the run, or
-`max_batches`) and resumed by running it again with the same file: partitions already at their
+`execute_partition_reassignment` is separate and explicit: it carries out the plan a planning run recorded
+as its output (the latest successful one, or the run named by `plan_run_id`), or a plan file (a rollback, or
+a plan edited by hand), in batches, largest gain first (`batches`), each under the replication throttle,
+waited for and verified before the next; the throttle is always removed. It can be stopped (terminate the
+run, or `max_batches`) and resumed by running it again with the same plan: partitions already at their
 planned replicas drop out, and a batch still copying from a stopped run is waited for first.
 """
 
@@ -38,6 +39,7 @@ from orchestration.reassignment.plan_report import broker_table, bytes_chart_mar
 from orchestration.reassignment.planner import Plan
 
 GB = 10**9
+PLAN_JOB = "plan_partition_reassignment"
 
 
 class PlanConfig(dg.Config):
@@ -64,8 +66,10 @@ class PlanConfig(dg.Config):
 
 
 class ExecuteConfig(dg.Config):
-    plan_file: str
-    """A reassignment JSON written by `plan_partition_reassignment` (or by hand, reviewed)."""
+    plan_run_id: str | None = None
+    """The `plan_partition_reassignment` run whose plan to carry out; default: the latest successful one."""
+    plan_file: str | None = None
+    """Instead of a run's plan: a reassignment JSON file (the rollback of a plan, or a plan edited by hand)."""
     throttle_bytes_per_second: int | None = None
     """Replication throttle while replicas are copied; removed after each batch, whatever happens."""
     batch_bytes: int = 10 * GB
@@ -170,6 +174,30 @@ def plan_reassignment_op(context: dg.OpExecutionContext, config: PlanConfig, kaf
     return str(plan_file)
 
 
+def _plan_text(context: dg.OpExecutionContext, config: ExecuteConfig) -> str:
+    """The reassignment JSON to carry out: the plan file, else the plan a planning run recorded as output."""
+    if config.plan_file and config.plan_run_id:
+        raise dg.Failure("give plan_run_id or plan_file, not both")
+    if config.plan_file:
+        return Path(config.plan_file).read_text()
+    run_id = config.plan_run_id
+    if run_id is None:
+        latest = context.instance.get_runs(
+            filters=dg.RunsFilter(job_name=PLAN_JOB, statuses=[dg.DagsterRunStatus.SUCCESS]), limit=1
+        )
+        if not latest:
+            raise dg.Failure(f"no successful {PLAN_JOB} run to carry out: plan first, or give plan_file")
+        run_id = latest[0].run_id
+    outputs = context.instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_OUTPUT).records
+    for record in outputs:
+        event = record.event_log_entry.dagster_event
+        plan = event.step_output_data.metadata.get("plan") if event and event.step_output_data else None
+        if plan is not None:
+            context.log.info("carrying out the plan of run %s", run_id)
+            return json.dumps(plan.value)
+    raise dg.Failure(f"run {run_id} recorded no reassignment plan (is it a {PLAN_JOB} run?)")
+
+
 def _finish_ongoing(kafka_admin, partitions: list[tuple[str, int]], deadline: float) -> None:  # type: ignore[no-untyped-def]
     """Wait for reassignments of `partitions` still copying (a batch of a stopped run) to end."""
     from kafka import TopicPartition
@@ -180,9 +208,12 @@ def _finish_ongoing(kafka_admin, partitions: list[tuple[str, int]], deadline: fl
         time.sleep(1)
 
 
-@dg.op(description="Execute a reassignment plan file in batches, largest gain first, throttled, verified; resumable.")
+@dg.op(
+    description="Execute a planning run's reassignment plan (or a plan file) in batches, largest gain first, "
+    "throttled, verified; resumable."
+)
 def execute_reassignment_op(context: dg.OpExecutionContext, config: ExecuteConfig, kafka: KafkaResource) -> dict:
-    proposed = parse_reassignment_json(Path(config.plan_file).read_text())
+    proposed = parse_reassignment_json(_plan_text(context, config))
     topics = sorted({topic for topic, _ in proposed})
     admin = kafka_python_admin(kafka.settings())
     try:
@@ -245,11 +276,18 @@ def execute_reassignment_op(context: dg.OpExecutionContext, config: ExecuteConfi
     return result
 
 
-@dg.job(description="Plan a partition reassignment (writes plan and rollback JSON; changes nothing).")
+@dg.job(
+    name=PLAN_JOB,
+    description="Plan a partition reassignment (its output: the plan; also written as plan and rollback JSON; "
+    "changes nothing).",
+)
 def plan_partition_reassignment() -> None:
     plan_reassignment_op()
 
 
-@dg.job(description="Execute a reviewed partition-reassignment plan file in verified, throttled batches; resumable.")
+@dg.job(
+    description="Execute a reviewed partition-reassignment plan (the latest planning run's, or a chosen run's or "
+    "file) in verified, throttled batches; resumable."
+)
 def execute_partition_reassignment() -> None:
     execute_reassignment_op()

@@ -3,9 +3,8 @@ twin, the same `streaming.replay` code), launchable from the UI with typed confi
 
 Config (op `replay_dead_letters_op`): the selection, as `kdp replay`'s flags say it (`streaming.replay_request`):
 reasons, source partitions, source offsets `START-END`, a failure-time window (ISO 8601, epoch milliseconds, or
-a duration before now such as `2h`), a limit per run, the maximum number of replays; and `dry_run`. A launch
-replays (`dry_run: false`, the default: launching the job is the decision); `dry_run: true` only counts, as
-the CLI does by default.
+a duration before now such as `2h`), a limit per run, the maximum number of replays; and `dry_run`. Like the
+CLI, a launch only counts unless told otherwise: `dry_run: false` replays.
 
 The op's output metadata carries the figures (read, selected, processed, dead-lettered again, left alone by
 verdict), the selected dead letters by reason, the run id and whether it resumed an unfinished run. A run that
@@ -19,7 +18,7 @@ No `from __future__ import annotations`: Dagster reads the config annotations at
 import dagster as dg
 
 from orchestration.defs.refusals import refusals_fail_the_run
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings, push_metadata
 from streaming.replay_selection import DEFAULT_MAX_REPLAYS, ReplayError
 from streaming.settings import Settings
 
@@ -41,8 +40,9 @@ class ReplayConfig(dg.Config):
     """Take at most this many in this run; the next launch with the same selection goes on."""
     max_replays: int = DEFAULT_MAX_REPLAYS
     """Leave dead letters already replayed this often."""
-    dry_run: bool = False
-    """Only count what would be replayed; change nothing."""
+    dry_run: bool = True
+    """Only count what would be replayed and change nothing, unless set to false (as `kdp replay` without
+    `--execute`): a launch from the Launchpad with the defaults never replays by accident."""
 
 
 @dg.op(
@@ -61,7 +61,9 @@ def replay_dead_letters_op(
 
 
 def _replay(context: dg.OpExecutionContext, config: ReplayConfig, settings: Settings, now_ms: int) -> dict:
-    from streaming.replay import execute_replay, preview_replay
+    from streaming.metrics import ConverterMetrics
+    from streaming.metrics_push import MetricsPusher
+    from streaming.replay import execute_replay, preview_replay, replay_instance
     from streaming.replay_request import selection_from_text
 
     try:
@@ -93,7 +95,14 @@ def _replay(context: dg.OpExecutionContext, config: ReplayConfig, settings: Sett
             )
             context.log.info("dry run: would take %d of %d dead letters read", preview.selected, preview.read)
             return figures
-        result = execute_replay(settings, selection, now_ms=now_ms, poll_timeout=0.5, max_failed_batches=5)
+        # The counts `kdp stream` exports, pushed to the Pushgateway (KDP_PUSHGATEWAY_URL, if set) with mode="replay".
+        metrics = ConverterMetrics(process_metrics=False)
+        instance = replay_instance(selection, settings.dlq_topic)
+        pusher = MetricsPusher(metrics.registry, settings.pushgateway_url, mode="replay", instance=instance)
+        with pusher:
+            result = execute_replay(
+                settings, selection, now_ms=now_ms, observer=metrics, poll_timeout=0.5, max_failed_batches=5
+            )
     except ReplayError as error:
         raise dg.Failure(description=f"nothing was replayed: {error}") from error
     figures = result.figures()
@@ -106,6 +115,7 @@ def _replay(context: dg.OpExecutionContext, config: ReplayConfig, settings: Sett
             "finished": dg.MetadataValue.bool(not result.summary.limit_reached.is_set()),
             "dead_letter_ranges": dg.MetadataValue.json([r.key for r in result.run.ranges]),
             "delivery": dg.MetadataValue.text(settings.delivery),
+            **push_metadata(pusher, context.log),
             "seconds": dg.MetadataValue.float(round(result.summary.elapsed, 2)),
         }
     )
@@ -115,7 +125,7 @@ def _replay(context: dg.OpExecutionContext, config: ReplayConfig, settings: Sett
 
 @dg.job(
     description="Replay dead letters after a fix (reasons, source partitions/offsets, failure-time window, limit); "
-    "resumable; `dry_run` only counts.",
+    "resumable; a dry run (counts only) unless `dry_run: false`.",
     tags=AREA_TAGS,
 )
 def replay_dead_letters() -> None:
