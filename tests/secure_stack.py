@@ -50,11 +50,14 @@ def provision_as_provisioning(info: StackInfo) -> None:
     import dagster as dg
 
     from orchestration.defs.provisioning.jobs import provision_topics
-    from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+    from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 
     with as_principal(info, "provisioning"):
         result = provision_topics.execute_in_process(
-            resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+            resources={
+                "kafka": environment_bound(KafkaResource),
+                "registry": environment_bound(SchemaRegistryResource),
+            },
             instance=dg.DagsterInstance.ephemeral(),
             raise_on_error=False,
         )

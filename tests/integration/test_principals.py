@@ -36,7 +36,7 @@ from orchestration.definitions import defs
 from orchestration.defs.conversion.sensors import conversion_sensor
 from orchestration.defs.insights import defs as insights_defs
 from orchestration.defs.reassignment.jobs import execute_partition_reassignment, plan_partition_reassignment
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from streaming import topics
 from streaming.events import EventFactory, IrregularityRates
 from streaming.generator import generate
@@ -153,7 +153,7 @@ def test_the_dagster_replay_job_as_another_principal_fails_with_one_line(
 def _replay_job(run_config: dict, raise_on_error: bool = True) -> dg.ExecuteInProcessResult:
     return defs.resolve_job_def("replay_dead_letters").execute_in_process(
         run_config=run_config,
-        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=raise_on_error,
     )
@@ -165,20 +165,25 @@ def test_a_sensor_driven_conversion_runs_as_dagster(secure_stack: StackInfo) -> 
     instance = dg.DagsterInstance.ephemeral()
 
     with as_principal(secure_stack, "dagster"):
-        context = dg.build_sensor_context(instance=instance, resources={"kafka": KafkaResource()})
+        context = dg.build_sensor_context(instance=instance, resources={"kafka": environment_bound(KafkaResource)})
         tick = conversion_sensor(context)
         assert tick.run_requests
         convert_ranges = defs.resolve_job_def("convert_ranges")
         for request in tick.run_requests:
             run = convert_ranges.execute_in_process(
                 run_config=request.run_config,
-                resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+                resources={
+                    "kafka": environment_bound(KafkaResource),
+                    "registry": environment_bound(SchemaRegistryResource),
+                },
                 instance=instance,
                 tags=request.tags,
             )
             assert run.success
         again = conversion_sensor(
-            dg.build_sensor_context(instance=instance, cursor=tick.cursor, resources={"kafka": KafkaResource()})
+            dg.build_sensor_context(
+                instance=instance, cursor=tick.cursor, resources={"kafka": environment_bound(KafkaResource)}
+            )
         )
 
     assert again.run_requests == []
@@ -190,7 +195,7 @@ def test_provisioning_again_as_provisioning_changes_nothing(secure_stack: StackI
 
 def test_reassignment_plans_and_executes_as_reassignment(secure_stack: StackInfo, tmp_path: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    resources = {"kafka": KafkaResource()}
+    resources = {"kafka": environment_bound(KafkaResource)}
 
     with as_principal(secure_stack, "reassignment"):
         planned = plan_partition_reassignment.execute_in_process(
@@ -211,7 +216,10 @@ def test_reassignment_plans_and_executes_as_reassignment(secure_stack: StackInfo
 
 def test_insights_run_as_insights(secure_stack: StackInfo, tmp_path: Path) -> None:
     job = dg.Definitions.merge(
-        insights_defs, dg.Definitions(resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()})
+        insights_defs,
+        dg.Definitions(
+            resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
+        ),
     ).resolve_job_def("insights_hourly")
     hour = time.strftime("%Y-%m-%d-%H:00", time.gmtime(time.time() - 3 * 3600))
 
