@@ -127,7 +127,7 @@ def test_the_dagster_replay_job_runs_as_the_replay_principal(
     secure_stack: StackInfo, dead_letters: None, delivery: str
 ) -> None:
     partition = {"at-least-once": 3, "exactly-once": 4}[delivery]
-    config = {"ops": {REPLAY_OP: {"config": {"source_partitions": [partition]}}}}
+    config = {"ops": {REPLAY_OP: {"config": {"source_partitions": [partition], "dry_run": False}}}}
 
     with as_principal(secure_stack, "replay", KDP_DELIVERY=delivery):
         result = _replay_job(config)
@@ -195,9 +195,9 @@ def test_provisioning_again_as_provisioning_changes_nothing(secure_stack: StackI
 
 def test_reassignment_plans_and_executes_as_reassignment(secure_stack: StackInfo, tmp_path: Path) -> None:
     instance = dg.DagsterInstance.ephemeral()
-    resources = {"kafka": environment_bound(KafkaResource)}
 
     with as_principal(secure_stack, "reassignment"):
+        resources = {"kafka": environment_bound(KafkaResource)}  # bound to the principal's KDP_* variables
         planned = plan_partition_reassignment.execute_in_process(
             run_config={"ops": {"plan_reassignment_op": {"config": {"topics": [SOURCE], "output_dir": str(tmp_path)}}}},
             resources=resources,
@@ -215,15 +215,12 @@ def test_reassignment_plans_and_executes_as_reassignment(secure_stack: StackInfo
 
 
 def test_insights_run_as_insights(secure_stack: StackInfo, tmp_path: Path) -> None:
-    job = dg.Definitions.merge(
-        insights_defs,
-        dg.Definitions(
-            resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
-        ),
-    ).resolve_job_def("insights_hourly")
     hour = time.strftime("%Y-%m-%d-%H:00", time.gmtime(time.time() - 3 * 3600))
 
     with as_principal(secure_stack, "insights", KDP_INSIGHTS_DB=str(tmp_path / "insights.duckdb")):
+        resources = {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
+        definitions = dg.Definitions.merge(insights_defs, dg.Definitions(resources=resources))
+        job = definitions.resolve_job_def("insights_hourly")
         result = job.execute_in_process(partition_key=hour, instance=dg.DagsterInstance.ephemeral())
 
     assert result.success
