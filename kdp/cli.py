@@ -4,7 +4,9 @@ Each subcommand registers itself through an `add_*_parser(subparsers)` function 
 and sets `handler` (namespace -> exit code). Importing this module stays cheap: the heavy modules are
 imported by the handler that needs them. Long-running handlers stop on SIGINT/SIGTERM through
 `streaming.shutdown`; a Ctrl-C anywhere else ends the command with exit code 130. A bad setting, or a Kafka or
-registry that does not answer, ends it with one line naming the setting and exit code 2.
+registry that does not answer, ends it with one line naming the setting and exit code 2; so does a refusal of
+the cluster (a missing ACL, a failed login), naming the principal, the resource and the operation
+(`streaming.access`).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    from streaming.access import refusal_line
     from streaming.schema_registry import SchemaNotRegisteredError
     from streaming.settings import ServiceUnreachableError, SettingsError
 
@@ -60,3 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as error:
+        line = refusal_line(error)
+        if line is None:
+            raise
+        print(f"kdp {args.command}: {line}", file=sys.stderr)
+        return 2

@@ -19,6 +19,7 @@ from localstack import certificates, security
 from localstack.config import (
     ENV_CONTROLLER_PORT,
     ENV_KAFKA_PORT,
+    ENV_OIDC_PORT,
     ENV_REGISTRY_MGMT_PORT,
     ENV_REGISTRY_PORT,
     StackConfig,
@@ -71,6 +72,7 @@ def add_stack_actions(parser: argparse.ArgumentParser) -> None:
     up.add_argument(
         "--registry-management-port", type=int, help=f"registry health port (${ENV_REGISTRY_MGMT_PORT}, 9000)"
     )
+    up.add_argument("--oidc-port", type=int, help=f"--secure: the OIDC server's port (${ENV_OIDC_PORT}, 8180)")
     up.add_argument(
         "--timeout", type=float, default=DEFAULT_TIMEOUT, help="seconds to wait for readiness (default 180)"
     )
@@ -105,6 +107,7 @@ def _stack(args: argparse.Namespace) -> LocalStack:
             controller_port=getattr(args, "controller_port", None),
             registry_port=getattr(args, "registry_port", None),
             registry_management_port=getattr(args, "registry_management_port", None),
+            oidc_port=getattr(args, "oidc_port", None),
         )
     )
 

@@ -29,6 +29,7 @@ ENV_KAFKA_PORT = "KDP_KAFKA_PORT"
 ENV_CONTROLLER_PORT = "KDP_CONTROLLER_PORT"
 ENV_REGISTRY_PORT = "KDP_REGISTRY_PORT"
 ENV_REGISTRY_MGMT_PORT = "KDP_REGISTRY_MGMT_PORT"
+ENV_OIDC_PORT = "KDP_OIDC_PORT"
 ENV_HOST = "KDP_STACK_HOST"
 
 HOST = "127.0.0.1"
@@ -63,6 +64,8 @@ class StackConfig:
     controller_port: int = 9192
     registry_port: int = 8081
     registry_management_port: int = 9000
+    oidc_port: int = 8180
+    """The secure stack's OpenID Connect server (`localstack.oidc`)."""
     java: str | None = None
     """An explicit Java executable (`$KDP_JAVA`); None lets `localstack.java` choose."""
     host: str = HOST
@@ -84,6 +87,7 @@ class StackConfig:
             controller_port=_port(env, ENV_CONTROLLER_PORT, cls.controller_port),
             registry_port=_port(env, ENV_REGISTRY_PORT, cls.registry_port),
             registry_management_port=_port(env, ENV_REGISTRY_MGMT_PORT, cls.registry_management_port),
+            oidc_port=_port(env, ENV_OIDC_PORT, cls.oidc_port),
             java=env.get(ENV_JAVA) or None,
             host=_host(env, ENV_HOST, cls.host),
         )

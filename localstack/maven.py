@@ -4,6 +4,7 @@ Layout of the cache (`StackConfig.cache`):
 
     kafka-<version>/libs/*.jar          the classpath of every Kafka JVM (`kafka-pom.xml`'s runtime closure)
     apicurio-registry-<version>/        the unpacked registry archive, `quarkus-run.jar` at its root
+    keycloak-<version>/                 the unpacked and built OIDC server of the secure stack (`localstack.oidc`)
     logs/maven-*.log                    the output of the last Maven run of each kind (shown when it fails)
 
 Contract: an install folder exists if and only if it is complete. Maven writes into a fresh temporary folder
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from localstack.errors import StackError
 from localstack.logfiles import excerpt
-from localstack.versions import KAFKA_VERSION, REGISTRY_ARTIFACT, REGISTRY_VERSION
+from localstack.versions import KAFKA_VERSION, OIDC_ARTIFACT, OIDC_VERSION, REGISTRY_ARTIFACT, REGISTRY_VERSION
 
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 KAFKA_POM = Path(__file__).with_name("kafka-pom.xml")
@@ -97,6 +98,40 @@ def install_registry(cache: Path) -> Path:
 
     _install(cache, registry_home(cache), download, f"Apicurio Registry {REGISTRY_VERSION}")
     return registry_home(cache)
+
+
+def oidc_home(cache: Path) -> Path:
+    """Where the OIDC server (Keycloak) is (or will be) unpacked and built."""
+    return cache / f"keycloak-{OIDC_VERSION}"
+
+
+def install_oidc(cache: Path, build: Callable[[Path], None]) -> Path:
+    """The OIDC server's folder, downloaded, unpacked and built first when absent (`build(folder)` runs its
+    one-time build, a minute or two of CPU, before the folder is renamed into place)."""
+
+    def download(staging: Path) -> None:
+        downloads = staging / "download"
+        _run_maven(
+            [f"{DEPENDENCY_PLUGIN}:copy", f"-Dartifact={OIDC_ARTIFACT}", f"-DoutputDirectory={downloads}"],
+            staging,
+            cache / "logs" / "maven-oidc.log",
+            f"Keycloak {OIDC_VERSION}",
+        )
+        archives = list(downloads.glob("*.tar.gz"))
+        if len(archives) != 1:
+            raise StackError(f"Maven finished but {downloads} holds no Keycloak archive; see {cache / 'logs'}.")
+        with tarfile.open(archives[0]) as archive:
+            archive.extractall(downloads, filter="data")
+        unpacked = downloads / f"keycloak-{OIDC_VERSION}"
+        if not (unpacked / "lib" / "quarkus-run.jar").is_file():
+            raise StackError(f"The Keycloak archive {archives[0].name} has no {unpacked.name}/lib/quarkus-run.jar.")
+        for entry in unpacked.iterdir():
+            entry.rename(staging / entry.name)
+        shutil.rmtree(downloads)
+        build(staging)
+
+    _install(cache, oidc_home(cache), download, f"Keycloak {OIDC_VERSION}")
+    return oidc_home(cache)
 
 
 def _install(cache: Path, target: Path, download: Callable[[Path], None], what: str) -> None:

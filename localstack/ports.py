@@ -63,7 +63,7 @@ def config_on_free_ports(home: Path, brokers: int = 3, env: Mapping[str, str] | 
     For a stack beside the developer's (tests, experiments); `env` is read as by `StackConfig.from_env`
     (the download cache, `KDP_STACK_HOST`), the ports chosen here win over it.
     """
-    first = free_port_block(2 * brokers + 2)
+    first = free_port_block(2 * brokers + 3)
     return StackConfig.from_env(
         env,
         home=home,
@@ -71,4 +71,5 @@ def config_on_free_ports(home: Path, brokers: int = 3, env: Mapping[str, str] | 
         controller_port=first + brokers,
         registry_port=first + 2 * brokers,
         registry_management_port=first + 2 * brokers + 1,
+        oidc_port=first + 2 * brokers + 2,
     )

@@ -20,7 +20,7 @@ from typing import Any
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 
-from localstack import registry
+from localstack import oidc, registry
 from localstack.errors import StackError
 from localstack.logfiles import excerpt
 
@@ -91,13 +91,28 @@ def wait_for_kafka(
         time.sleep(POLL_INTERVAL)
 
 
-def wait_for_registry(url: str, watched: Sequence[Watched], deadline: float, log: Path, ca: Path | None = None) -> None:
+def wait_for_registry(
+    url: str,
+    watched: Sequence[Watched],
+    deadline: float,
+    log: Path,
+    ca: Path | None = None,
+    login: tuple[str, str] | None = None,
+) -> None:
     """Return once the registry answers `GET /subjects`; raise StackError when it dies or time is up.
 
-    `ca`: the CA to trust when the registry serves HTTPS (the secure stack)."""
-    while not registry.answers(url, ca):
+    `ca`: the CA to trust when the registry serves HTTPS; `login`: its basic credentials (the secure stack)."""
+    while not registry.answers(url, ca, login):
         check_alive(watched)
         _give_up_after(deadline, f"The registry at {url} does not answer", [log])
+        time.sleep(POLL_INTERVAL)
+
+
+def wait_for_oidc(server: oidc.OidcServer, watched: Sequence[Watched], deadline: float) -> None:
+    """Return once the OIDC server serves its master realm; raise StackError when it dies or time is up."""
+    while not oidc.answers(server):
+        check_alive(watched)
+        _give_up_after(deadline, f"The OIDC server at {server.url} does not answer", [server.log_file])
         time.sleep(POLL_INTERVAL)
 
 

@@ -10,6 +10,7 @@ Layout under `<home>/registry/`: `registry.log` (Quarkus logs to stdout, which g
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import subprocess
@@ -112,37 +113,43 @@ def launch(
     )
 
 
-def answers(url: str, ca: Path | None = None) -> bool:
+def answers(url: str, ca: Path | None = None, login: tuple[str, str] | None = None) -> bool:
     """True when the registry's API lists subjects (HTTP 200): the API is up and its storage is readable.
 
-    `ca`: the CA certificate to trust for an HTTPS registry (the secure stack's `tls/ca.pem`).
+    `ca`: the CA certificate to trust for an HTTPS registry (the secure stack's `tls/ca.pem`); `login`: the
+    basic credentials of a registry that requires them (the secure stack's admin).
     """
     try:
-        with urllib.request.urlopen(f"{url}/subjects", timeout=2, context=_trusting(ca)) as response:
+        request = _request(f"{url}/subjects", login)
+        with urllib.request.urlopen(request, timeout=2, context=_trusting(ca)) as response:
             return response.status == 200
     except (OSError, urllib.error.URLError):
         return False
 
 
-def ensure_compatibility(url: str, ca: Path | None = None) -> str:
+def ensure_compatibility(url: str, ca: Path | None = None, login: tuple[str, str] | None = None) -> str:
     """Make the global compatibility level BACKWARD; return what was done ("already BACKWARD" or "set now").
 
     The start flag is the intended way; this check guards against a registry version that ignores it (3.0.x
     did) by setting it through the API, which persists it in the journal.
     """
     context = _trusting(ca)
-    with urllib.request.urlopen(f"{url}/config", timeout=5, context=context) as response:
+    with urllib.request.urlopen(_request(f"{url}/config", login), timeout=5, context=context) as response:
         current = json.load(response).get("compatibilityLevel")
     if current == COMPATIBILITY:
         return f"already {COMPATIBILITY}"
-    request = urllib.request.Request(
-        f"{url}/config",
-        data=json.dumps({"compatibility": COMPATIBILITY}).encode(),
-        headers={"Content-Type": "application/vnd.schemaregistry.v1+json"},
-        method="PUT",
-    )
+    request = _request(f"{url}/config", login, json.dumps({"compatibility": COMPATIBILITY}).encode(), "PUT")
     with urllib.request.urlopen(request, timeout=5, context=context):
         return f"set now (was {current})"
+
+
+def _request(
+    url: str, login: tuple[str, str] | None, data: bytes | None = None, method: str = "GET"
+) -> urllib.request.Request:
+    headers = {"Content-Type": "application/vnd.schemaregistry.v1+json"}
+    if login is not None:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(login).encode()).decode()
+    return urllib.request.Request(url, data=data, headers=headers, method=method)
 
 
 def _trusting(ca: Path | None) -> ssl.SSLContext | None:

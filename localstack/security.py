@@ -13,8 +13,8 @@ credentials fails here first rather than in a deployment:
   first moment; an unauthenticated client or a wrong password is refused during the handshake.
 - **Authorization.** `StandardAuthorizer` with `allow.everyone.if.no.acl.found=false`: without an ACL, nothing
   is allowed. `User:admin` and the nodes' own `User:broker` are super users; every other principal gets exactly
-  the ACLs of `PRINCIPALS`, created after start through the Admin API (idempotent, so every start re-applies
-  them).
+  the ACLs declared in `localstack.principals`, created after start through the Admin API (idempotent, so
+  every start re-applies them).
 - **Node to node.** Brokers replicate and send transaction markers over the same SASL_SSL listener as `broker`
   (SCRAM, the CA trusted as clients trust it). The KRaft controller listener (loopback, nodes only) requires
   SASL without TLS, with PLAIN and the same `broker` secret in the
@@ -24,7 +24,9 @@ credentials fails here first rather than in a deployment:
   controller port (the Admin API can talk to controllers directly). No listener accepts anonymous connections.
 - **The registry** (Apicurio) reaches Kafka as `admin` through its `apicurio.kafka.common.*` client settings,
   written to `<home>/registry/config/application.properties` (mode 0600), which Quarkus reads from the working
-  directory, so the password appears neither on a command line nor in a log.
+  directory, so the password appears neither on a command line nor in a log. Its API requires a login and
+  enforces the principals' registry roles through the stack's OIDC server (`localstack.oidc`); each
+  principal with a role logs in to it with its own name and password (`KDP_REGISTRY_USER`/`_PASSWORD`).
 
 Secrets: generated at the first `up --secure` (`secrets.token_urlsafe`), kept in `<home>/credentials/` (mode
 0700; files 0600) as `KDP_*` variables ready to `source`, one file per principal; `<home>/credentials.env` is
@@ -38,24 +40,31 @@ from __future__ import annotations
 import secrets
 import shutil
 from collections.abc import Iterable, Mapping
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import (
     AclBinding,
+    AclBindingFilter,
     AclOperation,
     AclPermissionType,
     AdminClient,
     ResourcePatternType,
     ResourceType,
+    ScramCredentialInfo,
+    ScramMechanism,
+    UserScramCredentialAlteration,
+    UserScramCredentialUpsertion,
 )
 
 from localstack.certificates import TlsFiles, tls_files
 from localstack.errors import StackError
 from localstack.kafka_node import KafkaNode
+from localstack.principals import NAMES, PRINCIPALS, Principal
 from localstack.private_files import write_private
-from streaming import topics
 
 PROTOCOL = "SASL_SSL"
 MECHANISM = "SCRAM-SHA-512"
@@ -74,85 +83,11 @@ REGISTRY_SETTINGS = Path("config") / "application.properties"
 """Relative to the registry's working directory: Quarkus reads `$PWD/config/application.properties`."""
 
 CALL_TIMEOUT = 30.0
-CLUSTER = "kafka-cluster"
-"""The name Kafka gives the one CLUSTER resource in ACLs."""
+SCRAM_ITERATIONS = 4096
+"""As `kafka-storage format --add-scram` stores them."""
 
 
-@dataclass(frozen=True)
-class Grant:
-    """Operations allowed to a principal on one resource, or on every resource whose name starts with `name`."""
-
-    resource: ResourceType
-    name: str
-    operations: tuple[AclOperation, ...]
-    pattern: ResourcePatternType = ResourcePatternType.LITERAL
-
-
-@dataclass(frozen=True)
-class Principal:
-    """A SCRAM user of the secure stack: its name, what it is for, and its ACLs (none for super users)."""
-
-    name: str
-    purpose: str
-    grants: tuple[Grant, ...] = ()
-
-
-_READ = (AclOperation.READ, AclOperation.DESCRIBE)
-_WRITE = (AclOperation.WRITE, AclOperation.DESCRIBE)
-_WRITE_WITHIN_LIMITS = (*_WRITE, AclOperation.DESCRIBE_CONFIGS)  # reads max.message.bytes to size its batches
-_ADMINISTER_TOPIC = (
-    AclOperation.CREATE,
-    AclOperation.DESCRIBE,
-    AclOperation.DESCRIBE_CONFIGS,
-    AclOperation.ALTER_CONFIGS,
-    AclOperation.ALTER,
-    AclOperation.READ,
-    AclOperation.WRITE,
-)
-_PIPELINE_TOPICS = (topics.SOURCE_TOPIC, topics.OUTPUT_TOPIC, topics.DEAD_LETTER_TOPIC)
-
-PRINCIPALS: tuple[Principal, ...] = (
-    Principal(ADMIN, "people and the registry: super user (every operation, ACLs included)"),
-    Principal(
-        "generator",
-        "kdp generate: writes login events (idempotence needs no more than WRITE since Kafka 3.0)",
-        (Grant(ResourceType.TOPIC, topics.SOURCE_TOPIC, _WRITE),),
-    ),
-    Principal(
-        "converter",
-        "kdp stream: reads login events in its group, writes records and dead letters, in transactions",
-        (
-            Grant(ResourceType.TOPIC, topics.SOURCE_TOPIC, _READ),
-            Grant(ResourceType.TOPIC, topics.OUTPUT_TOPIC, _WRITE_WITHIN_LIMITS),
-            Grant(ResourceType.TOPIC, topics.DEAD_LETTER_TOPIC, _WRITE_WITHIN_LIMITS),
-            Grant(ResourceType.GROUP, topics.CONVERTER_GROUP, _READ),
-            Grant(ResourceType.TRANSACTIONAL_ID, topics.CONVERTER_GROUP, _WRITE, ResourcePatternType.PREFIXED),
-        ),
-    ),
-    Principal(
-        "dagster",
-        "Dagster: provisions and reads the pipeline's topics, converts ranges, reassigns partitions",
-        (
-            # ALTER on the cluster (reassignment, leader election) also allows creating ACLs: Kafka has no
-            # narrower permission for reassignment, so this principal is nearly as strong as admin.
-            Grant(
-                ResourceType.BROKER,  # confluent_kafka's name for the CLUSTER resource type
-                CLUSTER,
-                (AclOperation.DESCRIBE, AclOperation.ALTER, AclOperation.DESCRIBE_CONFIGS, AclOperation.ALTER_CONFIGS),
-            ),
-            *(Grant(ResourceType.TOPIC, name, _ADMINISTER_TOPIC) for name in _PIPELINE_TOPICS),
-            Grant(ResourceType.GROUP, topics.CONVERTER_GROUP, _READ),
-            Grant(ResourceType.GROUP, "kdp-insights-", _READ, ResourcePatternType.PREFIXED),
-            Grant(
-                ResourceType.TRANSACTIONAL_ID,
-                f"{topics.CONVERTER_GROUP}-dagster",
-                _WRITE,
-                ResourcePatternType.PREFIXED,
-            ),
-        ),
-    ),
-)
-CLIENT_NAMES = tuple(principal.name for principal in PRINCIPALS)
+CLIENT_NAMES = NAMES
 
 
 @dataclass(frozen=True)
@@ -165,7 +100,8 @@ class Credential:
     """The CA certificate file the client trusts (the stack's `tls/ca.pem`)."""
 
     def environment(self) -> dict[str, str]:
-        """The `KDP_*` security variables `streaming.settings` reads for this principal."""
+        """The `KDP_*` security variables `streaming.settings` reads for this principal: its Kafka login, and the
+        same name and password for the registry when the principal has a registry role."""
         found = {
             "KDP_SECURITY_PROTOCOL": PROTOCOL,
             "KDP_SASL_MECHANISM": MECHANISM,
@@ -174,6 +110,9 @@ class Credential:
         }
         if self.ca_location:
             found["KDP_SSL_CA_LOCATION"] = self.ca_location
+        if any(p.name == self.username and p.registry_role is not None for p in PRINCIPALS):
+            found["KDP_REGISTRY_USER"] = self.username
+            found["KDP_REGISTRY_PASSWORD"] = self.password
         return found
 
     def client_config(self) -> dict[str, str]:
@@ -355,25 +294,82 @@ def acl_bindings(principals: Iterable[Principal] = PRINCIPALS) -> list[AclBindin
 
 
 def apply_acls(bootstrap: str, admin: Credential) -> int:
-    """Create every ACL of `PRINCIPALS` as `admin` (existing ones are left as they are); returns their number."""
+    """Make the cluster's ACLs exactly those declared, as `admin`: create the missing ones, delete the ones the
+    declaration no longer has (a narrowed grant takes effect on the next start); returns how many are in place."""
     client = AdminClient({"bootstrap.servers": bootstrap, **admin.client_config()})
-    bindings = acl_bindings()
+    declared = acl_bindings()
+    present = client.describe_acls(_EVERY_ACL, request_timeout=CALL_TIMEOUT).result(timeout=CALL_TIMEOUT)
+    stale = [binding for binding in present if binding not in declared]
     failures = []
-    for binding, future in client.create_acls(bindings, request_timeout=CALL_TIMEOUT).items():
+    if stale:
+        filters = [_matching_exactly(binding) for binding in stale]
+        failures += _failures(client.delete_acls(filters, request_timeout=CALL_TIMEOUT))
+    failures += _failures(client.create_acls(declared, request_timeout=CALL_TIMEOUT))
+    if failures:
+        raise StackError("Setting the secure stack's ACLs failed:\n" + "\n".join(failures))
+    return len(declared)
+
+
+def ensure_scram_users(bootstrap: str, admin: Credential, credentials: Iterable[Credential]) -> None:
+    """Store the SCRAM credentials of `credentials` in the running cluster, as `admin`.
+
+    The format step stores every principal known then; this adds those declared since (and rewrites the others
+    with the same password), so a stack formatted before a principal was declared needs no purge.
+    """
+    client = AdminClient({"bootstrap.servers": bootstrap, **admin.client_config()})
+    info = ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, SCRAM_ITERATIONS)
+    upserts: list[UserScramCredentialAlteration] = [
+        UserScramCredentialUpsertion(c.username, info, c.password.encode()) for c in credentials
+    ]
+    failures = _failures(client.alter_user_scram_credentials(upserts, request_timeout=CALL_TIMEOUT))
+    if failures:
+        raise StackError("Storing the secure stack's SCRAM credentials failed:\n" + "\n".join(failures))
+
+
+_EVERY_ACL = AclBindingFilter(  # None matches any name, principal and host (the stubs say str)
+    ResourceType.ANY,
+    None,  # type: ignore[arg-type]
+    ResourcePatternType.ANY,
+    None,  # type: ignore[arg-type]
+    None,  # type: ignore[arg-type]
+    AclOperation.ANY,
+    AclPermissionType.ANY,
+)
+
+
+def _matching_exactly(binding: AclBinding) -> AclBindingFilter:
+    return AclBindingFilter(
+        binding.restype,
+        binding.name,
+        binding.resource_pattern_type,
+        binding.principal,
+        binding.host,
+        binding.operation,
+        binding.permission_type,
+    )
+
+
+def _failures(futures: Mapping[Any, Future[Any]]) -> list[str]:
+    failures = []
+    for subject, future in futures.items():
         try:
             future.result(timeout=CALL_TIMEOUT)
         except KafkaException as error:
-            failures.append(f"{binding}: {error.args[0].str()}")
-    if failures:
-        raise StackError("Creating the secure stack's ACLs failed:\n" + "\n".join(failures))
-    return len(bindings)
+            failures.append(f"{subject}: {error.args[0].str()}")
+    return failures
 
 
 # ----------------------------------------------------------------------------------------------- registry
 
 
-def write_registry_settings(registry_folder: Path, admin: Credential | None, tls: TlsFiles | None = None) -> None:
-    """Give the registry its Kafka credentials and its HTTPS certificate (secure stack), or take them away.
+def write_registry_settings(
+    registry_folder: Path,
+    admin: Credential | None,
+    tls: TlsFiles | None = None,
+    authentication: Mapping[str, str] | None = None,
+) -> None:
+    """Give the registry its Kafka credentials, its HTTPS certificate and its `authentication` settings (the
+    secure stack's, from `localstack.oidc.registry_settings`), or take them away.
 
     Apicurio passes every `apicurio.kafka.common.*` property to its Kafka producer, consumer and admin client.
     Its own `apicurio.kafkasql.security.sasl.*` settings only build an OAuth login, hence these raw ones.
@@ -402,5 +398,7 @@ def write_registry_settings(registry_folder: Path, admin: Credential | None, tls
             "quarkus.http.ssl.certificate.key-files": str(tls.key),
             "quarkus.http.insecure-requests": "disabled",
         }
+    if authentication is not None:
+        settings = {**settings, **authentication}
     header = "# Written by `kdp stack up --secure` (localstack/security.py) on every start: the registry's Kafka login."
     write_private(path, "\n".join([header, *(f"{key}={value}" for key, value in settings.items())]) + "\n")

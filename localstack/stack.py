@@ -15,9 +15,10 @@ Contracts:
 fixture can find a stack started with other ports than the current defaults.
 
 `up(secure=True)` (`kdp stack up --secure`) starts the same stack with TLS, SASL/SCRAM authentication and ACLs
-(see `localstack.security` and `localstack.certificates`). Like the size, security is a property of the data:
-the credentials are created when the storage is formatted, so a plain cluster cannot be started secure, nor a
-secure one plain.
+(see `localstack.security` and `localstack.certificates`), and an OIDC server beside the registry, which then
+requires a login and enforces roles (`localstack.oidc`; started before Kafka, awaited before the registry).
+Like the size, security is a property of the data: the credentials are created when the storage is formatted,
+so a plain cluster cannot be started secure, nor a secure one plain.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import fcntl
 import json
 import logging
 import shutil
+import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -33,11 +35,12 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
-from localstack import certificates, kafka_node, maven, processes, readiness, registry, security
+from localstack import certificates, kafka_node, maven, oidc, processes, readiness, registry, security
 from localstack.aot import aot_cache, keep_recordings
 from localstack.config import (
     ENV_CONTROLLER_PORT,
     ENV_KAFKA_PORT,
+    ENV_OIDC_PORT,
     ENV_REGISTRY_MGMT_PORT,
     ENV_REGISTRY_PORT,
     HOST,
@@ -46,9 +49,10 @@ from localstack.config import (
 from localstack.errors import StackError
 from localstack.java import JavaRuntime, find_java
 from localstack.kafka_node import KafkaNode
+from localstack.logfiles import excerpt
 from localstack.ports import ensure_ports_free
 from localstack.registry import RegistryProcess
-from localstack.versions import KAFKA_VERSION, REGISTRY_VERSION
+from localstack.versions import KAFKA_VERSION, OIDC_VERSION, REGISTRY_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +99,7 @@ class RunRecord:
     java_description: str
     secure: bool = False
     host: str = HOST
+    oidc_port: int = 8180
 
     @classmethod
     def of(cls, config: StackConfig, info: StackInfo, java: JavaRuntime) -> RunRecord:
@@ -109,6 +114,7 @@ class RunRecord:
             java_description=java.description,
             secure=info.secure,
             host=config.host,
+            oidc_port=config.oidc_port,
         )
 
 
@@ -123,6 +129,9 @@ class _Plan:
     idle_nodes: list[KafkaNode]
     registry: RegistryProcess
     start_registry: bool
+    oidc_server: oidc.OidcServer
+    start_oidc: bool
+    """The secure stack's registry authenticates through the OIDC server: it runs beside the registry."""
     info: StackInfo
 
 
@@ -168,12 +177,12 @@ class LocalStack:
         deadline = time.monotonic() + timeout
         with self._locked():
             plan = self._plan(brokers, with_registry, secure)
-            if plan.idle_nodes or plan.start_registry:
+            if plan.idle_nodes or plan.start_registry or plan.start_oidc:
                 self._start(plan, deadline)
             else:
                 self._await_kafka(plan, [], deadline)
                 if with_registry:
-                    self._await_registry(plan.registry, [], deadline)
+                    self._await_registry(plan.registry, [], deadline, _registry_login(plan.config.home, secure))
                 log.info("The stack under %s is already running: nothing to do.", plan.config.home)
         log.info("Stack ready: Kafka at %s, registry at %s", plan.info.bootstrap, plan.info.registry_url)
         return plan.info
@@ -188,6 +197,7 @@ class LocalStack:
         if formatted and security.has_credentials(config.home) != secure:
             raise StackError(_security_mismatch(config.home, secure))
         registry_process = RegistryProcess.of(config, tls=secure)
+        oidc_server = oidc.OidcServer.of(config)
         return _Plan(
             config=config,
             nodes=nodes,
@@ -195,6 +205,8 @@ class LocalStack:
             idle_nodes=[node for node in nodes if processes.running_pid(node.pid_file, node.marker) is None],
             registry=registry_process,
             start_registry=with_registry and _pid(registry_process) is None,
+            oidc_server=oidc_server,
+            start_oidc=secure and with_registry and _oidc_pid(oidc_server) is None,
             info=StackInfo(
                 config.bootstrap(brokers),
                 registry_process.url if with_registry else None,
@@ -211,12 +223,22 @@ class LocalStack:
         """
         config = plan.config
         ensure_ports_free(
-            _ports_to_bind(plan.idle_nodes, plan.registry if plan.start_registry else None), plan.config.host
+            _ports_to_bind(
+                plan.idle_nodes,
+                plan.registry if plan.start_registry else None,
+                plan.oidc_server if plan.start_oidc else None,
+            ),
+            plan.config.host,
         )
         java = find_java(config.java)
         self._prepare_home()
         credentials = security.ensure_credentials(config.home) if plan.info.secure else None
         tls = certificates.ensure_certificates(config.home, config.host) if plan.info.secure else None
+        oidc_install = None
+        if plan.start_oidc:
+            began = time.monotonic()
+            oidc_install = maven.install_oidc(config.cache, lambda folder: _build_oidc(java.executable, folder))
+            deadline += time.monotonic() - began  # once per machine: a download and a build, not a start
         with ThreadPoolExecutor(max_workers=1) as downloads:
             # The registry's 160 MB download overlaps Kafka's download, formatting and start.
             registry_install = downloads.submit(maven.install_registry, config.cache) if plan.start_registry else None
@@ -224,17 +246,25 @@ class LocalStack:
             self._write_run(RunRecord.of(config, plan.info, java))
             started: list[readiness.Watched] = []
             try:
+                if oidc_install is not None and credentials is not None:  # it needs no Kafka: starts beside it
+                    self._launch_oidc(plan, java, oidc_install, credentials[security.ADMIN], started)
                 self._launch_kafka(plan, java, libs, started, credentials, tls)
                 self._await_kafka(plan, started, deadline)
                 if credentials is not None:
+                    clients = [credentials[name] for name in security.CLIENT_NAMES]
+                    security.ensure_scram_users(plan.info.bootstrap, credentials[security.ADMIN], clients)
                     count = security.apply_acls(plan.info.bootstrap, credentials[security.ADMIN])
                     log.info("Kafka requires SASL/%s; %d ACLs in place", security.MECHANISM, count)
+                if oidc_install is not None and credentials is not None:
+                    self._await_oidc(plan, credentials, started, deadline)
                 if registry_install is not None:
                     admin = credentials[security.ADMIN] if credentials else None
-                    security.write_registry_settings(plan.registry.folder, admin, tls)
+                    authentication = oidc.registry_settings(plan.oidc_server) if credentials else None
+                    security.write_registry_settings(plan.registry.folder, admin, tls, authentication)
                     self._launch_registry(plan, java, registry_install.result(), started)
                 if plan.info.registry_url:
-                    self._await_registry(plan.registry, started, deadline)
+                    login = _registry_login(config.home, plan.info.secure)
+                    self._await_registry(plan.registry, started, deadline, login)
             except BaseException:
                 _stop_started(started)
                 raise
@@ -276,6 +306,26 @@ class LocalStack:
             process = kafka_node.launch(java.executable, libs, node, options)
             logs = (node.server_log, node.stdout_log)
             started.append(readiness.Watched(f"Kafka node {node.node_id}", process, logs))
+
+    @staticmethod
+    def _launch_oidc(
+        plan: _Plan, java: JavaRuntime, install: Path, admin: security.Credential, started: list[readiness.Watched]
+    ) -> None:
+        log.info("Starting the OIDC server (Keycloak %s) on %s", OIDC_VERSION, plan.oidc_server.url)
+        oidc.prepare(plan.oidc_server, install, admin.password)
+        process = oidc.launch(java.executable, install, plan.oidc_server)
+        started.append(readiness.Watched("The OIDC server", process, (plan.oidc_server.log_file,)))
+
+    @staticmethod
+    def _await_oidc(
+        plan: _Plan, credentials: dict[str, security.Credential], started: list[readiness.Watched], deadline: float
+    ) -> None:
+        """Wait for the OIDC server, then make its realm: a client per principal with a registry role."""
+        began = time.monotonic()
+        readiness.wait_for_oidc(plan.oidc_server, started, deadline)
+        passwords = {name: credential.password for name, credential in credentials.items()}
+        oidc.create_realm(plan.oidc_server, credentials[security.ADMIN].password, passwords)
+        log.info("OIDC server ready, realm %s made, after %.1f s", oidc.REALM, time.monotonic() - began)
 
     @staticmethod
     def _launch_registry(plan: _Plan, java: JavaRuntime, install: Path, started: list[readiness.Watched]) -> None:
@@ -321,13 +371,19 @@ class LocalStack:
             )
 
     @staticmethod
-    def _await_registry(registry_process: RegistryProcess, started: list[readiness.Watched], deadline: float) -> None:
+    def _await_registry(
+        registry_process: RegistryProcess,
+        started: list[readiness.Watched],
+        deadline: float,
+        login: tuple[str, str] | None = None,
+    ) -> None:
         began = time.monotonic()
         ca = _registry_ca(registry_process)
-        readiness.wait_for_registry(registry_process.url, started, deadline, registry_process.log_file, ca)
+        readiness.wait_for_registry(registry_process.url, started, deadline, registry_process.log_file, ca, login)
         if started:
             log.info("Registry ready after %.1f s", time.monotonic() - began)
-        log.info("Registry global compatibility: %s", registry.ensure_compatibility(registry_process.url, ca))
+        compatibility = registry.ensure_compatibility(registry_process.url, ca, login)
+        log.info("Registry global compatibility: %s", compatibility)
 
     # --------------------------------------------------------------------------------------------- down
 
@@ -340,9 +396,10 @@ class LocalStack:
         accounts = []
         with self._locked():
             registry_process = RegistryProcess.of(self.config)
+            oidc_server = oidc.OidcServer.of(self.config)
             # The registry first, so it does not spend its last seconds reconnecting; then all nodes at once.
             batches = [
-                {registry_process.pid_file: registry_process.marker},
+                {registry_process.pid_file: registry_process.marker, oidc_server.pid_file: oidc_server.marker},
                 {
                     folder / "kafka.pid": processes.marker_argument(folder)
                     for folder in kafka_node.existing_node_folders(home)
@@ -354,7 +411,7 @@ class LocalStack:
                     for kept in keep_recordings(pid_file.parent, self.config.cache, not stopped.killed):
                         accounts.append(f"saved Java's AOT cache {kept} for faster starts")
             if purge:
-                for path in (kafka_node.kafka_folder(home), registry_process.folder):
+                for path in (kafka_node.kafka_folder(home), registry_process.folder, oidc_server.folder):
                     shutil.rmtree(path, ignore_errors=True)
                 (home / RUN_FILE).unlink(missing_ok=True)
                 security.forget_credentials(home)  # they open only the deleted cluster
@@ -387,6 +444,16 @@ class LocalStack:
                     registry_process.log_file,
                 )
             )
+        oidc_server = oidc.OidcServer.of(config)
+        if oidc_server.folder.exists():
+            components.append(
+                ComponentStatus(
+                    f"OIDC server (Keycloak {OIDC_VERSION})",
+                    _oidc_pid(oidc_server),
+                    oidc_server.url,
+                    oidc_server.log_file,
+                )
+            )
         java = record.java_description + f" ({record.java})" if record else None
         credentials = security.client_credential_files(config.home) if secure else []
         return StackStatus(config.home, config.cache, cluster_id, formatted, components, java, secure, credentials)
@@ -406,6 +473,8 @@ class LocalStack:
             return None
         if record.with_registry and _pid(registry_process) is None:
             return None
+        if record.with_registry and record.secure and _oidc_pid(oidc.OidcServer.of(config)) is None:
+            return None
         info = StackInfo(
             config.bootstrap(record.brokers),
             registry_process.url if record.with_registry else None,
@@ -416,7 +485,8 @@ class LocalStack:
         probe = readiness.quiet_admin(info.bootstrap, _admin_security(config.home, record.secure))
         if readiness.kafka_broker_count(probe, timeout=5) < info.brokers:
             return None
-        if info.registry_url and not registry.answers(info.registry_url, _registry_ca(registry_process)):
+        login = _registry_login(config.home, record.secure)
+        if info.registry_url and not registry.answers(info.registry_url, _registry_ca(registry_process), login):
             return None
         return info
 
@@ -449,12 +519,13 @@ class LocalStack:
             controller_port=record.controller_port,
             registry_port=record.registry_port,
             registry_management_port=record.registry_management_port,
+            oidc_port=record.oidc_port,
             host=record.host,
         )
 
     def _any_running(self) -> bool:
         registry_process = RegistryProcess.of(self.config)
-        if _pid(registry_process) is not None:
+        if _pid(registry_process) is not None or _oidc_pid(oidc.OidcServer.of(self.config)) is not None:
             return True
         return any(
             processes.running_pid(folder / "kafka.pid", processes.marker_argument(folder)) is not None
@@ -498,7 +569,31 @@ def _pid(registry_process: RegistryProcess) -> int | None:
     return processes.running_pid(registry_process.pid_file, registry_process.marker)
 
 
-def _ports_to_bind(nodes: list[KafkaNode], registry_process: RegistryProcess | None) -> dict[str, int]:
+def _oidc_pid(server: oidc.OidcServer) -> int | None:
+    return processes.running_pid(server.pid_file, server.marker)
+
+
+def _build_oidc(java: str, folder: Path) -> None:
+    """Keycloak's one-time build in its install folder (`oidc.BUILD_OPTIONS`); StackError when it fails."""
+    log.info("Building Keycloak %s for the secure stack (once per machine; a minute or two)", OIDC_VERSION)
+    output = folder / "build.log"
+    with output.open("w") as sink:
+        done = subprocess.run(oidc.build_command(java, folder), cwd=folder, stdout=sink, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise StackError(f"Building Keycloak failed (exit {done.returncode}):\n{excerpt(output, 25)}")
+
+
+def _registry_login(home: Path, secure: bool) -> tuple[str, str] | None:
+    """The stack's own login to a registry that requires one (the secure stack's admin); else None."""
+    if not secure:
+        return None
+    admin = security.read_credential(home, security.ADMIN)
+    return (admin.username, admin.password) if admin is not None else None
+
+
+def _ports_to_bind(
+    nodes: list[KafkaNode], registry_process: RegistryProcess | None, oidc_server: oidc.OidcServer | None = None
+) -> dict[str, int]:
     wanted = {}
     for node in nodes:
         wanted[f"Kafka node {node.node_id} clients (--kafka-port, {ENV_KAFKA_PORT})"] = node.port
@@ -510,6 +605,8 @@ def _ports_to_bind(nodes: list[KafkaNode], registry_process: RegistryProcess | N
         wanted[f"registry health (--registry-management-port, {ENV_REGISTRY_MGMT_PORT})"] = (
             registry_process.management_port
         )
+    if oidc_server is not None:
+        wanted[f"OIDC server (--oidc-port, {ENV_OIDC_PORT})"] = oidc_server.port
     return wanted
 
 
@@ -536,7 +633,9 @@ def _security_mismatch(home: Path, secure: bool) -> str:
 
 
 def _component_name(pid_file: Path) -> str:
-    return "registry" if pid_file.parent.name == "registry" else f"kafka {pid_file.parent.name}"
+    if pid_file.parent.name in ("registry", "oidc"):
+        return "OIDC server" if pid_file.parent.name == "oidc" else "registry"
+    return f"kafka {pid_file.parent.name}"
 
 
 def _say_if_recording(options: list[str], what: str) -> None:

@@ -13,5 +13,11 @@ REGISTRY_VERSION = "3.3.3"
 REGISTRY_ARTIFACT = f"io.apicurio:apicurio-registry-app:{REGISTRY_VERSION}:tar.gz:all"
 """Maven coordinates of the registry's runnable archive (`quarkus-run.jar` beside `lib/` and `app/`)."""
 
+OIDC_VERSION = "26.5.6"
+"""Keycloak, the secure stack's OpenID Connect server (`localstack.oidc`)."""
+
+OIDC_ARTIFACT = f"org.keycloak:keycloak-quarkus-dist:{OIDC_VERSION}:tar.gz"
+"""Maven coordinates of Keycloak's distribution (`bin/`, `lib/quarkus-run.jar`, `themes/`, ...)."""
+
 MINIMUM_JAVA = 21
 """Apicurio 3.3 is compiled for Java 21 (class file 65); Kafka 4.3 is content with 17, so 21 serves both."""

@@ -13,6 +13,7 @@ import logging
 import random
 import sys
 
+from streaming import access
 from streaming.events import MALFORMED_KINDS, EventFactory, Irregularity, IrregularityRates
 from streaming.generator import generate
 from streaming.settings import Settings
@@ -152,6 +153,7 @@ def run_generate_command(args: argparse.Namespace, rates: IrregularityRates) -> 
         seed,
         " or ".join(bound for bound in bounds if bound) or "stopped",
     )
+    access.check_access(settings, [access.topic(topic, "WRITE")])
     try:
         factory = EventFactory(seed, rates, users=args.users, extra_keys=dict(args.extra_key))
     except ValueError as refused:

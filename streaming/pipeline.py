@@ -15,6 +15,7 @@ from pathlib import Path
 
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from streaming import access
 from streaming.conversion import reference_converter
 from streaming.converter import Converter
 from streaming.encoding import WireFormatEncoder
@@ -64,6 +65,16 @@ def default_instance() -> str:
     return socket.gethostname()
 
 
+def converter_needs(settings: Settings) -> list[access.Need]:
+    """What a converter needs of the cluster: read its source in its group, write its outputs."""
+    return [
+        access.topic(settings.source_topic, "READ"),
+        access.topic(settings.output_topic, "WRITE"),
+        access.topic(settings.dlq_topic, "WRITE"),
+        access.group(settings.group_id, "READ"),
+    ]
+
+
 def open_converter(
     settings: Settings,
     *,
@@ -87,6 +98,7 @@ def open_converter(
     `observer` is told of every batch boundary (`streaming.observer`), by the loop and by the delivery.
     `client_config` is added to both clients' settings (librdkafka statistics for `streaming.metrics`).
     """
+    access.check_access(settings, converter_needs(settings))
     encoder = encoder or output_encoder(settings, schema_path)
     # The fused fast path is generated from a registered schema; a stand-in encoder (the bench's stock
     # AvroSerializer baseline) goes through the reference path, transform then its own `encode`.
@@ -98,7 +110,9 @@ def open_converter(
     identity = {"group.instance.id": instance} if static_member and instance else {}
     extra = client_config or {}
     limit_malloc_arenas()  # before the clients start their threads
-    delivery = make_delivery(settings, instance or default_instance(), observer=observer, extra_config=extra)
+    instance = instance or default_instance()
+    with access.denials_named(settings, access.TRANSACTIONAL_ID, f"{settings.transactional_id}-{instance}", "WRITE"):
+        delivery = make_delivery(settings, instance, observer=observer, extra_config=extra)
     consumer_extra = {**identity, **extra, **delivery.consumer_config()}
     # What the process holds by now (modules, clients, the generated code) lives as long as it does: moved out
     # of the cyclic collector's sight, it is no longer traversed by every full collection that a batch's

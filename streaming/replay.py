@@ -38,7 +38,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from streaming import records
+from streaming import access, records
 from streaming.conversion import Convert
 from streaming.converter import Converter
 from streaming.dead_letter import read_dead_letter_headers
@@ -137,12 +137,30 @@ def replay_instance(selection: ReplaySelection, topic: str) -> str:
     return f"replay-{selection.replay_id(topic)}"
 
 
+def replay_needs(settings: Settings, selection: ReplaySelection, *, execute: bool) -> list[access.Need]:
+    """What a run of `selection` needs of the cluster, checked before it reads anything: the dry run reads
+    dead letters and the selection's commits; the replay also writes both topics and commits in its group."""
+    group = replay_group(selection, settings.dlq_topic)
+    if not execute:
+        return [
+            access.topic(settings.dlq_topic, "READ"),
+            access.topic(settings.output_topic, "DESCRIBE"),
+            access.group(group, "DESCRIBE"),
+        ]
+    return [
+        access.topic(settings.dlq_topic, "READ", "WRITE"),
+        access.topic(settings.output_topic, "WRITE"),
+        access.group(group, "READ"),
+    ]
+
+
 def preview_replay(
     settings: Settings, selection: ReplaySelection, *, samples: int = 3, now_ms: int | None = None
 ) -> ReplayPreview:
     """The dry run: what the next run of `selection` would take. Changes nothing anywhere."""
     now_ms = _now_ms() if now_ms is None else now_ms
     selection.validate(now_ms)
+    access.check_access(settings, replay_needs(settings, selection, execute=False))
     consumer = _progress_consumer(settings, selection)
     try:
         _check_topics(consumer, settings)
@@ -168,6 +186,7 @@ def execute_replay(
     now_ms = _now_ms() if now_ms is None else now_ms
     stop = stop or threading.Event()
     selection.validate(now_ms)
+    access.check_access(settings, replay_needs(settings, selection, execute=True))
     topic = settings.dlq_topic
     group = {"group.id": replay_group(selection, topic)}
     consumer = make_consumer(settings, **group)
@@ -175,7 +194,10 @@ def execute_replay(
         _check_topics(consumer, settings)
         # First the delivery: in exactly-once its start fences a crashed run and aborts its open transaction, so
         # the commits read next are stable.
-        delivery = make_delivery(settings, replay_instance(selection, topic), observer=observer)
+        instance = replay_instance(selection, topic)
+        transactional_id = f"{settings.transactional_id}-{instance}"
+        with access.denials_named(settings, access.TRANSACTIONAL_ID, transactional_id, "WRITE"):
+            delivery = make_delivery(settings, instance, observer=observer)
         run = plan_for(consumer, settings.dlq_topic, selection, now_ms)
         preview = _scan(settings, selection, run, 0, now_ms)
         if not run.resumed and preview.selected == 0:

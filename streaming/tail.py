@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Message
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from streaming import access
 from streaming.dead_letter import read_dead_letter_headers
 from streaming.encoding import UndecodableRecord, WireFormatDecoder
 from streaming.settings import Settings
@@ -59,6 +60,7 @@ def run_tail(args: argparse.Namespace) -> int:
         printed += 1
         return "printed"
 
+    access.check_access(settings, [access.topic(args.topic, "READ")])
     consumer = reader_consumer(settings, "tail")
     try:
         ranges = current_ranges(consumer, args.topic, last=None if args.from_beginning else args.max)

@@ -26,6 +26,7 @@ from localstack.ports import config_on_free_ports
 from localstack.stack import LocalStack, StackInfo
 
 STACK_ENVIRONMENT = ("KDP_BOOTSTRAP", "KDP_REGISTRY_URL")
+SECURE_START_TIMEOUT = 600.0
 
 # CI runs the same property-test examples every time (a red build must be reproducible); local runs
 # keep exploring new ones and remember failures in .hypothesis/.
@@ -35,7 +36,8 @@ if os.environ.get("CI"):
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    if "stack" in getattr(item, "fixturenames", ()) and item.get_closest_marker("integration") is None:
+    uses_a_stack = {"stack", "secure_stack"} & set(getattr(item, "fixturenames", ()))
+    if uses_a_stack and item.get_closest_marker("integration") is None:
         pytest.fail("only tests marked `integration` may use the `stack` fixture (it starts Kafka)")
 
 
@@ -80,6 +82,22 @@ def isolated_stack(tmp_path: Path) -> Iterator[LocalStack]:
     local = LocalStack(config_on_free_ports(tmp_path / "kdp-home"))
     try:
         yield local
+    finally:
+        local.down(purge=True)
+
+
+@pytest.fixture(scope="session")
+def secure_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StackInfo]:
+    """A `kdp stack up --secure` of its own (home, free ports), shared by the session's secure tests: its
+    pipeline topics and schemas provisioned by the `provisioning` principal, as the provisioning job would."""
+    from secure_stack import provision_as_provisioning
+
+    local = LocalStack(config_on_free_ports(tmp_path_factory.mktemp("secure") / "kdp-home"))
+    try:
+        # Three JVMs one after the other (Kafka, the OIDC server, the registry): minutes on a loaded machine.
+        info = local.up(secure=True, timeout=SECURE_START_TIMEOUT)
+        provision_as_provisioning(info)
+        yield info
     finally:
         local.down(purge=True)
 

@@ -66,6 +66,8 @@ class SchemaRegistryResource(dg.ConfigurableResource):
     registry_url: str
     registry_user: str | None = None
     registry_password: str | None = None
+    ssl_ca_location: str | None = None
+    """The CA that signs an https registry's certificate (KDP_SSL_CA_LOCATION, shared with the brokers')."""
 
     def settings(self) -> Settings:
         return _settings({name: getattr(self, name) for name in type(self).model_fields})

@@ -151,7 +151,7 @@ def test_a_run_whose_output_schema_is_not_registered_fails_naming_the_subject_an
 
     outcome = defs.resolve_job_def("convert_ranges").execute_in_process(
         run_config=run_config_for([OffsetRange(names["KDP_SOURCE_TOPIC"], 0, 0, 1)]),
-        resources={"kafka": KafkaResource(), "registry": SchemaRegistryResource()},
+        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)},
         instance=dg.DagsterInstance.ephemeral(),
         raise_on_error=False,
     )

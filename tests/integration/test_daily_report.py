@@ -145,7 +145,7 @@ def test_daily_report_from_real_hourly_insights_has_every_section_and_names_the_
     hours = [(last_week, 9), (previous, 9), (day, 2), (day, 9), (day, 15)]
     resources = {
         "kafka": KafkaResource(bootstrap=stack.bootstrap),
-        "registry": SchemaRegistryResource(url=stack.registry_url),
+        "registry": SchemaRegistryResource(registry_url=stack.registry_url),
     }
     with dg.instance_for_test() as instance:
         for hour_day, hour in hours:

@@ -20,7 +20,7 @@ from scenario_settings import process_environment, scenario_settings
 
 from orchestration.definitions import defs
 from orchestration.defs.conversion.assets import processed_data
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.defs.schema.checks import output_schema_matches_repository
 from orchestration.schema import workflow
 from orchestration.schema.contract import load_contract
@@ -131,7 +131,7 @@ def test_register_is_a_dry_run_until_executed_and_the_drift_check_follows_the_re
     for name, value in process_environment(settings).items():
         if name.startswith("KDP_"):
             monkeypatch.setenv(name, value)
-    resources = {"kafka": KafkaResource(), "registry": SchemaRegistryResource()}
+    resources = {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
 
     def drift_passes() -> bool:
         """The drift check alone, as Dagster runs it (processed_data is not materialized)."""

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
 
-from localstack import certificates, cli, security, stack
+from localstack import certificates, cli, oidc, principals, security, stack
 from localstack.config import StackConfig
 from localstack.errors import StackError
 from localstack.kafka_node import plan_nodes, server_properties
 from localstack.stack import LocalStack
+from streaming.replay import replay_group, replay_instance
+from streaming.replay_selection import ReplaySelection
 from streaming.settings import Settings
 
 
@@ -52,18 +54,59 @@ def test_the_converter_reads_its_source_writes_its_outputs_and_owns_a_transactio
     assert not any(restype == ResourceType.BROKER for restype, *_ in grants)
 
 
-def test_dagster_may_reassign_and_provision_but_create_only_the_pipeline_topics() -> None:
+def test_only_reassignment_may_alter_the_cluster_and_only_provisioning_may_create_topics() -> None:
+    everyone = [p.name for p in principals.PRINCIPALS if not p.super_user]
+    cluster_alter = (ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, AclOperation.ALTER)
+
+    assert [name for name in everyone if cluster_alter in _grants(name)] == ["reassignment"]
+    creators = {name for name in everyone for *_, operation in _grants(name) if operation == AclOperation.CREATE}
+    assert creators == {"provisioning"}
+    created = {name for _kind, name, _pattern, operation in _grants("provisioning") if operation == AclOperation.CREATE}
+    assert created == {"user-login", "processed-data", "user-login.dlq"}
+
+
+def test_the_replay_reads_dead_letters_in_its_own_groups_and_transactional_ids() -> None:
+    grants = _grants("replay")
+    selection = ReplaySelection(reasons=frozenset({"invalid_json"}))
+    group, instance = replay_group(selection, "user-login.dlq"), replay_instance(selection, "user-login.dlq")
+    transactional_id = f"{Settings().transactional_id}-{instance}"
+    prefixed = ResourcePatternType.PREFIXED
+
+    granted_groups = [name for kind, name, pattern, op in grants if kind == ResourceType.GROUP and pattern == prefixed]
+    granted_ids = [name for kind, name, _p, op in grants if kind == ResourceType.TRANSACTIONAL_ID]
+    assert any(group.startswith(prefix) for prefix in granted_groups)
+    assert any(transactional_id.startswith(prefix) for prefix in granted_ids)
+    assert (ResourceType.TOPIC, "user-login.dlq", ResourcePatternType.LITERAL, AclOperation.READ) in grants
+    assert not any(name == "user-login" for _kind, name, *_ in grants)  # never the source
+    assert not any(kind == ResourceType.BROKER for kind, *_ in grants)
+
+
+def test_dagster_conversion_reads_the_source_in_the_converter_group_and_administers_nothing() -> None:
     grants = _grants("dagster")
 
-    assert (ResourceType.BROKER, "kafka-cluster", ResourcePatternType.LITERAL, AclOperation.ALTER) in grants
-    created = {name for restype, name, _pattern, operation in grants if operation == AclOperation.CREATE}
-    assert created == {"user-login", "processed-data", "user-login.dlq"}
+    assert (ResourceType.GROUP, "kdp-converter", ResourcePatternType.LITERAL, AclOperation.READ) in grants
     assert (
         ResourceType.TRANSACTIONAL_ID,
-        "kdp-converter-dagster",
+        "kdp-converter-dagster-",
         ResourcePatternType.PREFIXED,
         AclOperation.WRITE,
     ) in grants
+    administering = {AclOperation.CREATE, AclOperation.ALTER, AclOperation.ALTER_CONFIGS, AclOperation.DELETE}
+    assert not any(operation in administering for *_, operation in grants)
+    assert not any(kind == ResourceType.BROKER for kind, *_ in grants)
+
+
+def test_read_only_principals_and_registry_roles() -> None:
+    writes = {AclOperation.WRITE, AclOperation.CREATE, AclOperation.ALTER, AclOperation.ALTER_CONFIGS}
+    for name in ("insights", "lag-exporter", "schema"):
+        assert not any(operation in writes for *_, operation in _grants(name)), name
+    assert not _grants("schema")
+    roles = {p.name: p.registry_role for p in principals.PRINCIPALS}
+    developers = {name for name, role in roles.items() if role == principals.RegistryRole.DEVELOPER}
+    assert developers == {"provisioning", "schema"}
+    assert roles["admin"] == principals.RegistryRole.ADMIN
+    for name in ("converter", "replay", "dagster", "insights"):
+        assert roles[name] == principals.RegistryRole.READ_ONLY, name
 
 
 def test_a_secure_node_listens_only_with_tls_and_sasl_and_denies_what_no_acl_allows(tmp_path: Path) -> None:
@@ -225,3 +268,36 @@ def test_the_stack_ca_signs_a_certificate_for_its_host_and_its_key_is_not_kept(t
     assert [str(ip) for ip in names.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
     moved = certificates.ensure_certificates(tmp_path, "10.1.2.3")  # another host: a new CA and certificate
     assert moved.ca.read_bytes() != ca.public_bytes(Encoding.PEM)
+
+
+def test_the_oidc_realm_gives_each_principal_with_a_registry_role_a_client_holding_that_role() -> None:
+    passwords = {p.name: f"secret-of-{p.name}" for p in principals.PRINCIPALS}
+
+    made = oidc.realm(passwords)
+
+    clients = {client["clientId"]: client for client in made["clients"]}
+    roles = {user["serviceAccountClientId"]: user["realmRoles"] for user in made["users"]}
+    holders = {p.name: p.registry_role.value for p in principals.PRINCIPALS if p.registry_role is not None}
+    assert set(clients) == {*holders, oidc.REGISTRY_CLIENT}
+    assert roles == {name: [role] for name, role in holders.items()}
+    assert all(clients[name]["secret"] == passwords[name] for name in holders)
+    assert all(clients[name]["serviceAccountsEnabled"] and not clients[name]["publicClient"] for name in holders)
+    assert "generator" not in clients and roles["converter"] == ["sr-readonly"]
+
+
+def test_the_secure_registry_requires_a_login_and_enforces_roles_and_clients_get_registry_credentials(
+    tmp_path: Path,
+) -> None:
+    server = oidc.OidcServer(tmp_path / "oidc", 8180)
+    security.write_registry_settings(
+        tmp_path, security.Credential("admin", "s3cret"), None, oidc.registry_settings(server)
+    )
+    text = (tmp_path / "config" / "application.properties").read_text()
+
+    assert "quarkus.oidc.tenant-enabled=true" in text
+    assert f"quarkus.oidc.token-path={server.token_url}" in text
+    assert "apicurio.authn.basic-client-credentials.enabled=true" in text
+    assert "apicurio.auth.role-based-authorization=true" in text
+    converter = security.Credential("converter", "pw").environment()
+    assert (converter["KDP_REGISTRY_USER"], converter["KDP_REGISTRY_PASSWORD"]) == ("converter", "pw")
+    assert "KDP_REGISTRY_USER" not in security.Credential("generator", "pw").environment()

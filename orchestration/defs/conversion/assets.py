@@ -19,6 +19,7 @@ No `from __future__ import annotations`: Dagster reads the config and resource a
 import dagster as dg
 
 from orchestration.defs.conversion.offsets import active_members
+from orchestration.defs.refusals import refusals_fail_the_run
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings, push_metadata
 from streaming.encoding import WireFormatEncoder
 from streaming.metrics import ConverterMetrics
@@ -63,7 +64,8 @@ def processed_data(
     unknown = {r.topic for r in ranges} - {settings.source_topic}
     if unknown:
         raise dg.Failure(f"ranges name {sorted(unknown)}, but the converter reads {settings.source_topic!r}")
-    members = active_members(settings)
+    with refusals_fail_the_run(settings):
+        members = active_members(settings)
     if members:
         # A `kdp stream` started after the sensor requested this run owns the group's offsets now.
         raise dg.Failure(
@@ -76,12 +78,13 @@ def processed_data(
     # they are pushed to the Pushgateway (KDP_PUSHGATEWAY_URL, if set) with mode="sensor".
     metrics = ConverterMetrics(process_metrics=False)
     pusher = MetricsPusher(metrics.registry, settings.pushgateway_url, mode="sensor", instance=instance)
-    try:  # looked up, never registered: the control plane registers (provision_topics, kdp schema register)
-        schema = registered_output_schema(settings)
-    except SchemaNotRegisteredError as error:
-        raise dg.Failure(description=str(error)) from None
-    encoder = WireFormatEncoder(schema.schema_id, load_schema(PROCESSED_SCHEMA))
-    converter = open_converter(settings, instance=instance, encoder=encoder, poll_timeout=0.5, observer=metrics)
+    with refusals_fail_the_run(settings):
+        try:  # looked up, never registered: the control plane registers (provision_topics, kdp schema register)
+            schema = registered_output_schema(settings)
+        except SchemaNotRegisteredError as error:
+            raise dg.Failure(description=str(error)) from None
+        encoder = WireFormatEncoder(schema.schema_id, load_schema(PROCESSED_SCHEMA))
+        converter = open_converter(settings, instance=instance, encoder=encoder, poll_timeout=0.5, observer=metrics)
     try:
         with pusher:
             remaining = converter.assign_ranges(ranges)

@@ -17,8 +17,10 @@ No `from __future__ import annotations`: Dagster reads the config annotations at
 
 import dagster as dg
 
+from orchestration.defs.refusals import refusals_fail_the_run
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings, push_metadata
 from streaming.replay_selection import DEFAULT_MAX_REPLAYS, ReplayError
+from streaming.settings import Settings
 
 AREA_TAGS = {"kdp/area": "replay"}
 
@@ -52,13 +54,18 @@ def replay_dead_letters_op(
 ) -> dict:
     import time
 
+    settings = pipeline_settings(kafka, registry)
+    now_ms = int(time.time() * 1000)
+    with refusals_fail_the_run(settings):
+        return _replay(context, config, settings, now_ms)
+
+
+def _replay(context: dg.OpExecutionContext, config: ReplayConfig, settings: Settings, now_ms: int) -> dict:
     from streaming.metrics import ConverterMetrics
     from streaming.metrics_push import MetricsPusher
     from streaming.replay import execute_replay, preview_replay, replay_instance
     from streaming.replay_request import selection_from_text
 
-    settings = pipeline_settings(kafka, registry)
-    now_ms = int(time.time() * 1000)
     try:
         selection = selection_from_text(
             now_ms=now_ms,
