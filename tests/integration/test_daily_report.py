@@ -28,7 +28,7 @@ from kafka_io import create_topics
 from localstack.stack import StackInfo
 from orchestration.defs.insights.assets import PROCESSED_DATA, hourly_insights
 from orchestration.defs.insights.daily_report import daily_insights_report
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource
+from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.insights import report, report_files, rollup, store
 from streaming.dead_letter import dead_letter_headers
 from streaming.records import Rejection
@@ -143,10 +143,8 @@ def test_daily_report_from_real_hourly_insights_has_every_section_and_names_the_
     writer.flush()
 
     hours = [(last_week, 9), (previous, 9), (day, 2), (day, 9), (day, 15)]
-    resources = {
-        "kafka": KafkaResource(bootstrap=stack.bootstrap),
-        "registry": SchemaRegistryResource(registry_url=stack.registry_url),
-    }
+    # Bound to the KDP_* variables (the stack's, and this test's topics), as the project's definitions bind them.
+    resources = {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
     with dg.instance_for_test() as instance:
         for hour_day, hour in hours:
             hourly = dg.materialize(
