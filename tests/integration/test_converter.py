@@ -86,10 +86,12 @@ def test_every_event_becomes_one_record_or_one_dead_letter(stack, delivery):
 
 
 def test_kill_9_in_exactly_once_loses_and_duplicates_nothing(stack, tmp_path):
-    settings = _settings(stack, "exactly-once", batch_size=2000)
+    # Small batches and frequent progress lines: the kill lands after a few batches even when the converter
+    # would take the whole source in under a second (a quiet machine, the native kernel).
+    settings = _settings(stack, "exactly-once", batch_size=500)
     _fill_source(settings, EVENTS)
     env = process_environment(settings)
-    command = [sys.executable, "-m", "kdp", "stream", "--instance", "one", "--log-every", "0.5"]
+    command = [sys.executable, "-m", "kdp", "stream", "--instance", "one", "--log-every", "0.05"]
     kill_after_committed_batches(command, env)  # some, but not all, of its work committed
     before_restart = _outputs(settings)
     assert len(before_restart[0]) + len(before_restart[1]) < EVENTS, "killed too late to prove anything"
