@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 # The install's own output goes to $(VENV)/install.log, shown only when it fails.
 # Then the converter's native kernel (native/: Rust through PyO3, built by maturin, pinned in native/pyproject.toml
 # and native/Cargo.lock; about 40 s): optional, built only when a Rust toolchain is found (cargo on PATH or in
-# ~/.cargo/bin); without one, or if its build fails, the converter uses the pure-Python path (streaming/native_path.py).
+# ~/.cargo/bin); without one, or if its build fails, the converter uses the pure-Python path (streaming/conversion/native_path.py).
 NATIVE_SOURCES := native/pyproject.toml native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
 $(BIN)/.installed: pyproject.toml constraints.txt $(NATIVE_SOURCES)
 	@echo "installing the project into $(VENV) (log: $(VENV)/install.log)"
@@ -63,8 +63,8 @@ soak: install
 		grep -ao '\[fault\].*' .kdp/soak.log; tail -n 1 .kdp/soak.log; exit $$status
 
 lint: install
-	$(BIN)/ruff check kdp streaming orchestration localstack tests bench
-	$(BIN)/ruff format --check kdp streaming orchestration localstack tests bench
+	$(BIN)/ruff check kdp streaming orchestration tests bench
+	$(BIN)/ruff format --check kdp streaming orchestration tests bench
 
 typecheck: install
 	$(BIN)/mypy

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, PEER_NAMES, SEED, STOCK, Verdict
-from streaming.generator import PRODUCER_DEFAULTS
-from streaming.kafka_clients import consumer_config, producer_config
+from streaming.delivery.kafka_clients import consumer_config, producer_config
+from streaming.generator.producer import PRODUCER_DEFAULTS
 from streaming.settings import Settings
 
 
@@ -139,7 +139,8 @@ def _latency(results: dict[str, Any], threshold: float, delivery: str = "at-leas
     if before["p50"] > total["p50"] / 2:
         text += (
             " Most of it is spent before the batch starts. The converter does not wait to fill a batch (a poll takes "
-            "what is fetched as soon as one message is there, `streaming.sources`), so that half is the generator's "
+            "what is fetched as soon as one message is there, `streaming.loop.sources`), so that half is the "
+            "generator's "
             f"linger ({PRODUCER_DEFAULTS['linger.ms']} ms), the broker's append and the consumer's fetch, and the "
             "converter finishing the batch before (the batch-to-visible half again, commit included)."
         )

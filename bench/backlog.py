@@ -2,7 +2,7 @@
 
 Every throughput subject reads this same backlog from its beginning in its own consumer group, so they
 all see the same bytes in the same partitions. It is written with the project's own generator
-(`streaming.generator.generate`, full speed, idempotent producer), from a fixed seed: about 5 % of the
+(`streaming.generator.producer.generate`, full speed, idempotent producer), from a fixed seed: about 5 % of the
 events are malformed (spread over the generator's malformed kinds) and, as in the original generator,
 about 5 % more lack `device_type`.
 """
@@ -14,8 +14,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from bench.kafka_admin import create_topics, message_count
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
 from streaming.settings import Settings
 
 

@@ -1,12 +1,12 @@
 """Our converter as a measured subject: `python -m bench.converter_subject [--instance NAME] [...]`.
 
-It builds the converter exactly as `kdp stream` does (`streaming.pipeline.open_converter`, settings from
+It builds the converter exactly as `kdp stream` does (`streaming.loop.pipeline.open_converter`, settings from
 the `KDP_*` environment, delivery mode from `KDP_DELIVERY`), subscribes, runs until caught up (or until
 `--max-messages`), closes, and prints its `bench.subject` report. The only addition is `BatchClock`, a
 pass-through wrapper of the consumer that reads the clock once per batch: it adds one Python call per
 batch of thousands of messages, nothing per message.
 
-Its batches' stages (poll, convert, produce, flush, commit: `streaming.observer`) are timed into the converter's
+Its batches' stages (poll, convert, produce, flush, commit: `streaming.observe.observer`) are timed into the converter's
 own metrics, as `kdp stream` times them, and reported summed over the run (`stage_seconds`): where a throughput
 run's time went, e.g. how much of an exactly-once run waited for its transactions' commits.
 
@@ -27,8 +27,8 @@ from typing import Any
 
 from bench.stages import stage_totals
 from bench.subject import Stopwatch, report
-from streaming.metrics import ConverterMetrics
-from streaming.pipeline import open_converter
+from streaming.loop.pipeline import open_converter
+from streaming.observe.metrics import ConverterMetrics
 from streaming.settings import Settings
 
 

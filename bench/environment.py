@@ -16,7 +16,7 @@ from typing import Any
 import confluent_kafka
 
 from bench.memory import status_field_bytes
-from localstack.versions import KAFKA_VERSION
+from kdp.devstack.versions import KAFKA_VERSION
 
 PACKAGES = ("confluent-kafka", "msgspec", "fastavro")
 

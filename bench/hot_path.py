@@ -7,13 +7,13 @@ Usage (from the repository root; pin to one core for steadier figures):
 
 (As a module: run as a script, `bench/` would shadow the standard library's `profile`, which cProfile imports.)
 
-Events come from the project's own generator (`streaming.events.EventFactory`), by default as the bench
+Events come from the project's own generator (`streaming.generator.events.EventFactory`), by default as the bench
 backlog has them (`bench/backlog.py`: seed 7, 5 % malformed, about 5 % more without `device_type`). Every
 step runs `--repeat` times over the same events in this one process, the steps interleaved run by run;
 the median is reported, so the rows compare like with like.
 
-The two paths are the two implementations of `streaming.conversion.Convert`:
-- reference: `streaming.transform.transform`, then `WireFormatEncoder.encode` (the generated writer);
+The two paths are the two implementations of `streaming.conversion.convert.Convert`:
+- reference: `streaming.conversion.transform.transform`, then `WireFormatEncoder.encode` (the generated writer);
 - fused: one function generated from the schema, which hands anything unusual to the reference.
 Steps show where each spends: a bare Python call (the floor of any per-record function), the typed JSON
 decode, the encoders alone (fastavro as the reference the generated writer replaced), and the fused
@@ -49,15 +49,15 @@ from pathlib import Path
 import fastavro
 from confluent_kafka import Message, Producer
 
-from streaming import fast_path, native_path
-from streaming.conversion import Convert, ConvertBatch, Converted, reference_converter
-from streaming.delivery import ProducerDelivery
-from streaming.encoding import WireFormatEncoder, wire_header
-from streaming.events import EventFactory, IrregularityRates
+from streaming.conversion import fast_path, native_path
+from streaming.conversion.convert import Convert, ConvertBatch, Converted, reference_converter
+from streaming.conversion.encoding import WireFormatEncoder, wire_header
+from streaming.conversion.rules import codegen
+from streaming.conversion.transform import MIN_EVENT_TIME_MS, REFERENCE, transform
+from streaming.delivery.contract import ProducerDelivery
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.loop.router import BatchRouter
 from streaming.records import Reason, Rejection
-from streaming.router import BatchRouter
-from streaming.rules import codegen
-from streaming.transform import MIN_EVENT_TIME_MS, REFERENCE, transform
 
 BATCH_SIZE = 5000  # the converter's default (KDP_BATCH_SIZE)
 RUN = 500  # messages of one partition in a row
@@ -79,7 +79,8 @@ def over(convert: Convert, values: list[bytes | None]) -> Callable[[], int]:
 
 
 #: Where the fused function is cut to time it in stages: after the line containing each marker, it returns.
-#: (Markers in the generated engine, `streaming/rules/generated_fast_path.py`, for the repository's declaration;
+#: (Markers in the generated engine, `streaming/conversion/rules/generated_fast_path.py`, for the repository's
+#: declaration;
 #: a marker not found drops its row, never the run.)
 FUSED_STAGES = (
     ("type, size and ASCII checks", "value.isascii():"),
@@ -173,7 +174,7 @@ def batch_steps(values: list[bytes | None], encoder: WireFormatEncoder) -> list[
         return sum(batch.consumed for batch in routed)
 
     native_rows = []
-    if native_path.available():  # the same rows through the native kernel (`streaming.native_path`)
+    if native_path.available():  # the same rows through the native kernel (`streaming.conversion.native_path`)
         native = fast_path.converter_for(encoder, native=True)
         native_batch: ConvertBatch = native.convert_batch  # type: ignore[attr-defined]
         native_router = BatchRouter(native, "processed", "dlq")

@@ -47,8 +47,8 @@ from bench.backlog import fill_backlog
 from bench.kafka_admin import create_topics, delete_run_artifacts
 from bench.memory import peak_rss_bytes, status_field_bytes
 from orchestration.schema.registry import register_value_schema
-from streaming.dead_letter import dead_letter_headers
-from streaming.encoding import WireFormatEncoder
+from streaming.conversion.encoding import WireFormatEncoder
+from streaming.delivery.dead_letter import dead_letter_headers
 from streaming.records import Rejection
 from streaming.settings import Settings
 from streaming.topics import value_subject

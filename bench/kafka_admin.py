@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from orchestration.schema.registry import register_value_schema
-from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.loop.pipeline import PROCESSED_SCHEMA
 from streaming.schema_registry import load_schema
 from streaming.settings import Settings
 from streaming.topics import value_subject

@@ -4,8 +4,8 @@
 topic of the same partition count, with payloads taken from a file of generator events (so sizes and
 compressibility match the backlog) and producer settings like the converter's (acks=all, idempotence,
 lz4, linger 5 ms). `org.apache.kafka.tools.ConsumerPerformance` reads the whole backlog in its own
-group. Both are the Java clients from the jars the local stack runs (`localstack.maven.kafka_libs`),
-on the stack's Java (`localstack.java.find_java`). They measure one direction each; the converter
+group. Both are the Java clients from the jars the local stack runs (`kdp.devstack.maven.kafka_libs`),
+on the stack's Java (`kdp.devstack.java.find_java`). They measure one direction each; the converter
 does both at once, on the same two cores as the broker, so its ceiling is below either.
 
 Their MB are 2^20 bytes; the results convert them to the 10^6 used everywhere else in `bench`.
@@ -18,10 +18,10 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from localstack.config import StackConfig
-from localstack.java import find_java
-from localstack.maven import kafka_libs
-from streaming.events import EventFactory, IrregularityRates
+from kdp.devstack.config import StackConfig
+from kdp.devstack.java import find_java
+from kdp.devstack.maven import kafka_libs
+from streaming.generator.events import EventFactory, IrregularityRates
 from streaming.settings import Settings
 
 PRODUCER_CLASS = "org.apache.kafka.tools.ProducerPerformance"

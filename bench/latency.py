@@ -44,7 +44,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from bench import runner, stages
 from bench.kafka_admin import create_topics, end_offsets, register_output_schema, wait_for_stable_group
-from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.loop.pipeline import PROCESSED_SCHEMA
 from streaming.settings import Settings
 
 PERCENTILES = (50.0, 99.0, 99.9)

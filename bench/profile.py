@@ -22,7 +22,7 @@ TOP = 15
 
 
 def function_label(file: str, line: int, name: str) -> str:
-    """`streaming/transform.py:120(transform)`, `site:confluent_kafka/...`, or a builtin's own name."""
+    """`streaming/conversion/transform.py:120(transform)`, `site:confluent_kafka/...`, or a builtin's own name."""
     if file == "~" or not file:
         return name
     path = Path(file)

@@ -219,7 +219,7 @@ def peers_text(results: dict[str, Any]) -> list[str]:
         built = f", built in this run in {where['venv_build_s']:.0f} s" if where.get("venv_build_s") else ""
         lines.append(
             f"- **{peer.label}** (`{peer.module.replace('.', '/')}.py`; {shown}; ran in {where.get('venv', '?')}"
-            f"{built}). Same validation (our `streaming.transform.transform`); differs from ours in: "
+            f"{built}). Same validation (our `streaming.conversion.transform.transform`); differs from ours in: "
             + "; ".join(peer.differences)
             + "."
         )

@@ -1,6 +1,6 @@
 """The cost of handing records to the producer, per send method: `python -m bench.send_path [--rounds N]`.
 
-What the converter's fast send does (`streaming.delivery.ProducerDelivery._send_records`) is one positional
+What the converter's fast send does (`streaming.delivery.contract.ProducerDelivery._send_records`) is one positional
 `Producer.produce(topic, value, key, -1, None, None, timestamp)` per record. confluent-kafka also offers
 `Producer.produce_batch(topic, [{"value": ..., "key": ...}, ...])`, one call for many records (it takes no
 headers and no timestamps: the records would carry the broker's `LogAppendTime` only). This measures, on the
@@ -30,7 +30,7 @@ from collections.abc import Callable
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streaming.kafka_clients import producer_config
+from streaming.delivery.kafka_clients import producer_config
 from streaming.settings import Settings
 
 RECORD_BYTES = 160

@@ -1,7 +1,8 @@
 """Where a batch's time goes in a latency run: the converter's own stage histograms, read from its metrics.
 
 The converter of a latency run (`kdp stream --metrics-port`) records each batch's stages in
-`kdp_batch_stage_seconds{stage}` (`streaming.metrics`): `poll` (waiting for the batch's first message), `convert`,
+`kdp_batch_stage_seconds{stage}` (`streaming.observe.metrics`): `poll` (waiting for the batch's first message),
+`convert`,
 `produce`, `flush` (waiting for acknowledgements) and `commit`. The harness scrapes them once, after the run,
 and summarises each stage per batch: count, mean, and p50 / p99 estimated from the buckets as Prometheus's
 `histogram_quantile` does (linear within a bucket, so a figure is only as fine as the buckets around it).
@@ -20,8 +21,8 @@ from typing import Any
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streaming.metrics import ConverterMetrics
-from streaming.observer import BATCH_STAGES
+from streaming.observe.metrics import ConverterMetrics
+from streaming.observe.observer import BATCH_STAGES
 
 STAGE_METRIC = "kdp_batch_stage_seconds"
 WORK_STAGES = tuple(stage for stage in BATCH_STAGES if stage != "poll")

@@ -17,12 +17,12 @@ import sys
 from collections.abc import Sequence
 
 from kdp.demo import add_demo_parser
+from kdp.devstack.cli import add_stack_parser
 from kdp.schema_cli import add_schema_parser
-from localstack.cli import add_stack_parser
-from streaming.converter_cli import add_stream_parser
-from streaming.generator_cli import add_generate_parser
-from streaming.replay_cli import add_replay_parser
-from streaming.tail import add_tail_parser
+from streaming.cli.generate import add_generate_parser
+from streaming.cli.replay import add_replay_parser
+from streaming.cli.stream import add_stream_parser
+from streaming.cli.tail import add_tail_parser
 
 
 def build_parser() -> argparse.ArgumentParser:

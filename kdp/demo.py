@@ -111,9 +111,9 @@ def _stack_step() -> bool:
         os.environ.setdefault("KDP_REGISTRY_URL", settings.registry_url)
         _step("stack", f"Kafka {settings.bootstrap}, registry {settings.registry_url} (from KDP_BOOTSTRAP)", 0.0)
         return True
-    from localstack.config import StackConfig
-    from localstack.errors import StackError
-    from localstack.stack import LocalStack
+    from kdp.devstack.config import StackConfig
+    from kdp.devstack.errors import StackError
+    from kdp.devstack.stack import LocalStack
 
     try:
         info = LocalStack(StackConfig.from_env()).up()
@@ -149,8 +149,8 @@ def _provision_step(verbose: bool) -> bool:
 
 
 def _generate_step(settings: Settings, args: argparse.Namespace, outcome: Outcome) -> bool:
-    from streaming.events import MALFORMED_KINDS, EventFactory, Irregularity, IrregularityRates
-    from streaming.generator import generate
+    from streaming.generator.events import MALFORMED_KINDS, EventFactory, Irregularity, IrregularityRates
+    from streaming.generator.producer import generate
 
     topic = settings.source_topic
     factory = EventFactory(args.seed, IrregularityRates.with_malformed(args.malformed_rate))
@@ -179,7 +179,7 @@ def _generate_step(settings: Settings, args: argparse.Namespace, outcome: Outcom
 
 
 def _convert_step(settings: Settings, outcome: Outcome) -> None:
-    from streaming.pipeline import open_converter
+    from streaming.loop.pipeline import open_converter
 
     with _Offsets(settings) as offsets:
         first = offsets.committed_total(settings.source_topic)
@@ -212,14 +212,16 @@ def _convert_step(settings: Settings, outcome: Outcome) -> None:
 
 
 def _samples_step(settings: Settings) -> None:
-    from kdp.cli import build_parser
+    from streaming.cli.tail import add_tail_parser
 
+    tail = argparse.ArgumentParser(prog="kdp")
+    add_tail_parser(tail.add_subparsers())  # `kdp tail`'s own defaults, without importing the whole `kdp` parser
     for topic, title in (
         (settings.output_topic, "processed records, decoded through the registry"),
         (settings.dlq_topic, "dead letters, with their reasons"),
     ):
         print(f"  {topic}: {title}:", flush=True)
-        args = build_parser().parse_args(["tail", topic, "-n", str(SAMPLES)])
+        args = tail.parse_args(["tail", topic, "-n", str(SAMPLES)])
         args.handler(args)
 
 

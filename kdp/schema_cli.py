@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.loop.pipeline import PROCESSED_SCHEMA
 
 if TYPE_CHECKING:
     from orchestration.schema.contract import Contract

@@ -1,11 +1,11 @@
 """What the transform hands on: the rejection of a message, its reason codes, and the dead-letter headers.
 
 A processed record is a plain `dict` keyed by the Avro field names of `schemas/processed-data-value.avsc`
-(see `streaming.transform`); a message that cannot become one becomes a `Rejection`. The reason codes
+(see `streaming.conversion.transform`); a message that cannot become one becomes a `Rejection`. The reason codes
 below are a closed set: dashboards, alerts and replays group dead letters by them, so adding one is a
 contract change (document it in `schemas/README.md`), and renaming one breaks readers.
 
-The `DLQ_*` names are the headers of a dead letter (built in `streaming.dead_letter`); the value of a dead
+The `DLQ_*` names are the headers of a dead letter (built in `streaming.delivery.dead_letter`); the value of a dead
 letter is the source message's bytes, untouched.
 """
 
@@ -23,7 +23,7 @@ class Reason(StrEnum):
 
     #: No value (a tombstone), zero bytes, or only whitespace.
     EMPTY = "empty"
-    #: Larger than `streaming.transform.MAX_MESSAGE_BYTES`; not parsed at all.
+    #: Larger than `streaming.conversion.transform.MAX_MESSAGE_BYTES`; not parsed at all.
     TOO_LARGE = "too_large"
     #: Not valid UTF-8, so not JSON (RFC 8259 section 8.1); e.g. an Avro record sent to the wrong topic.
     NOT_UTF8 = "not_utf8"
@@ -89,7 +89,7 @@ DLQ_SOURCE_OFFSET = "kdp.dlq.source.offset"
 DLQ_SOURCE_TIMESTAMP = "kdp.dlq.source.timestamp"  # the source message's timestamp, epoch milliseconds
 DLQ_FAILED_AT = "kdp.dlq.failed_at"  # when the converter rejected it, epoch milliseconds
 
-# Written only on the dead letter of a replayed message that was refused again (`streaming.replay_headers`).
+# Written only on the dead letter of a replayed message that was refused again (`streaming.replay.headers`).
 DLQ_REPLAY_COUNT = "kdp.dlq.replay.count"  # how many replays it has been through, 1 after the first
 DLQ_REPLAY_PREVIOUS_REASON = "kdp.dlq.replay.previous_reason"  # the reason of the dead letter it replaced
 DLQ_REPLAY_ID = "kdp.dlq.replay.id"  # the replay that wrote it (`ReplaySelection.replay_id`)

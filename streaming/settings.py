@@ -59,7 +59,7 @@ an interval adds about half itself to the p50 and all of itself to the p99, so t
 for a small one only; 20 ms costs about 10 ms at the p50 over a transaction per batch, commits at most once per
 20 ms, and on a backlog already puts up to 2 batches in a transaction (a third fewer commits)."""
 MAX_COMMIT_INTERVAL_MS = 10_000
-"""A third of the transaction timeout (30 s, `streaming.exactly_once`): the brokers abort a transaction left
+"""A third of the transaction timeout (30 s, `streaming.delivery.exactly_once`): the brokers abort a transaction left
 open longer, and a commit must have time to finish inside it."""
 REGISTRY_TIMEOUT_S = 10
 """Seconds a schema-registry request may take. The registry answers in milliseconds (it keeps schemas in memory)
@@ -98,7 +98,7 @@ class Settings:
     transaction per batch). Output becomes visible to readers only at the commit, so this is the cadence that
     trades latency (it adds up to this much) for throughput (each commit costs round trips to the transaction
     coordinator). A transaction also commits once it holds 10 batches, and whenever the source has nothing
-    more to give. At-least-once ignores it and commits every batch (see `streaming.converter`)."""
+    more to give. At-least-once ignores it and commits every batch (see `streaming.loop.converter`)."""
     max_event_age: str = UNLIMITED
     """The acceptance window for event times: how far before processing an event may lie, as `<n><unit>`
     (s, m, h, d) or `unlimited`. An older event is dead-lettered as `event_too_old` (kept, replayable),
@@ -106,19 +106,19 @@ class Settings:
     floor: outputs are stamped with their processing time, so an old event time no longer shortens their
     retention, and a backfill of old data converts. Narrow it when stale events are an error upstream."""
     metrics_port: int | None = None
-    """`kdp stream` serves Prometheus metrics on this port (all interfaces) when set; see streaming.metrics."""
+    """`kdp stream` serves Prometheus metrics on this port (all interfaces) when set; see streaming.observe.metrics."""
     pushgateway_url: str = ""
     """Dagster conversion runs and dead-letter replays push their counters to this Prometheus Pushgateway
-    (`http://host:9091`) at their end and while they run (`streaming.metrics_push`); empty: nothing is pushed.
+    (`http://host:9091`) at their end and while they run (`streaming.observe.metrics_push`); empty: nothing is pushed.
     A Pushgateway that cannot be reached never fails a run: a warning, and a counter of failed pushes."""
     fast_path: str = "native"
     """The converter's batch path: `native`, the compiled kernel when `make install` could build it (else the
     pure-Python path, logged), or `python`, the pure-Python fused path always (to compare; see
-    streaming.native_path). Both give identical bytes."""
+    streaming.conversion.native_path). Both give identical bytes."""
 
     statistics_file: str | None = None
     """`kdp stream` appends its Kafka clients' librdkafka statistics to this file when set, a line every 5 s per
-    client (see streaming.client_statistics): for a diagnosis such as the soak's, not for production."""
+    client (see streaming.observe.client_statistics): for a diagnosis such as the soak's, not for production."""
 
     @property
     def native_fast_path(self) -> bool:

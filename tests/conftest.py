@@ -22,8 +22,8 @@ import pytest
 from confluent_kafka.admin import AdminClient
 from hypothesis import settings
 
-from localstack.ports import config_on_free_ports
-from localstack.stack import LocalStack, StackInfo
+from kdp.devstack.ports import config_on_free_ports
+from kdp.devstack.stack import LocalStack, StackInfo
 
 STACK_ENVIRONMENT = ("KDP_BOOTSTRAP", "KDP_REGISTRY_URL")
 SECURE_START_TIMEOUT = 600.0

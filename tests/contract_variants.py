@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from streaming.pipeline import PROCESSED_SCHEMA
-from streaming.rules.declaration import RULES_PATH
+from streaming.conversion.rules.declaration import RULES_PATH
+from streaming.loop.pipeline import PROCESSED_SCHEMA
 
 NEW_FIELD = "proxy_ip_version"
 """The optional field `with_new_input_key` adds: the IP version of the event's new key `proxy_ip`."""

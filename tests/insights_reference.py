@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestration.insights.aggregates import MINUTE_MS, NONE_LABEL, epoch_ms
 from orchestration.insights.placement import Outcome, Window
-from streaming.encoding import SchemaLookup, UndecodableRecord, WireFormatDecoder
+from streaming.conversion.encoding import SchemaLookup, UndecodableRecord, WireFormatDecoder
 
 
 @dataclass

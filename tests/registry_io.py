@@ -12,7 +12,7 @@ from pathlib import Path
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
 from orchestration.schema.registry import register_value_schema
-from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.loop.pipeline import PROCESSED_SCHEMA
 from streaming.schema_registry import RegisteredValueSchema, load_schema
 from streaming.settings import Settings
 from streaming.topics import value_subject

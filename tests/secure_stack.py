@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from localstack import security
-from localstack.stack import StackInfo
+from kdp.devstack import security
+from kdp.devstack.stack import StackInfo
 from streaming.settings import Settings
 
 QUIET: dict[str, Any] = {"log_level": 0, "error_cb": lambda _error: None}

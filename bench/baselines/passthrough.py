@@ -1,9 +1,9 @@
 """Baseline (c): pass-through, the Python ceiling: `python -m bench.baselines.passthrough --expect N`.
 
 The converter's skeleton with nothing inside: the same consumer and producer settings
-(`streaming.kafka_clients`), the same batches (`KDP_BATCH_SIZE`), the same send call (a positional `produce`
-per record, stamped with one clock reading per batch, as `streaming.delivery.ProducerDelivery` sends records)
-and the same at-least-once completion (`streaming.at_least_once.AtLeastOnce`: flush, then an asynchronous
+(`streaming.delivery.kafka_clients`), the same batches (`KDP_BATCH_SIZE`), the same send call (a positional `produce`
+per record, stamped with one clock reading per batch, as `streaming.delivery.contract.ProducerDelivery` sends records)
+and the same at-least-once completion (`streaming.delivery.at_least_once.AtLeastOnce`: flush, then an asynchronous
 commit; a synchronous one at the end), but every message is produced to the output topic with its own bytes
 and key, untouched. What is left is the cost of moving messages through confluent-kafka from Python, so
 ours/pass-through is the share of that ceiling we keep.
@@ -17,8 +17,8 @@ import time
 from confluent_kafka import TopicPartition
 
 from bench.subject import Stopwatch, report
-from streaming.at_least_once import AtLeastOnce
-from streaming.kafka_clients import make_consumer, producer_config
+from streaming.delivery.at_least_once import AtLeastOnce
+from streaming.delivery.kafka_clients import make_consumer, producer_config
 from streaming.settings import Settings
 
 

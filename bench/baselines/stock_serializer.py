@@ -19,7 +19,7 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bench.converter_subject import parser, run_converter
-from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.loop.pipeline import PROCESSED_SCHEMA
 from streaming.settings import Settings
 
 

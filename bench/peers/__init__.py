@@ -8,7 +8,7 @@ documentation shows, at-least-once:
 - `sentry_arroyo`: Sentry's Arroyo 2.x, a strategy chain `RunTask(validate) -> RunTask(encode) -> Produce ->
   CommitOffsets`, invalid messages raised as `InvalidMessage` and sent by the processor's `DlqPolicy`.
 
-Both validate with the project's pure `streaming.transform.transform`: it is a plain function from bytes to
+Both validate with the project's pure `streaming.conversion.transform.transform`: it is a plain function from bytes to
 a record or a rejection, and plugging a plain function into `StreamingDataFrame.apply` or `RunTask` is what
 each library's docs show. So the validation rules are the same; what differs is the framework around them,
 the encoder (each library's usual one) and the producer defaults. `NOTES` says, per peer, where the job

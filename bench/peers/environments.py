@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from localstack.config import StackConfig
+from kdp.devstack.config import StackConfig
 
 PEERS_DIR = Path(__file__).resolve().parent
 MARKER = ".kdp-bench-complete"

@@ -7,7 +7,7 @@ one `apply()` that validates, then two branches off it ("Multiple Topic Output" 
   `SchemaRegistryClientConfig` (Confluent wire format, schema registered), keyed by `user_id` as ours;
 - rejections: `set_headers` (our `kdp.dlq.*` headers) and `to_topic` on the dead-letter topic, original bytes.
 
-Validation is the project's pure `streaming.transform.transform` (see `bench.peers`). It runs in its own
+Validation is the project's pure `streaming.conversion.transform.transform` (see `bench.peers`). It runs in its own
 venv (`bench/peers/quixstreams-requirements.txt`) and imports from the repository only pure modules that
 need nothing beyond msgspec. The run stops after `--expect` messages (`on_message_processed` calls
 `Application.stop()`); the app then commits its last checkpoint, and that is the end of the measured span.
@@ -29,9 +29,9 @@ from quixstreams.models import SchemaRegistryClientConfig, SchemaRegistrySeriali
 from quixstreams.models.serializers.avro import AvroSerializer
 
 from bench.subject import Stopwatch, report
-from streaming.dead_letter import dead_letter_headers
+from streaming.conversion.transform import transform
+from streaming.delivery.dead_letter import dead_letter_headers
 from streaming.settings import Settings
-from streaming.transform import transform
 
 SCHEMA = Path(__file__).resolve().parents[2] / "schemas" / "processed-data-value.avsc"
 

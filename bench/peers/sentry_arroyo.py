@@ -6,7 +6,7 @@ whose chain is `RunTask(validate) -> RunTask(encode) -> Produce -> CommitOffsets
 `validate` raises `InvalidMessage` for a message it refuses, and the processor produces the original
 message to the dead-letter topic and flushes it before committing past it.
 
-- validate: the project's pure `streaming.transform.transform` (see `bench.peers`);
+- validate: the project's pure `streaming.conversion.transform.transform` (see `bench.peers`);
 - encode: confluent-kafka's `AvroSerializer` (Confluent wire format, schema registered under the output
   topic's subject), the usual encoder of a confluent-kafka user; Arroyo itself has no Avro codec;
 - dead letters: Arroyo's `KafkaDlqProducer` writes the original payload with `original_partition` and
@@ -41,11 +41,11 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from bench.subject import Stopwatch, report
-from streaming.dead_letter import dead_letter_headers
-from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.conversion.transform import transform
+from streaming.delivery.dead_letter import dead_letter_headers
+from streaming.loop.pipeline import PROCESSED_SCHEMA
 from streaming.records import Rejection
 from streaming.settings import Settings
-from streaming.transform import transform
 
 REASON_SEPARATOR = ": "
 

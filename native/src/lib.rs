@@ -1,15 +1,15 @@
-//! The converter's fast lane in native code: `streaming/native_path.py` builds a `Kernel` at start from the
+//! The converter's fast lane in native code: `streaming/conversion/native_path.py` builds a `Kernel` at start from the
 //! rules declaration and the registered schema, and the router calls its `convert_batch` once per batch.
 //!
 //! Contract: for each message the kernel either writes the record itself or hands the message to
 //! `fallback` (the pure engine's lane, then the reference). It writes a record only for the plainest
 //! message - ASCII JSON, one object, only the declared input keys, each at most once, strings without
 //! escapes, an event time a plain integer or a string of digits - and only when every check of the pure fast
-//! lane (`streaming/rules/codegen.py`) passes; then its bytes are the pure lane's. Whatever it is unsure of,
+//! lane (`streaming/conversion/rules/codegen.py`) passes; then its bytes are the pure lane's. Whatever it is unsure of,
 //! it declines: a decline can cost time, never a difference.
 //!
 //! An interpreter of the declaration: each input is checked by its rule kind (`Rule`, the closed vocabulary
-//! of `streaming/rules/kinds.py`), each field of the schema takes one part of one input or a fact of
+//! of `streaming/conversion/rules/kinds.py`), each field of the schema takes one part of one input or a fact of
 //! processing (`Source`) and is written by its Avro type (`Kind`). Field and key names come from Python.
 
 mod insights;
@@ -25,7 +25,7 @@ use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple, PyType};
 /// The most inputs a declaration may have for the kernel (the event is parsed into a fixed array).
 const MAX_INPUTS: usize = 16;
 
-/// The rule kinds, as `streaming/rules/kinds.py` names them.
+/// The rule kinds, as `streaming/conversion/rules/kinds.py` names them.
 #[derive(Clone, Copy, PartialEq)]
 enum Rule {
     Uuid,
@@ -281,7 +281,7 @@ fn write_string(out: &mut Vec<u8>, text: &str) {
     out.extend_from_slice(text.as_bytes());
 }
 
-/// The configuration of the fast lane; built once at start by `streaming/native_path.py`.
+/// The configuration of the fast lane; built once at start by `streaming/conversion/native_path.py`.
 #[pyclass(frozen, module = "kdp_native")]
 struct Kernel {
     inputs: Vec<Input>,
@@ -443,7 +443,7 @@ impl Kernel {
         })
     }
 
-    /// The fields of `ConvertedBatch` for `messages` (the contract of `streaming.conversion.ConvertBatch`),
+    /// The fields of `ConvertedBatch` for `messages` (the contract of `streaming.conversion.convert.ConvertBatch`),
     /// its lanes left to Python.
     fn convert_batch<'py>(
         &self,

@@ -17,7 +17,7 @@ import dagster as dg
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
-from streaming.metrics_push import MetricsPusher
+from streaming.observe.metrics_push import MetricsPusher
 from streaming.settings import ENV_NAMES, Settings
 
 R = TypeVar("R", bound=dg.ConfigurableResource)

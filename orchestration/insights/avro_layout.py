@@ -13,7 +13,7 @@ and the native kernel (`native/src/insights.rs`) interpret:
 
 Field positions are never assumed: a schema version that adds, drops or reorders fields gets its own layout.
 
-What counts as undecodable is what the full decode (`streaming.encoding.WireFormatDecoder`) refused: a value
+What counts as undecodable is what the full decode (`streaming.conversion.encoding.WireFormatDecoder`) refused: a value
 that is not wire format, a schema id the registry does not know, a body that ends early, a string that is
 not UTF-8, an enum or union index out of range, a `timestamp-millis` that is no datetime (outside years
 1-9999), and a record without `event_time` or `processed_at`. So every field is stepped over, also those
@@ -34,7 +34,7 @@ from typing import Any
 
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
-from streaming.encoding import SchemaLookup
+from streaming.conversion.encoding import SchemaLookup
 
 NULL, BOOLEAN, LONG, FLOAT, DOUBLE, STRING, BYTES, FIXED, ENUM, UNION, RECORD, ARRAY, MAP, TIMESTAMP_MILLIS = range(14)
 
@@ -292,7 +292,7 @@ class LayoutCache:
 
     `layout_of(id)` is None when the registry does not know the id (404) or the schema has no layout (see
     `UnsupportedLayout`): the records of that id are undecodable. Any other registry failure raises: that
-    is an outage, not bad data (as in `streaming.encoding.WireFormatDecoder`).
+    is an outage, not bad data (as in `streaming.conversion.encoding.WireFormatDecoder`).
     """
 
     def __init__(self, registry: SchemaLookup) -> None:

@@ -39,8 +39,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from streaming.conversion.transform import MAX_FUTURE_MS
 from streaming.topic_reader import BEYOND
-from streaming.transform import MAX_FUTURE_MS
 
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS

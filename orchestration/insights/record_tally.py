@@ -38,7 +38,7 @@ from orchestration.insights.aggregates import WindowTally
 from orchestration.insights.avro_layout import LayoutCache, UndecodableBody, read_fields
 from orchestration.insights.placement import Outcome, Window
 from orchestration.insights.sketch import DistinctSketch
-from streaming.encoding import HEADER_BYTES, MAGIC_BYTE
+from streaming.conversion.encoding import HEADER_BYTES, MAGIC_BYTE
 from streaming.topic_reader import TopicReadError
 
 try:

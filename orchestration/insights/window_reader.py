@@ -27,7 +27,7 @@ position, not by a count). Records are handed over a batch at a time to a `recor
 kernel when it is built), which reads only the fields the insights use from each Avro body, by the layout
 of its writer schema (`avro_layout`, fetched from the registry once per schema id), and folds each record
 into the window's `WindowTally`; nothing is kept per record. Dead letters are few: they are visited one by
-one, their headers read with `streaming.dead_letter`.
+one, their headers read with `streaming.delivery.dead_letter`.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from orchestration.insights.aggregates import NONE_LABEL, WindowTally
 from orchestration.insights.avro_layout import LayoutCache
 from orchestration.insights.placement import DEFAULT_SLACK_MS, Outcome, Window
 from orchestration.insights.record_tally import record_visitor
-from streaming.dead_letter import failed_at_ms, read_dead_letter_headers
-from streaming.encoding import SchemaLookup
+from streaming.conversion.encoding import SchemaLookup
+from streaming.delivery.dead_letter import failed_at_ms, read_dead_letter_headers
 from streaming.offset_ranges import OffsetRange
 from streaming.records import DLQ_REASON
 from streaming.settings import Settings

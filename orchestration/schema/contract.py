@@ -1,8 +1,8 @@
 """A contract: an output schema and the conversion rules that fill it, read from files and checked.
 
 `load_contract(schema_file, rules_file)` reads both and checks them as a converter starting with them would:
-the declaration against the schema (`streaming.rules.declaration.load_rules`), then every engine built
-(`streaming.fast_path.build_converter`), so a rule kind an engine does not implement is refused here, not
+the declaration against the schema (`streaming.conversion.rules.declaration.load_rules`), then every engine built
+(`streaming.conversion.fast_path.build_converter`), so a rule kind an engine does not implement is refused here, not
 when the converters restart. Any failure is a `ContractError`, one line naming the file and the field.
 
 `reference_conversion(contract)` is the conversion the contract defines, as the reference engine runs it:
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from streaming.conversion import Convert, reference_converter
-from streaming.encoding import WireFormatEncoder
-from streaming.fast_path import build_converter, reference_for
-from streaming.pipeline import PROCESSED_SCHEMA
-from streaming.rules.declaration import RULES_PATH, RulesError
+from streaming.conversion.convert import Convert, reference_converter
+from streaming.conversion.encoding import WireFormatEncoder
+from streaming.conversion.fast_path import build_converter, reference_for
+from streaming.conversion.rules.declaration import RULES_PATH, RulesError
+from streaming.loop.pipeline import PROCESSED_SCHEMA
 from streaming.schema_registry import load_schema
 
 PREVIEW_SCHEMA_ID = 0

@@ -2,7 +2,7 @@
 
 Every `HostileMessage` is one source message (value and key) and what must become of it: either a dead
 letter whose `kdp.dlq.reason` is `reason`, or (`reason` None) a processed record whose fields include
-`record`. The expectations are written from the contracts in `streaming/transform.py`, `streaming/ip_classes.py`
+`record`. The expectations are written from the contracts in `streaming/conversion/transform.py`, `streaming/conversion/ip_classes.py`
 and `schemas/README.md`, never computed by the transform, so the converter is checked against them.
 
 The messages go after what breaks parsers and pipelines: invalid UTF-8, byte-order marks, deep nesting,
@@ -24,8 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streaming.conversion.transform import MAX_MESSAGE_BYTES
 from streaming.records import Reason
-from streaming.transform import MAX_MESSAGE_BYTES
 
 USER_ID = "6f1c2a7e-3b4d-4c5e-8f90-1a2b3c4d5e6f"
 DEVICE_ID = "0a9b8c7d-6e5f-4a3b-9c2d-1e0f2a3b4c5d"

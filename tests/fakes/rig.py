@@ -1,4 +1,4 @@
-"""A converter wired to the in-memory broker exactly as `streaming.pipeline.open_converter` wires it to Kafka.
+"""A converter wired to the in-memory broker exactly as `streaming.loop.pipeline.open_converter` wires it to Kafka.
 
 Same settings, router, reference conversion (the real transform and a real wire-format encoder for the real
 schema, with schema id 1: no registry needed), same delivery strategies and sources; only the clients are the
@@ -18,16 +18,16 @@ from typing import Any
 import fastavro
 
 from fakes.broker import FakeMessage, InMemoryBroker
-from streaming.at_least_once import AtLeastOnce
-from streaming.conversion import reference_converter
-from streaming.converter import Converter
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.delivery import Delivery
-from streaming.encoding import WireFormatEncoder
-from streaming.exactly_once import ExactlyOnce
-from streaming.kafka_clients import consumer_config, producer_config
-from streaming.observer import BatchReport, ConverterObserver
-from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.conversion.convert import reference_converter
+from streaming.conversion.encoding import WireFormatEncoder
+from streaming.delivery.at_least_once import AtLeastOnce
+from streaming.delivery.contract import Delivery
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.delivery.exactly_once import ExactlyOnce
+from streaming.delivery.kafka_clients import consumer_config, producer_config
+from streaming.loop.converter import Converter
+from streaming.loop.pipeline import PROCESSED_SCHEMA
+from streaming.observe.observer import BatchReport, ConverterObserver
 from streaming.records import DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION
 from streaming.settings import Settings
 

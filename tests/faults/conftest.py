@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import pytest
 from fault_cluster import FaultCluster
 
-from localstack.ports import config_on_free_ports
-from localstack.stack import LocalStack
+from kdp.devstack.ports import config_on_free_ports
+from kdp.devstack.stack import LocalStack
 
 BROKERS = 3
 

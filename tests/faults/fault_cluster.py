@@ -1,6 +1,6 @@
 """Faults a test inflicts on a local stack of its own: kill or freeze brokers, stop the registry, heal.
 
-Every fault goes through the stack's own pid files (`localstack.processes.running_pid` checks the marker on
+Every fault goes through the stack's own pid files (`kdp.devstack.processes.running_pid` checks the marker on
 the command line), so only this stack's JVMs are ever signalled, never the developer's or another test's.
 Healing is `LocalStack.up`, which is idempotent and starts exactly what is not running: a killed broker
 comes back on its own data and ports, as it would after a crash on a real host.
@@ -18,11 +18,11 @@ from dataclasses import dataclass
 from confluent_kafka import ElectionType, KafkaError, TopicCollection
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from localstack import kafka_node, processes
-from localstack.errors import StackError
-from localstack.kafka_node import KafkaNode
-from localstack.registry import RegistryProcess
-from localstack.stack import LocalStack, StackInfo
+from kdp.devstack import kafka_node, processes
+from kdp.devstack.errors import StackError
+from kdp.devstack.kafka_node import KafkaNode
+from kdp.devstack.registry import RegistryProcess
+from kdp.devstack.stack import LocalStack, StackInfo
 
 STOP_TIMEOUT = 60.0
 PORT_WAIT = 30.0

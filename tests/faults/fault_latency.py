@@ -19,7 +19,7 @@ from confluent_kafka import Consumer
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from kafka_io import read_all
 
-from streaming.encoding import WireFormatDecoder
+from streaming.conversion.encoding import WireFormatDecoder
 from streaming.settings import Settings
 
 

@@ -20,9 +20,9 @@ from confluent_kafka import Consumer, KafkaException, TopicPartition
 from confluent_kafka.schema_registry import SchemaRegistryClient
 from kafka_io import read_all
 
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.encoding import WireFormatDecoder, read_wire_header
-from streaming.generator import GenerateSummary
+from streaming.conversion.encoding import WireFormatDecoder, read_wire_header
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.generator.producer import GenerateSummary
 from streaming.settings import Settings
 
 Position = tuple[int, int]

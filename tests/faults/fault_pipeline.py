@@ -20,8 +20,8 @@ from fault_ledger import GroupProgress
 from registry_io import register_output_schema
 from scenario_settings import process_environment as environment
 
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import GenerateSummary, generate
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import GenerateSummary, generate
 from streaming.settings import Settings
 
 MALFORMED_SHARE = 0.05

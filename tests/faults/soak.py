@@ -45,7 +45,7 @@ from fault_pipeline import LivePipeline
 from scenario_settings import scenario_settings
 from soak_detail import Detail, read_detail
 
-from localstack.ports import free_port_block
+from kdp.devstack.ports import free_port_block
 
 pytestmark = [pytest.mark.faults, pytest.mark.soak]
 

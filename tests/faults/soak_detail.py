@@ -8,7 +8,7 @@ Every sample reads, for the converter process alive at the time:
 * its own counters from its Prometheus endpoint (`KDP_METRICS_PORT`): producers replaced, transactions aborted
   and committed, batches redone;
 * the latest librdkafka statistics of each of its clients, from the file `KDP_STATISTICS_FILE` names
-  (`streaming.client_statistics`): per client, the broker connections up and known, how often they connected,
+  (`streaming.observe.client_statistics`): per client, the broker connections up and known, how often they connected,
   the requests waiting to be sent (outbuf) or answered (waitresp), the producer's queue (msgq) and the queue of
   events for the application (replyq), and the bytes received and sent.
 """

@@ -24,8 +24,8 @@ from fault_cluster import FaultCluster
 from scenario_settings import scenario_settings
 from soak_detail import kafka_clients
 
-from streaming.delivery import BatchFailed
-from streaming.exactly_once import ExactlyOnce
+from streaming.delivery.contract import BatchFailed
+from streaming.delivery.exactly_once import ExactlyOnce
 
 pytestmark = pytest.mark.faults
 

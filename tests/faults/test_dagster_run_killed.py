@@ -19,8 +19,8 @@ from fault_pipeline import environment
 from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
 from streaming.offset_ranges import OffsetRange
 
 pytestmark = pytest.mark.faults

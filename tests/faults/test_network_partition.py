@@ -21,8 +21,8 @@ from fault_pipeline import LivePipeline
 from network_namespace import NamespaceUnavailable, NetworkNamespace
 from scenario_settings import scenario_settings
 
-from localstack.ports import config_on_free_ports
-from localstack.stack import LocalStack, StackInfo
+from kdp.devstack.ports import config_on_free_ports
+from kdp.devstack.stack import LocalStack, StackInfo
 
 pytestmark = pytest.mark.faults
 

@@ -22,10 +22,10 @@ from kafka_io import create_topics, read_all
 from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
-from streaming.encoding import WireFormatEncoder
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
-from streaming.pipeline import open_converter
+from streaming.conversion.encoding import WireFormatEncoder
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
+from streaming.loop.pipeline import open_converter
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from orchestration.definitions import defs
 from orchestration.defs.conversion.jobs import run_config_for
 from orchestration.defs.conversion.sensors import conversion_sensor
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
 from streaming.offset_ranges import OffsetRange
 from streaming.settings import Settings
 

@@ -16,10 +16,10 @@ from registry_io import register_output_schema
 from scenario_settings import process_environment, scenario_settings
 
 from orchestration.schema.registry import subject_level
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
-from streaming.pipeline import open_converter
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
+from streaming.loop.pipeline import open_converter
 from streaming.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -25,12 +25,12 @@ from confluent_kafka.schema_registry.avro import AvroSerializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 from kafka_io import create_topics
 
-from localstack.stack import StackInfo
+from kdp.devstack.stack import StackInfo
 from orchestration.defs.insights.assets import PROCESSED_DATA, hourly_insights
 from orchestration.defs.insights.daily_report import daily_insights_report
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.insights import report, report_files, rollup, store
-from streaming.dead_letter import dead_letter_headers
+from streaming.delivery.dead_letter import dead_letter_headers
 from streaming.records import Rejection
 from streaming.topics import value_subject
 

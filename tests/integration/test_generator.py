@@ -8,9 +8,9 @@ from collections import defaultdict
 import pytest
 from kafka_io import create_topics, read_all
 
-from localstack.stack import StackInfo
-from streaming.events import FIELDS, EventFactory, IrregularityRates
-from streaming.generator import generate
+from kdp.devstack.stack import StackInfo
+from streaming.generator.events import FIELDS, EventFactory, IrregularityRates
+from streaming.generator.producer import generate
 
 pytestmark = pytest.mark.integration
 

@@ -27,12 +27,12 @@ from kafka_io import create_topics, read_all
 from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
-from streaming.converter import ConverterSummary
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.pipeline import open_converter
+from streaming.conversion.transform import transform
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.loop.converter import ConverterSummary
+from streaming.loop.pipeline import open_converter
 from streaming.records import MAX_DETAIL_CHARS, Reason
 from streaming.settings import Settings
-from streaming.transform import transform
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_REDONE_BATCHES = 5
@@ -206,7 +206,7 @@ def test_a_record_too_large_for_the_output_topic_is_dead_lettered_and_only_that_
 def test_a_dead_letter_too_large_for_the_dead_letter_topic_stops_the_converter_naming_it(stack):
     """A dead letter carries the original bytes (up to 64 KiB): a dead-letter topic that takes less cannot
     hold it, and skipping it would lose the message. The converter must stop and say which message."""
-    from streaming.converter import UndeliverableMessage
+    from streaming.loop.converter import UndeliverableMessage
 
     settings = _settings(stack, "at-least-once")
     create_topics(settings.bootstrap, [settings.source_topic, settings.output_topic], 1)

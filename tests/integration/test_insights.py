@@ -30,7 +30,7 @@ from kafka_io import create_topics, read_all
 from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
-from localstack.stack import StackInfo
+from kdp.devstack.stack import StackInfo
 from orchestration.defs.insights import defs as insights_defs
 from orchestration.defs.insights.assets import HOURLY, PROCESSED_DATA, hourly_insights
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
@@ -39,9 +39,9 @@ from orchestration.insights.aggregates import epoch_ms
 from orchestration.insights.placement import HOUR_MS, Window
 from orchestration.insights.record_tally import native_available
 from orchestration.insights.window_reader import read_window
-from streaming.dead_letter import dead_letter_headers
-from streaming.encoding import WireFormatDecoder
-from streaming.pipeline import open_converter
+from streaming.conversion.encoding import WireFormatDecoder
+from streaming.delivery.dead_letter import dead_letter_headers
+from streaming.loop.pipeline import open_converter
 from streaming.records import Rejection
 from streaming.settings import Settings
 from streaming.topic_reader import current_ranges, read_range_batches, reader_consumer

@@ -8,8 +8,8 @@ from metrics_run import StreamProcess, series, total
 from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
 
 pytestmark = pytest.mark.integration
 

@@ -1,7 +1,7 @@
 """The monitoring path end to end, with no converter running: real Prometheus, lag exporter and Pushgateway.
 
-What `kdp stack up --monitoring` starts (`localstack.monitoring.Monitoring`, on free ports under the test's own
-folder; the lag exporter is kminion when it is on PATH, else `localstack.lag_exporter`) watches the real stack:
+What `kdp stack up --monitoring` starts (`kdp.devstack.monitoring.Monitoring`, on free ports under the test's own
+folder; the lag exporter is kminion when it is on PATH, else `kdp.devstack.lag_exporter`) watches the real stack:
 
 1. with no converter running, 10,000 events arrive on a source topic the converter group has committed at 0;
    the lag alerts, computed from the exporter's series only, become pending or firing;
@@ -39,14 +39,14 @@ from kafka_io import create_topics
 from metrics_run import free_port
 from registry_io import register_output_schema
 
-from localstack.errors import StackError
-from localstack.monitoring import ALERT_RULES, Binaries, Monitoring, MonitoringPorts
+from kdp.devstack.errors import StackError
+from kdp.devstack.monitoring import ALERT_RULES, Binaries, Monitoring, MonitoringPorts
 from orchestration.definitions import defs
 from orchestration.defs.conversion.sensors import conversion_sensor
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
-from streaming.metrics_push import PUSH_JOB
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
+from streaming.observe.metrics_push import PUSH_JOB
 from streaming.settings import Settings
 from streaming.topics import CONVERTER_GROUP
 
@@ -163,7 +163,7 @@ def test_lag_alerts_fire_without_a_converter_and_sensor_runs_push_their_counters
         "lag alerts",
     )
     states = prometheus.alert_states(source_topic)
-    exporter = Binaries.find().kminion or "localstack/lag_exporter.py"
+    exporter = Binaries.find().kminion or "kdp/devstack/lag_exporter.py"
     print(f"[monitoring] exporter {exporter}; no converter, lag {EVENTS}: {states}")
     assert states["KdpConsumerLagGrowing"] in ACTIVE and states["KdpConverterNoProgress"] in ACTIVE, states
     assert prometheus.value('kminion_exporter_up{job="kafka-lag"}') == 1

@@ -30,16 +30,16 @@ from confluent_kafka.admin import (
 )
 from secure_stack import QUIET, as_principal, principal_variables, provision_as_provisioning, settings_of
 
-from localstack.principals import NAMES
-from localstack.stack import StackInfo
+from kdp.devstack.principals import NAMES
+from kdp.devstack.stack import StackInfo
 from orchestration.definitions import defs
 from orchestration.defs.conversion.sensors import conversion_sensor
 from orchestration.defs.insights import defs as insights_defs
 from orchestration.defs.reassignment.jobs import execute_partition_reassignment, plan_partition_reassignment
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from streaming import topics
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
 
 pytestmark = pytest.mark.integration
 

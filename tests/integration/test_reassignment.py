@@ -25,11 +25,11 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 from kafka.admin import KafkaAdminClient
 
-from localstack.config import StackConfig
-from localstack.java import find_java
-from localstack.maven import kafka_libs
-from localstack.ports import config_on_free_ports
-from localstack.stack import LocalStack, StackInfo
+from kdp.devstack.config import StackConfig
+from kdp.devstack.java import find_java
+from kdp.devstack.maven import kafka_libs
+from kdp.devstack.ports import config_on_free_ports
+from kdp.devstack.stack import LocalStack, StackInfo
 from orchestration.reassignment.cluster_state import read_cluster_state
 from orchestration.reassignment.executor import (
     PartitionStatus,

@@ -15,7 +15,7 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from localstack.stack import LocalStack, StackInfo
+from kdp.devstack.stack import LocalStack, StackInfo
 
 pytestmark = pytest.mark.integration
 

@@ -15,9 +15,9 @@ from scenario_settings import scenario_settings
 
 from orchestration.definitions import defs
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
-from streaming.pipeline import open_converter
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
+from streaming.loop.pipeline import open_converter
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Replaying dead letters on the real broker and registry: `kdp replay` and `streaming.replay`.
+"""Replaying dead letters on the real broker and registry: `kdp replay` and `streaming.replay.run`.
 
 Each scenario prints its figures line: dead letters selected, processed, dead-lettered again, duplicates and
 lost (counted by reading the topics back, read_committed, by source triple).
@@ -22,13 +22,13 @@ from killed_process import kill_after_committed_batches
 from registry_io import register_output_schema
 from scenario_settings import process_environment, scenario_settings
 
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
-from streaming.pipeline import open_converter
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
+from streaming.loop.pipeline import open_converter
 from streaming.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION, DLQ_SOURCE_TOPIC, Reason
-from streaming.replay import execute_replay, replay_group
-from streaming.replay_selection import ReplayError, ReplaySelection
+from streaming.replay.run import execute_replay, replay_group
+from streaming.replay.selection import ReplayError, ReplaySelection
 from streaming.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,7 @@ Here the worst case is set up on purpose: every topic uses `CreateTime` (the pro
 topic the pipeline did not provision) and a retention of six hours, and the events are from 2001, from last year
 and from yesterday, in source records stamped now and in source records stamped with the event's own old time.
 A canary topic configured like the outputs shows that the retention check really ran over old timestamps: its
-record, stamped in 2001, disappears. (The local stack checks retention every 10 s; `localstack.kafka_node`.)
+record, stamped in 2001, disappears. (The local stack checks retention every 10 s; `kdp.devstack.kafka_node`.)
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from kafka_io import create_topics, read_all
 from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.pipeline import open_converter
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.loop.pipeline import open_converter
 
 pytestmark = pytest.mark.integration
 

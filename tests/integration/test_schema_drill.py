@@ -33,13 +33,13 @@ from scenario_settings import scenario_settings
 
 from orchestration.schema import workflow
 from orchestration.schema.contract import load_contract
-from streaming import native_path
-from streaming.converter import Converter
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import GenerateSummary, generate
-from streaming.pipeline import PROCESSED_SCHEMA, open_converter
-from streaming.rules.declaration import RULES_PATH
+from streaming.conversion import native_path
+from streaming.conversion.rules.declaration import RULES_PATH
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import GenerateSummary, generate
+from streaming.loop.converter import Converter
+from streaming.loop.pipeline import PROCESSED_SCHEMA, open_converter
 from streaming.settings import Settings
 
 pytestmark = pytest.mark.integration

@@ -18,7 +18,7 @@ from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.avro import AvroDeserializer
 from confluent_kafka.serialization import MessageField, SerializationContext
 
-from localstack.stack import StackInfo
+from kdp.devstack.stack import StackInfo
 from orchestration.schema.registry import (
     SchemaIncompatibleError,
     check_compatibility,
@@ -27,7 +27,8 @@ from orchestration.schema.registry import (
     register_value_schema,
     subject_level,
 )
-from streaming.encoding import WireFormatEncoder
+from streaming.conversion.encoding import WireFormatEncoder
+from streaming.conversion.transform import transform
 from streaming.schema_registry import (
     RegisteredValueSchema,
     RegistryUnavailableError,
@@ -36,7 +37,6 @@ from streaming.schema_registry import (
     lookup_value_schema,
 )
 from streaming.topics import value_subject
-from streaming.transform import transform
 
 pytestmark = pytest.mark.integration
 

@@ -25,9 +25,9 @@ from orchestration.defs.schema.checks import output_schema_matches_repository
 from orchestration.schema import workflow
 from orchestration.schema.contract import load_contract
 from orchestration.schema.registry import subject_level
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
-from streaming.pipeline import SCHEMAS
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
+from streaming.loop.pipeline import SCHEMAS
 from streaming.settings import Settings
 
 pytestmark = pytest.mark.integration

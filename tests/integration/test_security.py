@@ -35,9 +35,9 @@ from kafka.admin import ConfigResource as KafkaConfigResource
 from kafka_io import read_all
 from secure_stack import QUIET, settings_of
 
-from localstack import certificates, cli, security
-from localstack.config import StackConfig
-from localstack.stack import LocalStack, StackInfo
+from kdp.devstack import certificates, cli, security
+from kdp.devstack.config import StackConfig
+from kdp.devstack.stack import LocalStack, StackInfo
 from orchestration.definitions import defs
 from orchestration.defs.conversion.jobs import run_config_for
 from orchestration.defs.conversion.offsets import active_members, read_offsets
@@ -50,12 +50,12 @@ from orchestration.reassignment.executor import (
     remove_throttles,
 )
 from streaming import topics
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
-from streaming.kafka_clients import make_consumer
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.delivery.kafka_clients import make_consumer
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
+from streaming.loop.pipeline import open_converter
 from streaming.offset_ranges import OffsetRange
-from streaming.pipeline import open_converter
 from streaming.records import DLQ_REPLAY_COUNT
 from streaming.settings import Settings
 

@@ -13,10 +13,10 @@ import pytest
 from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic, PartitionMetadata
 
-from localstack import processes
-from localstack.errors import StackError
-from localstack.kafka_node import existing_node_folders
-from localstack.stack import LocalStack, StackInfo
+from kdp.devstack import processes
+from kdp.devstack.errors import StackError
+from kdp.devstack.kafka_node import existing_node_folders
+from kdp.devstack.stack import LocalStack, StackInfo
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from kafka_io import create_topics, read_all
 
-from streaming.exactly_once import ExactlyOnce, TransactionalIdTaken
+from streaming.delivery.exactly_once import ExactlyOnce, TransactionalIdTaken
 
 pytestmark = pytest.mark.integration
 

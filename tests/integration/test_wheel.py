@@ -20,8 +20,8 @@ from kafka_io import create_topics, read_all
 from registry_io import register_output_schema
 from scenario_settings import process_environment, scenario_settings
 
-from streaming.events import EventFactory, IrregularityRates
-from streaming.generator import generate
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.generator.producer import generate
 
 pytestmark = pytest.mark.integration
 
@@ -60,7 +60,7 @@ def installed(tmp_path_factory) -> Path:
 
 def test_the_wheel_imports_the_project_and_its_code_location_from_itself(installed, tmp_path):
     probe = (
-        "import orchestration.definitions, schemas, streaming.pipeline as p; "
+        "import orchestration.definitions, schemas, streaming.loop.pipeline as p; "
         "print(p.__file__); print(schemas.__file__); print(p.PROCESSED_SCHEMA)"
     )
     where = run([str(installed / "python"), "-c", probe], tmp_path).stdout.split()

@@ -8,11 +8,12 @@ from confluent_kafka.admin import ResourcePatternType, ResourceType
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from kdp import cli
-from localstack.principals import principal
-from streaming import access, replay_cli
-from streaming.pipeline import converter_needs
-from streaming.replay import replay_needs
-from streaming.replay_selection import ReplaySelection
+from kdp.devstack.principals import principal
+from streaming import access
+from streaming.cli import replay as replay_cli
+from streaming.loop.pipeline import converter_needs
+from streaming.replay.run import replay_needs
+from streaming.replay.selection import ReplaySelection
 from streaming.settings import Settings
 
 SETTINGS = Settings(sasl_username="replay", sasl_mechanism="SCRAM-SHA-512")

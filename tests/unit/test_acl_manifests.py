@@ -7,8 +7,8 @@ import shlex
 import yaml
 from confluent_kafka.admin import ResourceType
 
-from localstack import acl_manifests, security
-from localstack.principals import PRINCIPALS
+from kdp.devstack import acl_manifests, security
+from kdp.devstack.principals import PRINCIPALS
 
 Acl = tuple[str, str, str, str, str]
 """(principal, resource type, name, pattern, operation), in Kafka's spelling."""

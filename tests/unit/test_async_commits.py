@@ -1,4 +1,5 @@
-"""At-least-once commits offsets asynchronously (`streaming.at_least_once`): its revoke, close and failure paths,
+"""At-least-once commits offsets asynchronously (`streaming.delivery.at_least_once`): its revoke, close and failure
+paths,
 against the in-memory broker, whose asynchronous commits stay in flight until it answers them.
 
 The verdict is the strictest at-least-once allows here: no source message is lost, and none is repeated,
@@ -15,9 +16,9 @@ from fakes.rig import NOW_MS, Rig, login
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streaming.at_least_once import AtLeastOnce
-from streaming.metrics import ConverterMetrics
-from streaming.offset_commits import OutstandingOffsets
+from streaming.delivery.at_least_once import AtLeastOnce
+from streaming.delivery.offset_commits import OutstandingOffsets
+from streaming.observe.metrics import ConverterMetrics
 
 
 def fill(rig: Rig, count: int, *, partition: int = 0) -> None:

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from streaming.backpressure import produce_when_room
+from streaming.delivery.backpressure import produce_when_room
 
 
 class FullFor:

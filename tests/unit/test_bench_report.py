@@ -55,7 +55,12 @@ def results() -> dict:
     }
     throughput["quixstreams"]["environment"] = {"venv": "/cache/bench/venvs/quixstreams-abc", "venv_build_s": 100.0}
     throughput["arroyo"]["environment"] = {"venv": "the project's venv", "venv_build_s": None}
-    row = {"function": "streaming/transform.py:122(transform)", "calls": 200_000, "self_s": 0.5, "cumulative_s": 2.0}
+    row = {
+        "function": "streaming/conversion/transform.py:122(transform)",
+        "calls": 200_000,
+        "self_s": 0.5,
+        "cumulative_s": 2.0,
+    }
     row |= {"self_us_per_msg": 2.5, "cumulative_us_per_msg": 10.0}
     results = {
         "run_id": "bench-test",
@@ -107,7 +112,7 @@ def test_the_markdown_has_every_section_and_says_what_was_skipped_or_failed(resu
     assert "| (d) Kafka perf tools | skipped: --skip |" in text
     assert "| exactly-once | error: TimeoutError: no group |" in text
     assert "| at-least-once throughput, one process | >= 100,000 msg/s | 80,000 msg/s | MISSED | 20% short" in text
-    assert "`streaming/transform.py:122(transform)`" in text
+    assert "`streaming/conversion/transform.py:122(transform)`" in text
 
 
 def test_the_printed_table_and_the_json_carry_the_same_figures(results: dict, tmp_path: Path, capsys) -> None:

@@ -6,7 +6,7 @@ import pytest
 from prometheus_client import generate_latest
 
 from bench.stages import holder, median_over_runs, quantile, stage_totals, summarise_stages
-from streaming.metrics import ConverterMetrics
+from streaming.observe.metrics import ConverterMetrics
 
 
 def test_quantile_interpolates_within_the_bucket_that_holds_the_rank():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Folders of Python code that lint and type checks cover (tests are linted, not type-checked).
-CODE_FOLDERS = {"kdp", "streaming", "orchestration", "localstack", "bench"}
+CODE_FOLDERS = {"kdp", "streaming", "orchestration", "bench"}
 
 
 def make_recipe(target: str) -> list[str]:

@@ -1,11 +1,11 @@
-"""`streaming.client_statistics`: what is kept of librdkafka's statistics, and how they reach every callback."""
+"""`streaming.observe.client_statistics`: what is kept of librdkafka's statistics, and how they reach every callback."""
 
 from __future__ import annotations
 
 import json
 import os
 
-from streaming.client_statistics import StatisticsFile, digest, statistics_config
+from streaming.observe.client_statistics import StatisticsFile, digest, statistics_config
 
 PRODUCER_STATS = {
     "name": "rdkafka#producer-2",

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from localstack.versions import KAFKA_VERSION
+from kdp.devstack.versions import KAFKA_VERSION
 from orchestration.definitions import defs
 from streaming.settings import ENV_NAMES, Settings
 

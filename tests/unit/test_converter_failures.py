@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from fakes.rig import NOW_MS, Rig, login, user_id
 
-from streaming.converter import ConversionStalled, UndeliverableMessage
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.exactly_once import TransactionalIdTaken
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.delivery.exactly_once import TransactionalIdTaken
+from streaming.loop.converter import ConversionStalled, UndeliverableMessage
 from streaming.offset_ranges import OffsetRange
 from streaming.records import DLQ_REASON, DLQ_SOURCE_TIMESTAMP, Reason
 

@@ -17,7 +17,7 @@ import yaml
 
 from orchestration.provisioning.declarations import load_declarations
 from streaming import topics
-from streaming.kafka_clients import consumer_config
+from streaming.delivery.kafka_clients import consumer_config
 from streaming.settings import ENV_NAMES, Settings
 
 ROOT = Path(__file__).resolve().parents[2]

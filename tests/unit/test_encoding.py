@@ -11,8 +11,8 @@ from typing import Any
 import fastavro
 import pytest
 
-from streaming.avro_codegen import generate_writer, writer_source
-from streaming.encoding import RecordEncodingError, UnsupportedSchemaError, WireFormatEncoder, wire_header
+from streaming.conversion.avro_codegen import generate_writer, writer_source
+from streaming.conversion.encoding import RecordEncodingError, UnsupportedSchemaError, WireFormatEncoder, wire_header
 
 SCHEMAS = Path(__file__).parents[2] / "schemas"
 LOGIN_SCHEMA = json.loads((SCHEMAS / "processed-data-value.avsc").read_text())
@@ -171,7 +171,7 @@ def test_unsupported_types_are_refused_when_the_writer_is_built(field_type: Any,
 def test_auto_mode_falls_back_to_fastavro_for_unsupported_schemas(caplog: pytest.LogCaptureFixture) -> None:
     schema = record_schema({"type": "array", "items": "string"})
 
-    with caplog.at_level(logging.WARNING, logger="streaming.encoding"):
+    with caplog.at_level(logging.WARNING, logger="streaming.conversion.encoding"):
         encoder = WireFormatEncoder(9, schema)
 
     assert encoder.mode == "fastavro"

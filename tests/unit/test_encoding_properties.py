@@ -12,7 +12,7 @@ import fastavro
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streaming.avro_codegen import generate_writer
+from streaming.conversion.avro_codegen import generate_writer
 
 LOGIN_SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "processed-data-value.avsc").read_text())
 PROPERTY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

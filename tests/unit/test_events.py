@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from streaming.events import (
+from streaming.generator.events import (
     FIELDS,
     MALFORMED_KINDS,
     EventFactory,

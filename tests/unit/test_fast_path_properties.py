@@ -25,15 +25,15 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from test_transform_properties import VALID, payloads
 
-from streaming import fast_path
-from streaming import transform as transform_module
-from streaming.conversion import Converted, ConvertedBatch, batch_form, one_by_one, reference_converter
-from streaming.encoding import WireFormatEncoder, wire_header
-from streaming.events import EventFactory, IrregularityRates
+from streaming.conversion import fast_path
+from streaming.conversion import transform as transform_module
+from streaming.conversion.convert import Converted, ConvertedBatch, batch_form, one_by_one, reference_converter
+from streaming.conversion.encoding import WireFormatEncoder, wire_header
+from streaming.conversion.rules import codegen
+from streaming.conversion.rules.declaration import RulesError
+from streaming.conversion.transform import MIN_EVENT_TIME_MS, transform
+from streaming.generator.events import EventFactory, IrregularityRates
 from streaming.records import Reason, Rejection
-from streaming.rules import codegen
-from streaming.rules.declaration import RulesError
-from streaming.transform import MIN_EVENT_TIME_MS, transform
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "processed-data-value.avsc").read_text())
 SCHEMA_ID = 42
@@ -264,7 +264,7 @@ def test_a_different_registered_schema_gives_the_reference_answer(change: Any) -
         assert result == reference(event.value, "user-login", 2, offset, NOW_MS, MIN_EVENT_TIME_MS)
         outcomes.add(type(result).__name__ if isinstance(result, Converted) else result.reason)
     assert "Converted" in outcomes and Reason.INVALID_JSON in outcomes
-    assert fused.__module__ != "streaming.rules.generated_fast_path"  # generated at start, not the file's
+    assert fused.__module__ != "streaming.conversion.rules.generated_fast_path"  # generated at start, not the file's
 
 
 def test_a_schema_that_cannot_hold_what_a_rule_produces_is_refused_at_start() -> None:
@@ -281,7 +281,7 @@ def test_a_schema_field_the_declaration_does_not_make_is_refused_at_start() -> N
 
 def test_converter_for_the_registered_schema_runs_the_checked_in_engine() -> None:
     convert = fast_path.converter_for(ENCODER, native=False)
-    assert convert.__module__ == "streaming.rules.generated_fast_path"
+    assert convert.__module__ == "streaming.conversion.rules.generated_fast_path"
 
 
 def test_the_transforms_record_has_exactly_the_schemas_fields_in_order() -> None:

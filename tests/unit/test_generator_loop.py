@@ -10,9 +10,9 @@ import threading
 
 import pytest
 
-from streaming.events import EventFactory, Irregularity, IrregularityRates
-from streaming.generator import MAX_BATCH, TokenBucket, batch_size_for, generate
-from streaming.generator_cli import add_generate_parser, rates_from_args
+from streaming.cli.generate import add_generate_parser, rates_from_args
+from streaming.generator.events import EventFactory, Irregularity, IrregularityRates
+from streaming.generator.producer import MAX_BATCH, TokenBucket, batch_size_for, generate
 from streaming.shutdown import Shutdown
 
 #: Nothing listens on port 1, so every message times out after `message.timeout.ms`.
@@ -130,7 +130,7 @@ def test_rates_adding_up_to_over_one_are_refused_naming_the_flags(capsys: pytest
 
 
 def test_undelivered_messages_are_counted_as_failures(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="streaming.generator")  # librdkafka's connection refusals
+    caplog.set_level(logging.CRITICAL, logger="streaming.generator.producer")  # librdkafka's connection refusals
     factory = EventFactory(seed=1, rates=IrregularityRates.with_malformed(0.5), users=50)
     summary = generate(UNREACHABLE, "user-login", factory, rate=0, count=40, progress_every_s=0)
     assert summary.produced == 40 and summary.stopped_by == "count"
@@ -141,7 +141,7 @@ def test_undelivered_messages_are_counted_as_failures(caplog: pytest.LogCaptureF
 
 
 def test_a_stop_request_ends_an_unbounded_run_and_flushes(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="streaming.generator")
+    caplog.set_level(logging.CRITICAL, logger="streaming.generator.producer")
     stop = threading.Event()
     timer = threading.Timer(0.3, stop.set)
     timer.start()
@@ -153,7 +153,7 @@ def test_a_stop_request_ends_an_unbounded_run_and_flushes(caplog: pytest.LogCapt
 
 
 def test_a_duration_bound_ends_the_run(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.CRITICAL, logger="streaming.generator")
+    caplog.set_level(logging.CRITICAL, logger="streaming.generator.producer")
     summary = generate(UNREACHABLE, "user-login", EventFactory(seed=3, users=50), rate=100, duration_s=0.2)
     assert summary.stopped_by == "duration"
     assert summary.failed == summary.produced > 0
@@ -192,7 +192,7 @@ def test_a_second_signal_abandons_the_flush() -> None:
 def test_an_abandoned_flush_returns_at_once_counting_what_was_not_acknowledged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.CRITICAL, logger="streaming.generator")
+    caplog.set_level(logging.CRITICAL, logger="streaming.generator.producer")
     abandon = threading.Event()
     abandon.set()
     summary = generate(

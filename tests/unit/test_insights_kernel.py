@@ -31,7 +31,7 @@ from orchestration.insights.aggregates import WindowTally
 from orchestration.insights.avro_layout import LayoutCache
 from orchestration.insights.placement import HOUR_MS, MINUTE_MS, Window
 from orchestration.insights.record_tally import NativeRecordVisitor, PythonRecordVisitor
-from streaming.encoding import WireFormatEncoder, wire_header
+from streaming.conversion.encoding import WireFormatEncoder, wire_header
 from streaming.topic_reader import TopicReadError
 
 ROOT = Path(__file__).resolve().parents[2]

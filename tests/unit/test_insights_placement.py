@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from orchestration.insights.placement import HOUR_MS, LOG_ORDER_MARGIN_MS, MINUTE_MS, Outcome, Window
-from streaming.transform import MAX_FUTURE_MS, MIN_EVENT_TIME_MS
+from streaming.conversion.transform import MAX_FUTURE_MS, MIN_EVENT_TIME_MS
 
 H = 1_795_593_600_000  # 2026-11-25 08:00 UTC
 SLACK = 10 * MINUTE_MS

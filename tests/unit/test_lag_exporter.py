@@ -1,4 +1,4 @@
-"""localstack.lag_exporter: its series from given offsets (the pure core), and Kafka unreachable as `up` 0.
+"""kdp.devstack.lag_exporter: its series from given offsets (the pure core), and Kafka unreachable as `up` 0.
 
 tests/integration/test_monitoring_path.py runs it against the real stack, scraped by a real Prometheus.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from localstack.lag_exporter import SERIES, ClusterOffsets, LagCollector, lag_metrics
+from kdp.devstack.lag_exporter import SERIES, ClusterOffsets, LagCollector, lag_metrics
 
 
 def samples(metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

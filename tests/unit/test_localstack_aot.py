@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localstack.aot import aot_cache, keep_recordings
-from localstack.java import JavaRuntime
+from kdp.devstack.aot import aot_cache, keep_recordings
+from kdp.devstack.java import JavaRuntime
 
 OPTIONS = ("-Xmx512m",)
 

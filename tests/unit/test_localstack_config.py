@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from localstack.config import StackConfig
-from localstack.errors import StackError
+from kdp.devstack.config import StackConfig
+from kdp.devstack.errors import StackError
 
 
 def test_environment_sets_folders_and_ports(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from localstack.errors import StackError
-from localstack.java import find_java, parse_major_version
+from kdp.devstack.errors import StackError
+from kdp.devstack.java import find_java, parse_major_version
 
 ROOT = Path(__file__).resolve().parents[2]
 

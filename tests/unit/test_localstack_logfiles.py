@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from localstack.logfiles import excerpt, tail
+from kdp.devstack.logfiles import excerpt, tail
 
 
 def test_tail_returns_the_last_lines_of_a_large_file(tmp_path: Path) -> None:

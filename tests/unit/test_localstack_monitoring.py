@@ -1,4 +1,4 @@
-"""localstack.monitoring's checks before anything starts: its port settings and the binaries it needs.
+"""kdp.devstack.monitoring's checks before anything starts: its port settings and the binaries it needs.
 
 tests/integration/test_monitoring_path.py starts and stops the real processes.
 """
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from localstack import monitoring
-from localstack.errors import StackError
-from localstack.monitoring import Binaries, MonitoringPorts, kminion_environment
+from kdp.devstack import monitoring
+from kdp.devstack.errors import StackError
+from kdp.devstack.monitoring import Binaries, MonitoringPorts, kminion_environment
 
 
 def test_ports_default_to_compose_and_move_with_their_settings():

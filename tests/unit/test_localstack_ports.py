@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from localstack.errors import StackError
-from localstack.ports import ensure_ports_free, free_port_block, is_port_free
+from kdp.devstack.errors import StackError
+from kdp.devstack.ports import ensure_ports_free, free_port_block, is_port_free
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from localstack import processes
-from localstack.logfiles import tail
+from kdp.devstack import processes
+from kdp.devstack.logfiles import tail
 
 
 def _gone(pid: int) -> bool:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from localstack.config import StackConfig
-from localstack.errors import StackError
-from localstack.kafka_node import (
+from kdp.devstack.config import StackConfig
+from kdp.devstack.errors import StackError
+from kdp.devstack.kafka_node import (
     formatted_cluster,
     new_cluster_id,
     plan_nodes,

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AclOperation, ResourcePatternType, ResourceType
 
-from localstack import certificates, cli, oidc, principals, security, stack
-from localstack.config import StackConfig
-from localstack.errors import StackError
-from localstack.kafka_node import plan_nodes, server_properties
-from localstack.stack import LocalStack
-from streaming.replay import replay_group, replay_instance
-from streaming.replay_selection import ReplaySelection
+from kdp.devstack import certificates, cli, oidc, principals, security, stack
+from kdp.devstack.config import StackConfig
+from kdp.devstack.errors import StackError
+from kdp.devstack.kafka_node import plan_nodes, server_properties
+from kdp.devstack.stack import LocalStack
+from streaming.replay.run import replay_group, replay_instance
+from streaming.replay.selection import ReplaySelection
 from streaming.settings import Settings
 
 

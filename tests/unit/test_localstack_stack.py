@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from localstack import cli, stack
-from localstack.config import StackConfig
-from localstack.errors import StackError
-from localstack.stack import LocalStack
+from kdp.devstack import cli, stack
+from kdp.devstack.config import StackConfig
+from kdp.devstack.errors import StackError
+from kdp.devstack.stack import LocalStack
 
 
 def _formatted_home(home: Path, nodes: int) -> None:

@@ -13,10 +13,10 @@ from fakes.rig import NOW_MS, Rig, login
 from prometheus_client.parser import text_string_to_metric_families
 
 from kdp.cli import main
-from streaming.conversion import Lanes
-from streaming.metrics import ConverterMetrics, MetricsPortInUse, partition_lag
-from streaming.observer import BatchReport
-from streaming.running_insights import RunningInsights
+from streaming.conversion.convert import Lanes
+from streaming.observe.metrics import ConverterMetrics, MetricsPortInUse, partition_lag
+from streaming.observe.observer import BatchReport
+from streaming.observe.running_insights import RunningInsights
 from streaming.settings import Settings, SettingsError
 
 

@@ -1,4 +1,4 @@
-"""streaming.metrics_push: what a run pushes, when, and that an unreachable Pushgateway never fails it.
+"""streaming.observe.metrics_push: what a run pushes, when, and that an unreachable Pushgateway never fails it.
 
 A small HTTP server in this process stands in for the Pushgateway (it records what prometheus_client's
 `push_to_gateway` sends); tests/integration/test_monitoring_path.py pushes to a real one.
@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from streaming.metrics import ConverterMetrics
-from streaming.metrics_push import PUSH_JOB, MetricsPusher
+from streaming.observe.metrics import ConverterMetrics
+from streaming.observe.metrics_push import PUSH_JOB, MetricsPusher
 from streaming.settings import Settings, SettingsError
 
 
@@ -100,7 +100,7 @@ def test_an_unreachable_pushgateway_is_a_warning_and_a_counted_failure(caplog):
     metrics = ConverterMetrics(process_metrics=False)
     url = f"http://127.0.0.1:{closed_port()}"
     pusher = MetricsPusher(metrics.registry, url, mode="sensor", instance="i", interval=3600)
-    with caplog.at_level(logging.WARNING, logger="streaming.metrics_push"), pusher:
+    with caplog.at_level(logging.WARNING, logger="streaming.observe.metrics_push"), pusher:
         metrics.consumed.inc(7)
     assert (pusher.pushes, pusher.failures) == (0, 2)
     assert metrics.registry.get_sample_value("kdp_metrics_push_failures_total") == 2

@@ -1,8 +1,9 @@
 """The monitoring files under deploy/ against the metrics really exported.
 
 Grafana cannot be had on these machines, so the dashboard is read as data: every query of every panel may
-only name series that `streaming.metrics` exports, that Dagster runs push (`streaming.metrics_push`, and the
-Pushgateway's own per-group series), that the lag exporter serves (`localstack.lag_exporter`, kminion's names),
+only name series that `streaming.observe.metrics` exports, that Dagster runs push (`streaming.observe.metrics_push`,
+and the
+Pushgateway's own per-group series), that the lag exporter serves (`kdp.devstack.lag_exporter`, kminion's names),
 that the alert rules record, or Prometheus's own `up`.
 Prometheus's `promtool` (Debian's `prometheus` package) checks the scrape configurations and the rules and runs
 the rules' unit tests; without it those tests skip, saying so.
@@ -20,10 +21,10 @@ from typing import Any
 import pytest
 import yaml
 
-from localstack import lag_exporter
-from localstack.monitoring import MonitoringPorts, prometheus_config
-from streaming.metrics import ConverterMetrics, exported_names
-from streaming.metrics_push import PUSH_JOB, MetricsPusher
+from kdp.devstack import lag_exporter
+from kdp.devstack.monitoring import MonitoringPorts, prometheus_config
+from streaming.observe.metrics import ConverterMetrics, exported_names
+from streaming.observe.metrics_push import PUSH_JOB, MetricsPusher
 from streaming.settings import Settings
 from streaming.topics import CONVERTER_GROUP
 

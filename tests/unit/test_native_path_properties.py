@@ -1,4 +1,4 @@
-"""The native batch form (`streaming.native_path`, the `kdp_native` kernel) gives what the pure-Python fused
+"""The native batch form (`streaming.conversion.native_path`, the `kdp_native` kernel) gives what the pure-Python fused
 `convert_batch` gives: every column byte for byte, the same rejected messages with the same rejections, the
 same runs and byte count, and the same messages handed to the reference; every record's body is what
 fastavro reads back as the transform's record.
@@ -26,15 +26,15 @@ from hypothesis import strategies as st
 from test_fast_path_properties import ENCODER, NOW_MS, PARSED, SCHEMA, VALID, messages_from_parts
 from test_transform_properties import payloads
 
-from streaming import fast_path, native_path
-from streaming import transform as transform_module
-from streaming.conversion import ConvertedBatch, reference_converter
-from streaming.encoding import WireFormatEncoder, wire_header
-from streaming.events import EventFactory, IrregularityRates
-from streaming.rules import codegen
-from streaming.rules.declaration import UnsupportedRulesError
+from streaming.conversion import fast_path, native_path
+from streaming.conversion import transform as transform_module
+from streaming.conversion.convert import ConvertedBatch, reference_converter
+from streaming.conversion.encoding import WireFormatEncoder, wire_header
+from streaming.conversion.rules import codegen
+from streaming.conversion.rules.declaration import UnsupportedRulesError
+from streaming.conversion.transform import MIN_EVENT_TIME_MS, transform
+from streaming.generator.events import EventFactory, IrregularityRates
 from streaming.settings import Settings, SettingsError
-from streaming.transform import MIN_EVENT_TIME_MS, transform
 
 #: Set by CI when the kernel should have been built (`.ci/run`, when cargo is present): the native tests then
 #: run, and fail, instead of being skipped when `kdp_native` is missing.
@@ -350,7 +350,7 @@ def test_a_rule_kind_the_kernel_does_not_implement_is_refused_at_start(monkeypat
 
 def test_the_pure_path_can_be_forced() -> None:
     convert = fast_path.converter_for(ENCODER, native=False)
-    assert convert.convert_batch.__module__ == "streaming.rules.generated_fast_path"  # type: ignore[attr-defined]
+    assert convert.convert_batch.__module__ == "streaming.conversion.rules.generated_fast_path"  # type: ignore[attr-defined]
     if native_path.available():
         assert hasattr(fast_path.converter_for(ENCODER).convert_batch, "kernel")  # type: ignore[attr-defined]
 

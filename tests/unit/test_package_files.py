@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from orchestration.provisioning.declarations import DECLARATIONS_FILE, load_declarations
+from streaming.loop.pipeline import PROCESSED_SCHEMA
 from streaming.package_files import package_file
-from streaming.pipeline import PROCESSED_SCHEMA
 from streaming.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -2,7 +2,7 @@
 
 The story of each test starts as in production: the converter writes dead letters (an output topic that
 refuses every record, or events it cannot convert); then a replay runs with the same parts `kdp replay
---execute` wires (`streaming.replay.plan_for`, the run's start commits, `replay_converter`), with the in-memory
+--execute` wires (`streaming.replay.run.plan_for`, the run's start commits, `replay_converter`), with the in-memory
 broker's clients. The verdict: each selected dead letter comes out once (a processed record carrying the
 original source triple, or a new dead letter with the replay headers); in exactly-once none twice, even
 across a crash; what is not selected stays and is not touched.
@@ -18,15 +18,15 @@ import pytest
 from fakes.rig import NOW_MS, Rig, decode, login
 
 from streaming import records
-from streaming.conversion import reference_converter
-from streaming.converter import Converter
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.kafka_clients import consumer_config
+from streaming.conversion.convert import reference_converter
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.delivery.kafka_clients import consumer_config
+from streaming.loop.converter import Converter
 from streaming.records import Reason
-from streaming.replay import plan_for, replay_converter, replay_group
-from streaming.replay_progress import ReplayRun
-from streaming.replay_router import ReplaySummary
-from streaming.replay_selection import ReplaySelection
+from streaming.replay.progress import ReplayRun
+from streaming.replay.router import ReplaySummary
+from streaming.replay.run import plan_for, replay_converter, replay_group
+from streaming.replay.selection import ReplaySelection
 
 MODES = ["at-least-once", "exactly-once"]
 REFUSED = frozenset({Reason.REJECTED_BY_BROKER.value})

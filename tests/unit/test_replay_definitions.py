@@ -4,7 +4,7 @@ import dagster as dg
 
 from orchestration.definitions import defs
 from orchestration.defs.replay.jobs import ReplayConfig
-from streaming.replay_selection import DEFAULT_MAX_REPLAYS
+from streaming.replay.selection import DEFAULT_MAX_REPLAYS
 
 
 def test_the_replay_job_is_in_the_definitions_with_its_typed_config():

@@ -1,5 +1,5 @@
-"""Where a replay stands (streaming.replay_progress), how its requests are read (streaming.replay_request) and
-what a dead letter refused again carries (streaming.replay_headers). Pure."""
+"""Where a replay stands (streaming.replay.progress), how its requests are read (streaming.replay.request) and
+what a dead letter refused again carries (streaming.replay.headers). Pure."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import pytest
 
 from streaming import records
 from streaming.offset_ranges import OffsetRange
-from streaming.replay_headers import replayed_dead_letter_headers
-from streaming.replay_progress import PartitionState, Progress, parse_progress, plan_run, progress_metadata
-from streaming.replay_request import parse_time_ms, selection_from_text
-from streaming.replay_selection import ReplayError, ReplaySelection
+from streaming.replay.headers import replayed_dead_letter_headers
+from streaming.replay.progress import PartitionState, Progress, parse_progress, plan_run, progress_metadata
+from streaming.replay.request import parse_time_ms, selection_from_text
+from streaming.replay.selection import ReplayError, ReplaySelection
 
 NOW_MS = 1_800_000_000_000
 

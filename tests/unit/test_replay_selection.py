@@ -1,4 +1,4 @@
-"""Which dead letters a replay takes (streaming.replay_selection): criteria, validation, limits, no loops."""
+"""Which dead letters a replay takes (streaming.replay.selection): criteria, validation, limits, no loops."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from streaming import records
 from streaming.records import Reason
-from streaming.replay_selection import ReplayError, ReplaySelection, Verdict, replay_count
+from streaming.replay.selection import ReplayError, ReplaySelection, Verdict, replay_count
 
 NOW_MS = 1_800_000_000_000
 

@@ -5,16 +5,17 @@ from __future__ import annotations
 from fakes.broker import FakeMessage, Record
 from fakes.rig import NOW_MS, SCHEMA_ID, decode, login, user_id
 
-from streaming.avro_codegen import RecordEncodingError
-from streaming.conversion import Converted, reference_converter
-from streaming.dead_letter import read_dead_letter_headers
-from streaming.encoding import WireFormatEncoder
-from streaming.events import EventFactory, IrregularityRates
-from streaming.fast_path import converter_for
-from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.conversion.avro_codegen import RecordEncodingError
+from streaming.conversion.convert import Converted, reference_converter
+from streaming.conversion.encoding import WireFormatEncoder
+from streaming.conversion.fast_path import converter_for
+from streaming.conversion.transform import transform
+from streaming.delivery.dead_letter import read_dead_letter_headers
+from streaming.delivery.outputs import Output
+from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.loop.pipeline import PROCESSED_SCHEMA
+from streaming.loop.router import BatchRouter
 from streaming.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_TIMESTAMP, Reason, Rejection
-from streaming.router import BatchRouter, Output
-from streaming.transform import transform
 
 ENCODER = WireFormatEncoder(SCHEMA_ID, PROCESSED_SCHEMA.read_text())
 CONVERT = reference_converter(ENCODER)

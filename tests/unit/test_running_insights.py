@@ -1,4 +1,4 @@
-from streaming.running_insights import MAX_DISTINCT, RunningInsights
+from streaming.observe.running_insights import MAX_DISTINCT, RunningInsights
 
 
 def test_merge_adds_batches_and_summary_names_the_top_device():

@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from orchestration.schema.contract import load_contract, reference_conversion
 from orchestration.schema.preview import _Comparison
 from orchestration.schema.registry import effective_level, subject_level
-from streaming.events import EventFactory, IrregularityRates
+from streaming.generator.events import EventFactory, IrregularityRates
 
 ROOT = Path(__file__).resolve().parents[2]
 REGISTRY_WRITES = {"register_schema", "set_compatibility", "set_config", "delete_subject", "delete_version"}

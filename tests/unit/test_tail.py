@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from streaming.dead_letter import dead_letter_headers
-from streaming.encoding import UndecodableRecord
+from streaming.cli.tail import describe
+from streaming.conversion.encoding import UndecodableRecord
+from streaming.delivery.dead_letter import dead_letter_headers
 from streaming.records import Rejection
-from streaming.tail import describe
 
 
 def decode(value: bytes | None) -> dict[str, Any]:

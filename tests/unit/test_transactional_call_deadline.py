@@ -1,4 +1,4 @@
-"""The deadline around transactional calls (`streaming.exactly_once`): a call that ignores its timeout is
+"""The deadline around transactional calls (`streaming.delivery.exactly_once`): a call that ignores its timeout is
 declared stuck instead of blocking the converter for ever; any other outcome passes through unchanged."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from streaming import exactly_once
-from streaming.exactly_once import ProducerStuck, _call_within_deadline
+from streaming.delivery import exactly_once
+from streaming.delivery.exactly_once import ProducerStuck, _call_within_deadline
 
 
 def test_a_call_that_returns_passes_its_timeout_through():

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
-from streaming.events import EventFactory, Irregularity, IrregularityRates
+from streaming.conversion.transform import MAX_MESSAGE_BYTES, transform
+from streaming.generator.events import EventFactory, Irregularity, IrregularityRates
 from streaming.records import DLQ_HEADERS, DLQ_REPLAY_HEADERS, MAX_DETAIL_CHARS, Reason, Rejection
-from streaming.transform import MAX_MESSAGE_BYTES, transform
 
 NOW_MS = 1_720_576_830_000  # processing time: five seconds after the event
 USER = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -331,7 +331,7 @@ def test_input_types_other_than_bytes_are_survived() -> None:
     assert transform("{}", "t", 0, 0, NOW_MS).reason == Reason.INTERNAL_ERROR  # type: ignore[arg-type, union-attr]
 
 
-#: What each kind of generated event may become (see streaming/events.py for how each is made).
+#: What each kind of generated event may become (see streaming/generator/events.py for how each is made).
 ALLOWED = {
     Irregularity.NONE: {"record"},
     Irregularity.MISSING_DEVICE_TYPE: {"record"},

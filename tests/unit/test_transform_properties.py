@@ -16,10 +16,10 @@ import fastavro
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from streaming.encoding import WireFormatEncoder
-from streaming.events import US_STATES
+from streaming.conversion.encoding import WireFormatEncoder
+from streaming.conversion.transform import MIN_EVENT_TIME_MS, REFERENCE, transform
+from streaming.generator.events import US_STATES
 from streaming.records import MAX_DETAIL_CHARS, Reason, Rejection
-from streaming.transform import MIN_EVENT_TIME_MS, REFERENCE, transform
 
 SCHEMA_TEXT = (Path(__file__).parents[2] / "schemas" / "processed-data-value.avsc").read_text()
 SCHEMA = json.loads(SCHEMA_TEXT)

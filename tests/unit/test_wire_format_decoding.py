@@ -15,7 +15,7 @@ from confluent_kafka.schema_registry.error import SchemaRegistryError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streaming.encoding import UndecodableRecord, WireFormatDecoder, WireFormatEncoder, read_wire_header
+from streaming.conversion.encoding import UndecodableRecord, WireFormatDecoder, WireFormatEncoder, read_wire_header
 
 SCHEMA_TEXT = (Path(__file__).resolve().parents[2] / "schemas" / "processed-data-value.avsc").read_text()
 TIMESTAMP_FIELDS = ("event_time", "processed_at")

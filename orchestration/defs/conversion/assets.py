@@ -21,11 +21,11 @@ import dagster as dg
 from orchestration.defs.conversion.offsets import active_members
 from orchestration.defs.refusals import refusals_fail_the_run
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings, push_metadata
-from streaming.encoding import WireFormatEncoder
-from streaming.metrics import ConverterMetrics
-from streaming.metrics_push import MetricsPusher
+from streaming.conversion.encoding import WireFormatEncoder
+from streaming.loop.pipeline import PROCESSED_SCHEMA, open_converter, registered_output_schema
+from streaming.observe.metrics import ConverterMetrics
+from streaming.observe.metrics_push import MetricsPusher
 from streaming.offset_ranges import OffsetRange
-from streaming.pipeline import PROCESSED_SCHEMA, open_converter, registered_output_schema
 from streaming.schema_registry import SchemaNotRegisteredError, load_schema
 
 STREAMS = "streams"

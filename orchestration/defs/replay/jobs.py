@@ -1,7 +1,7 @@
 """The `replay_dead_letters` job: replay selected dead letters through the current transform (`kdp replay`'s
-twin, the same `streaming.replay` code), launchable from the UI with typed config.
+twin, the same `streaming.replay.run` code), launchable from the UI with typed config.
 
-Config (op `replay_dead_letters_op`): the selection, as `kdp replay`'s flags say it (`streaming.replay_request`):
+Config (op `replay_dead_letters_op`): the selection, as `kdp replay`'s flags say it (`streaming.replay.request`):
 reasons, source partitions, source offsets `START-END`, a failure-time window (ISO 8601, epoch milliseconds, or
 a duration before now such as `2h`), a limit per run, the maximum number of replays; and `dry_run`. Like the
 CLI, a launch only counts unless told otherwise: `dry_run: false` replays.
@@ -19,7 +19,7 @@ import dagster as dg
 
 from orchestration.defs.refusals import refusals_fail_the_run
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings, push_metadata
-from streaming.replay_selection import DEFAULT_MAX_REPLAYS, ReplayError
+from streaming.replay.selection import DEFAULT_MAX_REPLAYS, ReplayError
 from streaming.settings import Settings
 
 AREA_TAGS = {"kdp/area": "replay"}
@@ -61,10 +61,10 @@ def replay_dead_letters_op(
 
 
 def _replay(context: dg.OpExecutionContext, config: ReplayConfig, settings: Settings, now_ms: int) -> dict:
-    from streaming.metrics import ConverterMetrics
-    from streaming.metrics_push import MetricsPusher
-    from streaming.replay import execute_replay, preview_replay, replay_instance
-    from streaming.replay_request import selection_from_text
+    from streaming.observe.metrics import ConverterMetrics
+    from streaming.observe.metrics_push import MetricsPusher
+    from streaming.replay.request import selection_from_text
+    from streaming.replay.run import execute_replay, preview_replay, replay_instance
 
     try:
         selection = selection_from_text(

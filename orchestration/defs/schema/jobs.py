@@ -16,7 +16,7 @@ from orchestration.schema import workflow
 from orchestration.schema.contract import Contract, ContractError, load_contract
 from orchestration.schema.preview import DEFAULT_LAST, PreviewError
 from orchestration.schema.registry import SchemaIncompatibleError
-from streaming.pipeline import PROCESSED_SCHEMA
+from streaming.loop.pipeline import PROCESSED_SCHEMA
 from streaming.schema_registry import RegistryUnavailableError
 from streaming.settings import Settings
 
