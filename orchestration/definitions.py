@@ -1,27 +1,30 @@
-"""The one `Definitions` of the control plane, assembled from the areas under `orchestration/defs/`.
+"""The one `Definitions` of the control plane: everything under `orchestration/defs/`, found the `dg` way.
 
-Each area (`defs/<area>/__init__.py`) exposes its own `defs`; this module merges them and binds the
-resources every area shares to the `KDP_*` variables of `streaming/settings.py` through `dg.EnvVar`
-(`orchestration.defs.resources.environment_bound`): loading checks which variables are set, uses none of their
-values, and opens no connection. Dagster resolves the values when a run or a tick starts.
+`dg.load_from_defs_folder` imports every module of `orchestration/defs/` and collects the Dagster objects it
+finds there (assets, checks, jobs, sensors, schedules), so a file made with `dg scaffold defs` is loaded without
+being listed anywhere. The project it loads is described by `orchestration/dg.toml`, which ships in the package:
+an installed wheel loads the same definitions as a checkout.
+
+The resources every area shares are bound here to the `KDP_*` variables of `streaming/settings.py` through
+`dg.EnvVar` (`orchestration.defs.resources.environment_bound`): loading checks which variables are set, uses
+none of their values, and opens no connection. Dagster resolves the values when a run or a tick starts.
 """
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
-from orchestration.defs import conversion, insights, provisioning, reassignment, replay, schema
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 
-defs = dg.Definitions.merge(
-    provisioning.defs,
-    conversion.defs,
-    insights.defs,
-    reassignment.defs,
-    replay.defs,
-    schema.defs,
-    dg.Definitions(
-        resources={
-            "kafka": environment_bound(KafkaResource),
-            "registry": environment_bound(SchemaRegistryResource),
-        }
-    ),
-)
+
+def control_plane(resources: Mapping[str, Any]) -> dg.Definitions:
+    """Every definition of `orchestration/defs/`, with `resources` (the keys `kafka` and `registry`: a
+    `KafkaResource` and a `SchemaRegistryResource`) bound to them."""
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent), dg.Definitions(resources=resources)
+    )
+
+
+defs = control_plane({"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)})

@@ -31,7 +31,7 @@ from registry_io import register_output_schema
 from scenario_settings import scenario_settings
 
 from kdp.devstack.stack import StackInfo
-from orchestration.defs.insights import defs as insights_defs
+from orchestration.definitions import control_plane
 from orchestration.defs.insights.assets import HOURLY, PROCESSED_DATA, hourly_insights
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.insights import store
@@ -424,7 +424,7 @@ def test_scheduled_job_runs_the_freshness_check_which_fails_on_stale_data_and_pa
     writer = Writer(stack, topics)
     writer.records([topics.start_ms + i * MINUTE_MS for i in range(5)])  # newest record about 2 hours old
     partition_key, _, _ = hour_three_hours_ago()
-    full = dg.Definitions.merge(insights_defs, dg.Definitions(resources=resources(stack)))
+    full = control_plane(resources(stack))
     job = full.resolve_job_def("insights_hourly")
 
     with dg.instance_for_test() as instance:

@@ -32,9 +32,8 @@ from secure_stack import QUIET, as_principal, principal_variables, provision_as_
 
 from kdp.devstack.principals import NAMES
 from kdp.devstack.stack import StackInfo
-from orchestration.definitions import defs
+from orchestration.definitions import control_plane, defs
 from orchestration.defs.conversion.sensors import conversion_sensor
-from orchestration.defs.insights import defs as insights_defs
 from orchestration.defs.reassignment.jobs import execute_partition_reassignment, plan_partition_reassignment
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from streaming import topics
@@ -219,7 +218,7 @@ def test_insights_run_as_insights(secure_stack: StackInfo, tmp_path: Path) -> No
 
     with as_principal(secure_stack, "insights", KDP_INSIGHTS_DB=str(tmp_path / "insights.duckdb")):
         resources = {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
-        definitions = dg.Definitions.merge(insights_defs, dg.Definitions(resources=resources))
+        definitions = control_plane(resources)
         job = definitions.resolve_job_def("insights_hourly")
         result = job.execute_in_process(partition_key=hour, instance=dg.DagsterInstance.ephemeral())
 

@@ -38,9 +38,9 @@ from secure_stack import QUIET, settings_of
 from kdp.devstack import certificates, cli, security
 from kdp.devstack.config import StackConfig
 from kdp.devstack.stack import LocalStack, StackInfo
+from orchestration.conversion.offsets import active_members, read_offsets
 from orchestration.definitions import defs
 from orchestration.defs.conversion.jobs import run_config_for
-from orchestration.defs.conversion.offsets import active_members, read_offsets
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.reassignment.executor import (
     BROKER_RATE_KEYS,

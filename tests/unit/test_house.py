@@ -108,3 +108,31 @@ def test_every_room_of_the_data_plane_is_listed_and_small() -> None:
 def test_no_top_level_package_shadows_a_well_known_one() -> None:
     assert not (ROOT / "localstack").exists()
     assert (ROOT / "kdp" / "devstack" / "__init__.py").is_file()
+
+
+def imports_dagster(path: Path) -> bool:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return any(
+        (isinstance(node, ast.Import) and any(alias.name.split(".")[0] == "dagster" for alias in node.names))
+        or (isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "dagster")
+        for node in ast.walk(tree)
+    )
+
+
+def test_dagster_is_imported_only_by_the_definitions() -> None:
+    """The control plane's Dagster definitions live under `orchestration/defs/<area>/` (loaded the `dg` way);
+    each area's plain logic lives in `orchestration/<area>/` and never imports Dagster, so it can be used and
+    tested on its own."""
+    defs = ROOT / "orchestration" / "defs"
+    plain_with_dagster = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "orchestration").rglob("*.py")
+        if not path.is_relative_to(defs) and path.name != "definitions.py" and imports_dagster(path)
+    ]
+    definitions_without_dagster = [
+        str(path.relative_to(ROOT))
+        for path in defs.rglob("*.py")
+        if path.name != "__init__.py" and not imports_dagster(path)
+    ]
+    assert plain_with_dagster == []
+    assert definitions_without_dagster == []

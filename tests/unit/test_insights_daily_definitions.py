@@ -7,7 +7,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from orchestration.defs.insights import defs
+from orchestration.definitions import control_plane
 from orchestration.defs.insights.assets import HOURLY
 from orchestration.defs.insights.daily_report import DAILY, daily_insights_report
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
@@ -29,11 +29,8 @@ HOURLY_ASSETS = {
 
 
 def full_defs() -> dg.Definitions:
-    return dg.Definitions.merge(
-        defs,
-        dg.Definitions(
-            resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
-        ),
+    return control_plane(
+        {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
     )
 
 

@@ -4,17 +4,15 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
-from orchestration.defs import conversion
-from orchestration.defs.insights import defs
+from orchestration.definitions import control_plane
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
 from orchestration.insights.placement import DEFAULT_SLACK_MS, LOG_ORDER_MARGIN_MS, MINUTE_MS
 
 
 def full_defs() -> dg.Definitions:
-    resources = dg.Definitions(
-        resources={"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
+    return control_plane(
+        {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
     )
-    return dg.Definitions.merge(defs, conversion.defs, resources)
 
 
 def test_definitions_load_with_the_top_level_resource_keys() -> None:
@@ -40,6 +38,7 @@ def test_insight_assets_depend_on_processed_data_and_carry_their_checks() -> Non
         ("login_window", "counts_consistent_with_offsets"),
         ("dead_letter_rate", "dead_letter_rate_below_threshold"),
         ("processed_data", "newest_record_is_recent"),
+        ("processed_data", "output_schema_matches_repository"),  # the schema area's drift check
         ("daily_insights_report", "report_covers_all_24_hours"),
     }
 

@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from orchestration.defs.conversion.pending import pending_ranges, total_lag
+from orchestration.conversion.pending import pending_ranges, total_lag
 from streaming.offset_ranges import OffsetRange, split_range
 
 

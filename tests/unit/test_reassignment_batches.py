@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from orchestration.defs.reassignment.plan_report import broker_table, bytes_chart_png
 from orchestration.reassignment.batches import batches, copy_seconds, execution_order, gains
-from orchestration.reassignment.plan_report import broker_table, bytes_chart_png
 from orchestration.reassignment.planner import plan_from_proposal, plan_reassignment
 
 GB = 10**9

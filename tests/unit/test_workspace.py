@@ -48,6 +48,15 @@ def test_workspace_names_the_location_of_tool_dg():
     }
 
 
+def test_the_packaged_dg_project_is_the_one_of_tool_dg():
+    """`orchestration/dg.toml` (read by `dg.load_from_defs_folder`, shipped in the wheel) and [tool.dg] (read by
+    the `dg` command line in a checkout) describe one project."""
+    dg = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["dg"]["project"]
+    packaged = tomllib.loads((ROOT / "orchestration" / "dg.toml").read_text(encoding="utf-8"))["project"]
+    assert packaged == {key: dg[key] for key in ("root_module", "code_location_target_module", "code_location_name")}
+    assert dg.get("defs_module", f"{dg['root_module']}.defs") == "orchestration.defs"
+
+
 def test_containers_load_the_repository_workspace():
     commands = dagster_commands()
     assert set(commands) == {

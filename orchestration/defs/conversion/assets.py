@@ -18,7 +18,7 @@ No `from __future__ import annotations`: Dagster reads the config and resource a
 
 import dagster as dg
 
-from orchestration.defs.conversion.offsets import active_members
+from orchestration.conversion.offsets import active_members
 from orchestration.defs.refusals import refusals_fail_the_run
 from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings, push_metadata
 from streaming.conversion.encoding import WireFormatEncoder

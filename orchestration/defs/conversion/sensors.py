@@ -19,9 +19,9 @@ import time
 
 import dagster as dg
 
+from orchestration.conversion.offsets import TopicMissing, active_members, read_offsets
+from orchestration.conversion.pending import pending_ranges, total_lag
 from orchestration.defs.conversion.jobs import convert_ranges, run_config_for
-from orchestration.defs.conversion.offsets import TopicMissing, active_members, read_offsets
-from orchestration.defs.conversion.pending import pending_ranges, total_lag
 from orchestration.defs.resources import KafkaResource
 
 MAX_RANGE = 200_000

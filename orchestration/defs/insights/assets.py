@@ -49,32 +49,46 @@ PROCESSED_DATA = "processed_data"
 """The upstream of every insight, owned by the conversion area; named by key so the areas stay independent."""
 
 
-def _spec(name: str, description: str, deps: Sequence[dg.AssetSpec | str]) -> dg.AssetSpec:
-    return dg.AssetSpec(name, description=description, deps=deps, group_name=GROUP, kinds={"duckdb"})
+LOGIN_WINDOW = dg.AssetKey("login_window")
+DEVICE_TYPE_DISTRIBUTION = dg.AssetKey("device_type_distribution")
+TOP_LOCALES = dg.AssetKey("top_locales")
+APP_VERSION_ADOPTION = dg.AssetKey("app_version_adoption")
+UNIQUE_USERS_DEVICES = dg.AssetKey("unique_users_devices")
+EVENTS_PER_MINUTE = dg.AssetKey("events_per_minute")
+DEAD_LETTER_RATE = dg.AssetKey("dead_letter_rate")
 
 
-LOGIN_WINDOW = _spec(
-    "login_window",
-    "Totals of the hour's logins (by event time) and dead letters (by failure time), the late records that "
-    "arrived in the hour (events whose own hour had closed), and the offsets read per partition to count them.",
-    [PROCESSED_DATA],
-)
-DEVICE_TYPE_DISTRIBUTION = _spec("device_type_distribution", "Logins per device type.", [LOGIN_WINDOW])
-TOP_LOCALES = _spec("top_locales", "The locales with the most logins.", [LOGIN_WINDOW])
-APP_VERSION_ADOPTION = _spec(
-    "app_version_adoption",
-    "Logins per app version, and devices on each version at their latest login.",
-    [LOGIN_WINDOW],
-)
-UNIQUE_USERS_DEVICES = _spec(
-    "unique_users_devices",
-    "Distinct users and devices that logged in: exact up to 131,072 each, estimated beyond (about 0.4 % error).",
-    [LOGIN_WINDOW],
-)
-EVENTS_PER_MINUTE = _spec(
-    "events_per_minute", "Logins per minute of event time, quiet minutes included.", [LOGIN_WINDOW]
-)
-DEAD_LETTER_RATE = _spec("dead_letter_rate", "Dead letters of the hour, by reason, and their share.", [LOGIN_WINDOW])
+def _hourly_specs() -> list[dg.AssetSpec]:
+    """The specs of `hourly_insights`, made where they are used: an `AssetSpec` at module level would be
+    loaded as an asset of its own beside the multi-asset (the definitions are loaded from the `defs` folder)."""
+
+    def spec(key: dg.AssetKey, description: str, deps: Sequence[dg.AssetKey | str]) -> dg.AssetSpec:
+        return dg.AssetSpec(key, description=description, deps=deps, group_name=GROUP, kinds={"duckdb"})
+
+    return [
+        spec(
+            LOGIN_WINDOW,
+            "Totals of the hour's logins (by event time) and dead letters (by failure time), the late records "
+            "that arrived in the hour (events whose own hour had closed), and the offsets read per partition to "
+            "count them.",
+            [PROCESSED_DATA],
+        ),
+        spec(DEVICE_TYPE_DISTRIBUTION, "Logins per device type.", [LOGIN_WINDOW]),
+        spec(TOP_LOCALES, "The locales with the most logins.", [LOGIN_WINDOW]),
+        spec(
+            APP_VERSION_ADOPTION,
+            "Logins per app version, and devices on each version at their latest login.",
+            [LOGIN_WINDOW],
+        ),
+        spec(
+            UNIQUE_USERS_DEVICES,
+            "Distinct users and devices that logged in: exact up to 131,072 each, estimated beyond (about 0.4 % "
+            "error).",
+            [LOGIN_WINDOW],
+        ),
+        spec(EVENTS_PER_MINUTE, "Logins per minute of event time, quiet minutes included.", [LOGIN_WINDOW]),
+        spec(DEAD_LETTER_RATE, "Dead letters of the hour, by reason, and their share.", [LOGIN_WINDOW]),
+    ]
 
 
 class InsightsConfig(dg.Config):
@@ -88,15 +102,7 @@ class InsightsConfig(dg.Config):
 
 
 @dg.multi_asset(
-    specs=[
-        LOGIN_WINDOW,
-        DEVICE_TYPE_DISTRIBUTION,
-        TOP_LOCALES,
-        APP_VERSION_ADOPTION,
-        UNIQUE_USERS_DEVICES,
-        EVENTS_PER_MINUTE,
-        DEAD_LETTER_RATE,
-    ],
+    specs=_hourly_specs(),
     check_specs=[COUNTS_CONSISTENT, DEAD_LETTER_RATE_BELOW_THRESHOLD],
     partitions_def=HOURLY,
     can_subset=False,
@@ -129,9 +135,9 @@ def hourly_insights(
     )
     chart_md = dg.MetadataValue.md(charts.markdown_image(chart, f"logins {context.partition_key}"))
 
-    yield dg.MaterializeResult(asset_key=LOGIN_WINDOW.key, metadata=_login_window_metadata(scan, database, chart))
+    yield dg.MaterializeResult(asset_key=LOGIN_WINDOW, metadata=_login_window_metadata(scan, database, chart))
     yield dg.MaterializeResult(
-        asset_key=DEVICE_TYPE_DISTRIBUTION.key,
+        asset_key=DEVICE_TYPE_DISTRIBUTION,
         metadata={
             "device_types": dg.MetadataValue.int(len(devices)),
             "distribution": dg.MetadataValue.md(_shares_table("device type", devices)),
@@ -139,7 +145,7 @@ def hourly_insights(
     )
     locales = aggregates.top_locales(tally, config.top_locales)
     yield dg.MaterializeResult(
-        asset_key=TOP_LOCALES.key,
+        asset_key=TOP_LOCALES,
         metadata={
             "locales_seen": dg.MetadataValue.int(len(tally.locales)),
             "top_locales": dg.MetadataValue.md(_shares_table("locale", locales)),
@@ -147,7 +153,7 @@ def hourly_insights(
     )
     adoption = aggregates.app_version_adoption(tally)
     yield dg.MaterializeResult(
-        asset_key=APP_VERSION_ADOPTION.key,
+        asset_key=APP_VERSION_ADOPTION,
         metadata={
             "versions": dg.MetadataValue.int(len(adoption)),
             "adoption": dg.MetadataValue.md(
@@ -160,7 +166,7 @@ def hourly_insights(
     )
     uniques = aggregates.unique_users_devices(tally)
     yield dg.MaterializeResult(
-        asset_key=UNIQUE_USERS_DEVICES.key,
+        asset_key=UNIQUE_USERS_DEVICES,
         metadata={
             "unique_users": dg.MetadataValue.int(uniques.users),
             "unique_devices": dg.MetadataValue.int(uniques.devices),
@@ -170,7 +176,7 @@ def hourly_insights(
     )
     busiest = max(minutes, key=lambda m: m.count)
     yield dg.MaterializeResult(
-        asset_key=EVENTS_PER_MINUTE.key,
+        asset_key=EVENTS_PER_MINUTE,
         metadata={
             "peak_per_minute": dg.MetadataValue.int(busiest.count),
             "peak_minute": dg.MetadataValue.timestamp(busiest.minute_start_ms / 1000),
@@ -181,7 +187,7 @@ def hourly_insights(
     )
     rate = aggregates.dead_letter_rate(tally)
     yield dg.MaterializeResult(
-        asset_key=DEAD_LETTER_RATE.key,
+        asset_key=DEAD_LETTER_RATE,
         metadata={
             "dead_letters": dg.MetadataValue.int(rate.dead_letters),
             "dead_letter_rate": dg.MetadataValue.float(rate.rate),

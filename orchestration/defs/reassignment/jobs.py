@@ -23,6 +23,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from orchestration.defs.reassignment.plan_report import broker_table, bytes_chart_markdown
 from orchestration.defs.resources import KafkaResource
 from orchestration.reassignment import plan_from_proposal, plan_reassignment
 from orchestration.reassignment.batches import batches, copy_seconds
@@ -35,7 +36,6 @@ from orchestration.reassignment.cluster_load import (
 from orchestration.reassignment.cluster_state import ClusterState, read_cluster_state
 from orchestration.reassignment.executor import PartitionStatus, execute, kafka_python_admin, verify
 from orchestration.reassignment.plan_json import parse_reassignment_json
-from orchestration.reassignment.plan_report import broker_table, bytes_chart_markdown
 from orchestration.reassignment.planner import Plan
 
 GB = 10**9
