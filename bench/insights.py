@@ -286,10 +286,19 @@ def materialize_hour(start_ms: int) -> dict[str, Any]:
     import dagster as dg
 
     from orchestration.defs.insights.assets import PROCESSED_DATA, hourly_insights
-    from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
+    from orchestration.defs.resources import (
+        InsightsStorageResource,
+        KafkaResource,
+        SchemaRegistryResource,
+        environment_bound,
+    )
 
     # Bound to this process's KDP_* variables (the run's topics), as the project's definitions bind them.
-    resources = {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
+    resources = {
+        "kafka": environment_bound(KafkaResource),
+        "registry": environment_bound(SchemaRegistryResource),
+        "insights_storage": environment_bound(InsightsStorageResource),
+    }
     with dg.instance_for_test() as instance:
         wall = time.monotonic()
         result = dg.materialize(

@@ -16,14 +16,21 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
+from orchestration.defs.resources import (
+    InsightsStorageResource,
+    KafkaResource,
+    SchemaRegistryResource,
+    environment_bound,
+)
 
 
 def control_plane(resources: Mapping[str, Any]) -> dg.Definitions:
-    """Every definition of `orchestration/defs/`, with `resources` (the keys `kafka` and `registry`: a
-    `KafkaResource` and a `SchemaRegistryResource`) bound to them."""
+    """Every definition of `orchestration/defs/`, with `resources` bound to them: the keys `kafka` and
+    `registry` (a `KafkaResource` and a `SchemaRegistryResource`), and `insights_storage` (an
+    `InsightsStorageResource`; bound to the environment when not given)."""
     return dg.Definitions.merge(
-        dg.load_from_defs_folder(path_within_project=Path(__file__).parent), dg.Definitions(resources=resources)
+        dg.load_from_defs_folder(path_within_project=Path(__file__).parent),
+        dg.Definitions(resources={"insights_storage": environment_bound(InsightsStorageResource), **resources}),
     )
 
 

@@ -1,4 +1,5 @@
-"""Every setting of the data plane, read from the environment in one place and validated.
+"""Every `KDP_*` setting, read from the environment in one place and validated: the data plane's, and the
+two paths where the control plane keeps its insights (used by `orchestration.defs.resources`).
 
 Contract: `Settings.from_env()` either returns a complete, consistent `Settings` or raises
 `SettingsError` naming the offending environment variable and what it accepts. Nothing else in
@@ -47,6 +48,8 @@ ENV_NAMES: dict[str, str] = {
     "KDP_FAST_PATH": "fast_path",
     "KDP_PUSHGATEWAY_URL": "pushgateway_url",
     "KDP_STATISTICS_FILE": "statistics_file",
+    "KDP_INSIGHTS_DB": "insights_db",
+    "KDP_INSIGHTS_REPORTS": "insights_reports",
 }
 
 #: Units of a duration setting such as `KDP_MAX_EVENT_AGE`, in milliseconds.
@@ -119,6 +122,13 @@ class Settings:
     statistics_file: str | None = None
     """`kdp stream` appends its Kafka clients' librdkafka statistics to this file when set, a line every 5 s per
     client (see streaming.observe.client_statistics): for a diagnosis such as the soak's, not for production."""
+
+    insights_db: str | None = None
+    """The DuckDB file the hourly insights are kept in (control plane); unset: `insights/insights.duckdb` under
+    the Dagster instance's storage directory (`orchestration.insights.store.database_path`)."""
+    insights_reports: str | None = None
+    """The folder the daily insight reports are written to; unset: `reports/` beside the insights database
+    (`orchestration.insights.report_files.reports_directory`)."""
 
     @property
     def native_fast_path(self) -> bool:

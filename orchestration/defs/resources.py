@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dagster as dg
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.schema_registry import SchemaRegistryClient
 
+from orchestration.insights import report_files, store
 from streaming.observe.metrics_push import MetricsPusher
 from streaming.settings import ENV_NAMES, Settings
 
@@ -74,6 +76,19 @@ class SchemaRegistryResource(dg.ConfigurableResource):
 
     def client(self) -> SchemaRegistryClient:
         return SchemaRegistryClient(self.settings().registry_config())
+
+
+class InsightsStorageResource(dg.ConfigurableResource):
+    """Where the insights keep their database and daily reports. None: under the Dagster instance's storage."""
+
+    insights_db: str | None = None
+    insights_reports: str | None = None
+
+    def database(self, context: dg.AssetExecutionContext) -> Path:
+        return store.database_path(context.instance.storage_directory(), self.insights_db)
+
+    def reports(self, database: Path) -> Path:
+        return report_files.reports_directory(database, self.insights_reports)
 
 
 def environment_bound(resource: type[R]) -> R:

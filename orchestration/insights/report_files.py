@@ -1,4 +1,4 @@
-"""Where the daily reports are written: `$KDP_INSIGHTS_REPORTS` when set, else `reports/` beside the
+"""Where the daily reports are written: `KDP_INSIGHTS_REPORTS` when set, else `reports/` beside the
 insights database (so under the Dagster instance's storage directory by default, see `insights.store`).
 
 Each day is one `<day>.html` and one `<day>.md`, replaced when the day is reported again. A file is written
@@ -8,15 +8,12 @@ half a report.
 
 from __future__ import annotations
 
-import os
 from datetime import date
 from pathlib import Path
 
-ENV_REPORTS = "KDP_INSIGHTS_REPORTS"
 
-
-def reports_directory(database: Path) -> Path:
-    explicit = os.environ.get(ENV_REPORTS)
+def reports_directory(database: Path, explicit: str | None = None) -> Path:
+    """`explicit` (KDP_INSIGHTS_REPORTS) when given, else `reports/` beside `database`."""
     return Path(explicit) if explicit else database.parent / "reports"
 
 

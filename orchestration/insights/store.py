@@ -32,7 +32,6 @@ import duckdb
 from orchestration.insights import aggregates, distinct_counts
 from orchestration.insights.window_reader import WindowScan
 
-ENV_DB = "KDP_INSIGHTS_DB"
 LOCK_WAIT_S = 60.0
 
 SCHEMA = """
@@ -71,8 +70,8 @@ TABLES = (
 )
 
 
-def database_path(storage_directory: str | os.PathLike[str]) -> Path:
-    explicit = os.environ.get(ENV_DB)
+def database_path(storage_directory: str | os.PathLike[str], explicit: str | None = None) -> Path:
+    """`explicit` (KDP_INSIGHTS_DB) when given, else `insights/insights.duckdb` under `storage_directory`."""
     return Path(explicit) if explicit else Path(storage_directory) / "insights" / "insights.duckdb"
 
 

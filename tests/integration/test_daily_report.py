@@ -28,8 +28,13 @@ from kafka_io import create_topics
 from kdp.devstack.stack import StackInfo
 from orchestration.defs.insights.assets import PROCESSED_DATA, hourly_insights
 from orchestration.defs.insights.daily_report import daily_insights_report
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
-from orchestration.insights import report, report_files, rollup, store
+from orchestration.defs.resources import (
+    InsightsStorageResource,
+    KafkaResource,
+    SchemaRegistryResource,
+    environment_bound,
+)
+from orchestration.insights import report, rollup, store
 from streaming.delivery.dead_letter import dead_letter_headers
 from streaming.records import Rejection
 from streaming.topics import value_subject
@@ -120,8 +125,8 @@ def topics(stack: StackInfo, topic_name: str, monkeypatch: pytest.MonkeyPatch, t
     create_topics(stack.bootstrap, [processed, dead], partitions=3, **{"retention.ms": "-1"})
     monkeypatch.setenv("KDP_OUTPUT_TOPIC", processed)
     monkeypatch.setenv("KDP_DLQ_TOPIC", dead)
-    monkeypatch.setenv(store.ENV_DB, str(tmp_path / "insights" / "insights.duckdb"))
-    monkeypatch.delenv(report_files.ENV_REPORTS, raising=False)
+    monkeypatch.setenv("KDP_INSIGHTS_DB", str(tmp_path / "insights" / "insights.duckdb"))
+    monkeypatch.delenv("KDP_INSIGHTS_REPORTS", raising=False)
     yield Writer(stack, processed, dead)
 
 
@@ -144,7 +149,11 @@ def test_daily_report_from_real_hourly_insights_has_every_section_and_names_the_
 
     hours = [(last_week, 9), (previous, 9), (day, 2), (day, 9), (day, 15)]
     # Bound to the KDP_* variables (the stack's, and this test's topics), as the project's definitions bind them.
-    resources = {"kafka": environment_bound(KafkaResource), "registry": environment_bound(SchemaRegistryResource)}
+    resources = {
+        "kafka": environment_bound(KafkaResource),
+        "registry": environment_bound(SchemaRegistryResource),
+        "insights_storage": environment_bound(InsightsStorageResource),
+    }
     with dg.instance_for_test() as instance:
         for hour_day, hour in hours:
             hourly = dg.materialize(
@@ -154,7 +163,12 @@ def test_daily_report_from_real_hourly_insights_has_every_section_and_names_the_
                 instance=instance,
             )
             assert hourly.success
-        result = dg.materialize([daily_insights_report], partition_key=day.isoformat(), instance=instance)
+        result = dg.materialize(
+            [daily_insights_report],
+            partition_key=day.isoformat(),
+            resources={"insights_storage": resources["insights_storage"]},
+            instance=instance,
+        )
     assert result.success
 
     [event] = result.get_asset_materialization_events()

@@ -12,6 +12,7 @@ the slack and after it (the next hour's late ones), and records processed past t
 from __future__ import annotations
 
 import json
+import os
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -33,7 +34,12 @@ from scenario_settings import scenario_settings
 from kdp.devstack.stack import StackInfo
 from orchestration.definitions import control_plane
 from orchestration.defs.insights.assets import HOURLY, PROCESSED_DATA, hourly_insights
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
+from orchestration.defs.resources import (
+    InsightsStorageResource,
+    KafkaResource,
+    SchemaRegistryResource,
+    environment_bound,
+)
 from orchestration.insights import store
 from orchestration.insights.aggregates import epoch_ms
 from orchestration.insights.placement import HOUR_MS, Window
@@ -177,7 +183,7 @@ def window_topics(
     create_topics(stack.bootstrap, [topics.processed, topics.dead_letters], partitions=3, **{"retention.ms": "-1"})
     monkeypatch.setenv("KDP_OUTPUT_TOPIC", topics.processed)
     monkeypatch.setenv("KDP_DLQ_TOPIC", topics.dead_letters)
-    monkeypatch.setenv(store.ENV_DB, str(tmp_path / "insights.duckdb"))
+    monkeypatch.setenv("KDP_INSIGHTS_DB", str(tmp_path / "insights.duckdb"))
     yield topics
 
 
@@ -185,6 +191,7 @@ def resources(stack: StackInfo) -> dict[str, object]:
     return {
         "kafka": environment_bound(KafkaResource),
         "registry": environment_bound(SchemaRegistryResource),
+        "insights_storage": environment_bound(InsightsStorageResource),
     }
 
 
@@ -301,7 +308,7 @@ def test_hour_counts_equal_an_independent_count_and_checks_pass(stack: StackInfo
     assert uniques["unique_devices"] == len({r["device_id"] for r in expected if r["device_id"]})
     assert metadata_of(result, "dead_letter_rate")["dead_letter_rate"] == pytest.approx(3 / (3 + len(expected)))
 
-    database = Path(store.database_path("unused"))
+    database = Path(os.environ["KDP_INSIGHTS_DB"])  # set by the fixture
     device_rows = store.fetch(
         database, "SELECT device_type, records FROM device_types WHERE partition_key = ?", [partition_key]
     )

@@ -10,8 +10,13 @@ import pytest
 from orchestration.definitions import control_plane
 from orchestration.defs.insights.assets import HOURLY
 from orchestration.defs.insights.daily_report import DAILY, daily_insights_report
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, environment_bound
-from orchestration.insights import report, report_files, rollup, store
+from orchestration.defs.resources import (
+    InsightsStorageResource,
+    KafkaResource,
+    SchemaRegistryResource,
+    environment_bound,
+)
+from orchestration.insights import report, rollup, store
 from orchestration.insights.aggregates import MINUTE_MS, WindowTally
 from orchestration.insights.window_reader import PartitionScan, WindowScan
 from streaming.offset_ranges import OffsetRange
@@ -91,7 +96,12 @@ def save_hours(database: Path, day: date, hours: range) -> None:
 
 def materialize_day(day: date) -> tuple[dict[str, object], dg.AssetCheckEvaluation]:
     with dg.instance_for_test() as instance:
-        result = dg.materialize([daily_insights_report], partition_key=day.isoformat(), instance=instance)
+        result = dg.materialize(
+            [daily_insights_report],
+            partition_key=day.isoformat(),
+            resources={"insights_storage": environment_bound(InsightsStorageResource)},
+            instance=instance,
+        )
     assert result.success
     [event] = result.get_asset_materialization_events()
     assert event.materialization is not None
@@ -103,8 +113,8 @@ def materialize_day(day: date) -> tuple[dict[str, object], dg.AssetCheckEvaluati
 @pytest.fixture
 def database(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     path = tmp_path / "insights" / "insights.duckdb"
-    monkeypatch.setenv(store.ENV_DB, str(path))
-    monkeypatch.delenv(report_files.ENV_REPORTS, raising=False)
+    monkeypatch.setenv("KDP_INSIGHTS_DB", str(path))
+    monkeypatch.delenv("KDP_INSIGHTS_REPORTS", raising=False)
     return path
 
 

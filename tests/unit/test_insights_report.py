@@ -6,7 +6,6 @@ from dataclasses import replace
 from datetime import date, datetime
 from pathlib import Path
 
-import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -170,14 +169,10 @@ def test_any_value_from_the_data_is_escaped_in_html_and_cannot_break_a_markdown_
     assert len(re.findall(r"(?<!\\)\|", locale_row)) == 8  # 7 cells: no unescaped pipe from the value
 
 
-def test_report_files_replace_the_days_files_under_the_reports_folder(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(report_files.ENV_REPORTS, raising=False)
+def test_report_files_replace_the_days_files_under_the_reports_folder(tmp_path: Path) -> None:
     database = tmp_path / "insights" / "insights.duckdb"
     assert report_files.reports_directory(database) == tmp_path / "insights" / "reports"
-    monkeypatch.setenv(report_files.ENV_REPORTS, str(tmp_path / "out"))
-    directory = report_files.reports_directory(database)
+    directory = report_files.reports_directory(database, str(tmp_path / "out"))
     report_files.write_report(directory, DAY, "<p>old</p>", "old")
     html_path, md_path = report_files.write_report(directory, DAY, "<p>new</p>", "new")
     assert (html_path.name, md_path.name) == ("2026-11-25.html", "2026-11-25.md")

@@ -35,13 +35,9 @@ def scan_of(start_ms: int, device_types: list[str]) -> WindowScan:
     return WindowScan(tally, [part], [PartitionScan(OffsetRange("dlq", 0, 0, 1), 1, 1, 0)])
 
 
-def test_database_path_defaults_under_the_instance_storage_and_obeys_the_environment(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(store.ENV_DB, raising=False)
+def test_database_path_defaults_under_the_instance_storage_unless_given(tmp_path: Path) -> None:
     assert store.database_path(tmp_path) == tmp_path / "insights" / "insights.duckdb"
-    monkeypatch.setenv(store.ENV_DB, str(tmp_path / "elsewhere.duckdb"))
-    assert store.database_path(tmp_path) == tmp_path / "elsewhere.duckdb"
+    assert store.database_path(tmp_path, str(tmp_path / "elsewhere.duckdb")) == tmp_path / "elsewhere.duckdb"
 
 
 def test_rematerializing_an_hour_replaces_its_rows_and_keeps_other_hours(tmp_path: Path) -> None:

@@ -36,7 +36,12 @@ from orchestration.defs.insights.checks import (
     counts_consistency,
     dead_letter_rate_check,
 )
-from orchestration.defs.resources import KafkaResource, SchemaRegistryResource, pipeline_settings
+from orchestration.defs.resources import (
+    InsightsStorageResource,
+    KafkaResource,
+    SchemaRegistryResource,
+    pipeline_settings,
+)
 from orchestration.insights import aggregates, charts, store
 from orchestration.insights.aggregates import MINUTE_MS
 from orchestration.insights.placement import DEFAULT_SLACK_MS
@@ -112,6 +117,7 @@ def hourly_insights(
     config: InsightsConfig,
     kafka: KafkaResource,
     registry: SchemaRegistryResource,
+    insights_storage: InsightsStorageResource,
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     window = context.partition_time_window
     start_ms, end_ms = int(window.start.timestamp() * 1000), int(window.end.timestamp() * 1000)
@@ -123,7 +129,7 @@ def hourly_insights(
         f"{tally.dead_letter_total} dead letters, {scan.scanned} records read from {settings.output_topic}"
     )
 
-    database = store.database_path(context.instance.storage_directory())
+    database = insights_storage.database(context)
     store.save_window(database, context.partition_key, scan, int(time.time() * 1000))
     minutes = aggregates.events_per_minute(tally)
     devices = aggregates.device_type_distribution(tally)

@@ -36,7 +36,8 @@ from orchestration.defs.insights.assets import (
     TOP_LOCALES,
     UNIQUE_USERS_DEVICES,
 )
-from orchestration.insights import report, report_files, report_render, rollup, store
+from orchestration.defs.resources import InsightsStorageResource
+from orchestration.insights import report, report_files, report_render, rollup
 from orchestration.insights.daily_charts import draw_daily_charts
 
 REPORT_GROUP = "insight_reports"
@@ -80,16 +81,16 @@ class DailyReportConfig(dg.Config):
     freshness_policy=REPORT_DEADLINE,
 )
 def daily_insights_report(
-    context: dg.AssetExecutionContext, config: DailyReportConfig
+    context: dg.AssetExecutionContext, config: DailyReportConfig, insights_storage: InsightsStorageResource
 ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
     day = context.partition_time_window.start.date()
-    database = store.database_path(context.instance.storage_directory())
+    database = insights_storage.database(context)
     today, previous, last_week = rollup.load_days(database, [day, day - timedelta(days=1), day - timedelta(days=7)])
     daily = report.DailyReport(today, previous, last_week)
     sections = report.build_sections(daily, draw_daily_charts(daily), config.top_locales)
     footer = report.generated_line(datetime.fromtimestamp(time.time(), tz=UTC))
     html_path, md_path = report_files.write_report(
-        report_files.reports_directory(database),
+        insights_storage.reports(database),
         day,
         report_render.render_html(daily.title, sections, footer),
         report_render.render_markdown(daily.title, sections, footer),
