@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import fastavro
+import tenacity
 from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
 from confluent_kafka.schema_registry.error import SchemaRegistryError
 
@@ -129,7 +130,7 @@ def lookup_value_schema(
     return registered
 
 
-def _retryable(error: Exception) -> bool:
+def _retryable(error: BaseException) -> bool:
     if isinstance(error, SchemaRegistryError):
         return error.http_status_code >= 500 or error.http_status_code < 0
     return isinstance(error, httpx.TransportError | ConnectionError | TimeoutError)
@@ -141,27 +142,34 @@ def retrying(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> T:
-    """`action()`, retried while the registry is unreachable or failing (5xx), for up to `deadline_s`."""
+    """`action()`, retried while the registry is unreachable or failing (5xx), for up to `deadline_s`: waits of
+    0.5 s doubling up to 10 s, the last one cut to end at the deadline; then `RegistryUnavailableError`."""
     give_up_at = clock() + deadline_s
-    delay = 0.5
-    while True:
-        try:
-            return action()
-        except Exception as error:
-            if not _retryable(error):
-                raise
-            remaining = give_up_at - clock()
-            if remaining <= 0:
-                raise RegistryUnavailableError(
-                    f"the schema registry did not answer usefully within {deadline_s:g} s "
-                    f"(last error: {error}); is it running, and is KDP_REGISTRY_URL right?"
-                ) from error
-            wait = min(delay, remaining)
-            log.warning(
-                "schema registry unavailable (%s); retrying in %.1f s, giving up in %.0f s",
-                error,
-                wait,
-                remaining,
-            )
-            sleep(wait)
-            delay = min(delay * 2, 10.0)
+    back_off = tenacity.wait_exponential(multiplier=0.5, max=10.0)
+
+    def wait(state: tenacity.RetryCallState) -> float:
+        return max(0.0, min(back_off(state), give_up_at - clock()))
+
+    def warn(state: tenacity.RetryCallState) -> None:
+        log.warning(
+            "schema registry unavailable (%s); retrying in %.1f s, giving up in %.0f s",
+            state.outcome.exception() if state.outcome else None,
+            state.upcoming_sleep,
+            give_up_at - clock(),
+        )
+
+    retryer = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(_retryable),
+        wait=wait,
+        stop=lambda _: clock() >= give_up_at,
+        sleep=sleep,
+        before_sleep=warn,
+    )
+    try:
+        return retryer(action)
+    except tenacity.RetryError as gave_up:
+        error = gave_up.last_attempt.exception()
+        raise RegistryUnavailableError(
+            f"the schema registry did not answer usefully within {deadline_s:g} s "
+            f"(last error: {error}); is it running, and is KDP_REGISTRY_URL right?"
+        ) from error

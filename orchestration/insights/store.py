@@ -21,13 +21,13 @@ can count its unique users and devices, are `insights.distinct_counts`' table, w
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import tenacity
 
 from orchestration.insights import aggregates, distinct_counts
 from orchestration.insights.window_reader import WindowScan
@@ -88,15 +88,15 @@ def utc(ms: int) -> datetime:
 def connect(database: Path, wait_s: float = LOCK_WAIT_S) -> duckdb.DuckDBPyConnection:
     """Open (creating if needed) the database, waiting up to `wait_s` while another process holds it."""
     database.parent.mkdir(parents=True, exist_ok=True)
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            connection = duckdb.connect(str(database))
-            break
-        except duckdb.IOException as error:
-            if "lock" not in str(error).lower() or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    opening = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(
+            lambda error: isinstance(error, duckdb.IOException) and "lock" in str(error).lower()
+        ),
+        stop=tenacity.stop_after_delay(wait_s),
+        wait=tenacity.wait_fixed(0.5),
+        reraise=True,
+    )
+    connection = opening(duckdb.connect, str(database))
     connection.execute(SCHEMA)
     return connection
 

@@ -16,10 +16,10 @@ answering UNKNOWN_TOPIC_OR_PART for a topic the metadata already listed).
 
 from __future__ import annotations
 
-import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future
 
+import tenacity
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
@@ -86,17 +86,15 @@ def wait_until_converged(
     is raised.
     """
     names = [declaration.name for declaration in declarations]
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            plan = plan_topics(declarations, read_live_state(admin, names))
-        except ProvisioningError:
-            if time.monotonic() >= deadline:
-                raise
-        else:
-            if plan.is_empty or plan.errors or time.monotonic() >= deadline:
-                return plan  # errors do not go away by waiting
-        time.sleep(0.5)
+    polling = tenacity.Retrying(
+        # a read that fails, or a plan with work left and no errors (errors do not go away by waiting)
+        retry=tenacity.retry_if_exception_type(ProvisioningError)
+        | tenacity.retry_if_result(lambda plan: not (plan.is_empty or plan.errors)),
+        stop=tenacity.stop_after_delay(timeout),
+        wait=tenacity.wait_fixed(0.5),
+        retry_error_callback=lambda state: state.outcome.result() if state.outcome else None,
+    )
+    return polling(lambda: plan_topics(declarations, read_live_state(admin, names)))
 
 
 def _failures(futures: Mapping[str, Future], described: Mapping[str, str], timeout: float) -> list[str]:

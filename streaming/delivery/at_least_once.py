@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import time
 
+import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streaming.delivery.contract import DeliveryFailures, NewProducer, ProducerDelivery, wait_for_deliveries
@@ -98,22 +99,26 @@ class AtLeastOnce(ProducerDelivery):
         offsets = self.outstanding.everything()
         if not offsets:
             return
-        for attempt in range(1, SYNC_COMMIT_ATTEMPTS + 1):
-            try:
-                consumer.commit(offsets=offsets, asynchronous=False)
-                self.outstanding.committed_synchronously(offsets)
-                return
-            except KafkaException as error:
-                kafka_error = error.args[0]
-                if not kafka_error.retriable() or attempt == SYNC_COMMIT_ATTEMPTS:
-                    # The output is durable; an offset commit lost here only means the batches are seen
-                    # again after a restart or rebalance: duplicates, which this mode allows.
-                    # Its partitions may be another member's by now: their offsets are dropped, not sent again.
-                    log.warning("offset commit failed (%s): batches may be redelivered", kafka_error.str())
-                    self.observer.offset_commit_failed(kafka_error.str())
-                    self.outstanding.forget()
-                    return
-                time.sleep(0.2 * attempt)
+        retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(
+                lambda error: isinstance(error, KafkaException) and error.args[0].retriable()
+            ),
+            stop=tenacity.stop_after_attempt(SYNC_COMMIT_ATTEMPTS),
+            wait=tenacity.wait_incrementing(start=0.2, increment=0.2),
+            reraise=True,
+        )
+        try:
+            retrying(consumer.commit, offsets=offsets, asynchronous=False)
+        except KafkaException as error:
+            # The output is durable; an offset commit lost here only means the batches are seen
+            # again after a restart or rebalance: duplicates, which this mode allows.
+            # Its partitions may be another member's by now: their offsets are dropped, not sent again.
+            reason = error.args[0].str()
+            log.warning("offset commit failed (%s): batches may be redelivered", reason)
+            self.observer.offset_commit_failed(reason)
+            self.outstanding.forget()
+            return
+        self.outstanding.committed_synchronously(offsets)
 
     def forget_outstanding(self) -> None:
         self.outstanding.forget()

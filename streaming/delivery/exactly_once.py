@@ -31,6 +31,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 
+import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 from streaming.delivery.contract import (
@@ -148,26 +149,33 @@ class ExactlyOnce(ProducerDelivery):
         self.producer = self._start_producer()
 
     def _retry(self, call: Callable[[float], object], what: str) -> None:
-        """Run a transactional call within a deadline, retrying what Kafka says is retriable.
+        """Run a transactional call within a deadline, retrying what Kafka says is retriable (waits of 0.5 s,
+        then 1 s, for as long as Kafka keeps saying so).
 
         Raises `ProducerBroken` for a fatal error or a stuck call, `KafkaException` for the rest.
         """
-        delay = 0.5
-        while True:
+
+        def attempt() -> None:
             try:
                 _call_within_deadline(call, what)
-                return
             except ProducerStuck as stuck:
                 raise ProducerBroken(str(stuck)) from stuck
             except KafkaException as error:
                 kafka_error = error.args[0]
                 if kafka_error.fatal():
                     raise ProducerBroken(f"{what}: {kafka_error.str()}", fenced=_fenced(kafka_error)) from error
-                if not kafka_error.retriable():
-                    raise
-                log.warning("%s: %s; retrying in %.1fs", what, kafka_error.str(), delay)
-                time.sleep(delay)
-                delay = min(delay * 2, RETRY_PAUSE_MAX_SECONDS)
+                raise
+
+        def warn(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning("%s: %s; retrying in %.1fs", what, error, state.upcoming_sleep)
+
+        tenacity.Retrying(
+            retry=tenacity.retry_if_exception(_retriable),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=RETRY_PAUSE_MAX_SECONDS),
+            before_sleep=warn,
+            reraise=True,
+        )(attempt)
 
     def begin(self) -> None:
         self._failures.clear()
@@ -230,6 +238,11 @@ class ExactlyOnce(ProducerDelivery):
         """Abort a transaction still open (the converter commits or aborts its own before `run` returns, so
         this is for a caller that stopped mid-way): nothing of it becomes visible, its batches are read again."""
         self.abandon()
+
+
+def _retriable(error: BaseException) -> bool:
+    """A `KafkaException` Kafka says may succeed if tried again (never a fatal one: those are `ProducerBroken`)."""
+    return isinstance(error, KafkaException) and error.args[0].retriable()
 
 
 def _fenced(error: KafkaError) -> bool:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import dagster as dg
+import tenacity
 
 from orchestration.defs.reassignment.plan_report import broker_table, bytes_chart_markdown
 from orchestration.defs.resources import KafkaResource
@@ -83,14 +84,10 @@ class ExecuteConfig(dg.Config):
 def _read_state(kafka: KafkaResource, topics: list[str]) -> ClusterState:
     """The live assignment; retried briefly, as metadata of a new topic reaches brokers one by one."""
     admin = kafka.admin()
-    for attempt in range(5):
-        try:
-            return read_cluster_state(admin, topics)
-        except Exception:
-            if attempt == 4:
-                raise
-            time.sleep(1 + attempt)
-    raise AssertionError("unreachable")
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(5), wait=tenacity.wait_incrementing(start=1, increment=1), reraise=True
+    )
+    return retrying(read_cluster_state, admin, topics)
 
 
 def _sizes(kafka: KafkaResource, topics: list[str]):  # type: ignore[no-untyped-def]
@@ -202,10 +199,17 @@ def _finish_ongoing(kafka_admin, partitions: list[tuple[str, int]], deadline: fl
     """Wait for reassignments of `partitions` still copying (a batch of a stopped run) to end."""
     from kafka import TopicPartition
 
-    while kafka_admin.list_partition_reassignments([TopicPartition(*tp) for tp in partitions]):
-        if time.monotonic() > deadline:
-            raise dg.Failure("a previous run's batch is still copying; wait for it or cancel it, then resume")
-        time.sleep(1)
+    polling = tenacity.Retrying(
+        retry=tenacity.retry_if_result(bool),  # some of them are still listed as reassigning
+        stop=lambda _: time.monotonic() > deadline,
+        wait=tenacity.wait_fixed(1),
+        retry_error_callback=lambda _: _still_copying(),
+    )
+    polling(kafka_admin.list_partition_reassignments, [TopicPartition(*tp) for tp in partitions])
+
+
+def _still_copying() -> None:
+    raise dg.Failure("a previous run's batch is still copying; wait for it or cancel it, then resume")
 
 
 @dg.op(
