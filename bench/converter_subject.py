@@ -1,6 +1,6 @@
 """Our converter as a measured subject: `python -m bench.converter_subject [--instance NAME] [...]`.
 
-It builds the converter exactly as `kdp stream` does (`streaming.loop.pipeline.open_converter`, settings from
+It builds the converter exactly as `kdp stream` does (`streaming.loop.pipeline.open_dedicated_converter`, settings from
 the `KDP_*` environment, delivery mode from `KDP_DELIVERY`), subscribes, runs until caught up (or until
 `--max-messages`), closes, and prints its `bench.subject` report. The only addition is `BatchClock`, a
 pass-through wrapper of the consumer that reads the clock once per batch: it adds one Python call per
@@ -27,7 +27,7 @@ from typing import Any
 
 from bench.stages import stage_totals
 from bench.subject import Stopwatch, report
-from streaming.loop.pipeline import open_converter
+from streaming.loop.pipeline import open_dedicated_converter
 from streaming.observe.metrics import ConverterMetrics
 from streaming.settings import Settings
 
@@ -71,7 +71,7 @@ def run_converter(subject: str, args: argparse.Namespace, **open_options: Any) -
     settings = Settings.from_env()
     stopwatch = Stopwatch()
     metrics = ConverterMetrics(process_metrics=False)
-    converter = open_converter(
+    converter = open_dedicated_converter(
         settings, instance=args.instance, log_every=args.log_every, observer=metrics, **open_options
     )
     profiler = cProfile.Profile() if args.profile else None

@@ -8,8 +8,9 @@ msg/s with three 3 s pauses: resident memory stood 5.5% above its steady state a
 default, 2.1% above with two arenas (`make soak` fails a process whose memory grows more than 5%).
 
 `limit_malloc_arenas` is `mallopt(M_ARENA_MAX, n)`: glibc's own knob, the one `MALLOC_ARENA_MAX` sets, applied
-by `streaming.loop.pipeline.open_converter` before the Kafka clients start their threads (arenas are made as threads
-first allocate). It is process-wide: a Dagster run that opens a converter gets the cap too. It leaves alone an
+by `streaming.loop.pipeline.open_dedicated_converter` (`kdp stream`) before the Kafka clients start their threads
+(arenas are made as threads first allocate). It is process-wide, so Dagster runs, which share their process, do
+not apply it. It leaves alone an
 operator's choice (`MALLOC_ARENA_MAX` or `GLIBC_TUNABLES` with `glibc.malloc.arena_max` in the environment)
 and any C library but glibc (musl has no per-thread arenas).
 """

@@ -40,7 +40,7 @@ def add_stream_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_stream(args: argparse.Namespace) -> int:
-    from streaming.loop.pipeline import open_converter
+    from streaming.loop.pipeline import open_dedicated_converter
 
     if args.max_messages is not None and args.max_messages < 1:
         raise SystemExit("kdp stream: --max-messages must be at least 1")
@@ -63,7 +63,7 @@ def run_stream(args: argparse.Namespace) -> int:
         from streaming.observe.metrics import STATISTICS_INTERVAL_MS
 
         watched["client_config"] = statistics_config(statistics, STATISTICS_INTERVAL_MS)
-    converter = open_converter(
+    converter = open_dedicated_converter(
         settings,
         instance=args.instance,
         static_member=args.instance is not None,
