@@ -1,10 +1,10 @@
 """Our converter as a measured subject: `python -m bench.converter_subject [--instance NAME] [...]`.
 
-It builds the converter exactly as `kdp stream` does (`streaming.loop.pipeline.open_dedicated_converter`, settings from
-the `KDP_*` environment, delivery mode from `KDP_DELIVERY`), subscribes, runs until caught up (or until
-`--max-messages`), closes, and prints its `bench.subject` report. The only addition is `BatchClock`, a
-pass-through wrapper of the consumer that reads the clock once per batch: it adds one Python call per
-batch of thousands of messages, nothing per message.
+It builds the converter exactly as `kdp stream` does (`streaming.loop.pipeline.open_dedicated_converter`,
+settings from the `KDP_*` environment, delivery mode from `KDP_DELIVERY`), subscribes, runs until caught up (or
+until `--max-messages`), closes, and prints its `bench.subject` report. The only addition is `BatchClock`, a
+pass-through wrapper of each consumer (handed to the assembly as its `cluster`) that reads the clock once per
+batch: it adds one Python call per batch of thousands of messages, nothing per message.
 
 Its batches' stages (poll, convert, produce, flush, commit: `streaming.observe.observer`) are timed into the converter's
 own metrics, as `kdp stream` times them, and reported summed over the run (`stage_seconds`): where a throughput
@@ -27,6 +27,7 @@ from typing import Any
 
 from bench.stages import stage_totals
 from bench.subject import Stopwatch, report
+from streaming.delivery.kafka_clients import KafkaCluster
 from streaming.loop.pipeline import open_dedicated_converter
 from streaming.observe.metrics import ConverterMetrics
 from streaming.settings import Settings
@@ -66,22 +67,34 @@ class BatchClock:
         return getattr(self._consumer, name)
 
 
+class ClockedKafka(KafkaCluster):
+    """The Kafka cluster, with each consumer the converter opens wrapped in a `BatchClock`."""
+
+    def __init__(self, stopwatch: Stopwatch, on_first_batch: Callable[[], object] | None) -> None:
+        self.stopwatch = stopwatch
+        self.on_first_batch = on_first_batch
+        self.clocks: list[BatchClock] = []
+
+    def consumer(self, config: dict[str, Any]) -> BatchClock:  # type: ignore[override]
+        self.clocks.append(BatchClock(super().consumer(config), self.stopwatch, self.on_first_batch))
+        return self.clocks[-1]
+
+
 def run_converter(subject: str, args: argparse.Namespace, **open_options: Any) -> None:
     """Open, subscribe, run (profiled when asked), close, report; `open_options` go to `open_converter`."""
     settings = Settings.from_env()
     stopwatch = Stopwatch()
     metrics = ConverterMetrics(process_metrics=False)
-    converter = open_dedicated_converter(
-        settings, instance=args.instance, log_every=args.log_every, observer=metrics, **open_options
-    )
     profiler = cProfile.Profile() if args.profile else None
     # The profile starts with the first batch: joining the group and the first fetch are no hot path.
-    clock = BatchClock(converter.consumer, stopwatch, on_first_batch=profiler.enable if profiler else None)
-    converter.consumer = clock  # type: ignore[assignment]
+    cluster = ClockedKafka(stopwatch, on_first_batch=profiler.enable if profiler else None)
+    converter = open_dedicated_converter(
+        settings, instance=args.instance, log_every=args.log_every, observer=metrics, cluster=cluster, **open_options
+    )
     converter.subscribe()
     try:
         summary = converter.run(max_messages=args.max_messages, until_caught_up=True)
-        clock.batch_done()
+        cluster.clocks[-1].batch_done()
         if profiler:
             profiler.disable()
             profiler.dump_stats(args.profile)

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     delivery = AtLeastOnce(producer_config(settings))
-    consumer = make_consumer(settings, **delivery.consumer_config())
+    consumer = make_consumer(settings, delivery.consumer_config())
     produce, poll = delivery.producer.produce, delivery.producer.poll
     output = settings.output_topic
     consumer.subscribe([settings.source_topic])

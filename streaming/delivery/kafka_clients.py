@@ -1,4 +1,5 @@
-"""librdkafka settings of the converter's consumer and producer, and the delivery strategy.
+"""librdkafka settings of the converter's consumer and producer, the delivery strategy, and the cluster they
+come from (`Cluster`: the real one, `KAFKA`, or a test's in-memory broker).
 
 Kept apart from the loop so that `kdp stream`, the Dagster conversion runs and the benchmarks
 configure their clients identically.
@@ -7,10 +8,13 @@ configure their clients identically.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
 
-from confluent_kafka import Consumer, KafkaException
+from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from streaming import access
 from streaming.delivery.at_least_once import AtLeastOnce
 from streaming.delivery.contract import Delivery
 from streaming.delivery.exactly_once import ExactlyOnce
@@ -85,8 +89,45 @@ def producer_config(settings: Settings, message_limit: int | None = None) -> dic
     }
 
 
-def make_consumer(settings: Settings, **overrides: object) -> Consumer:
-    return Consumer({**consumer_config(settings), **overrides})
+class Cluster(Protocol):
+    """Where a converter's clients come from, and what is read of the cluster before they start.
+
+    `KAFKA` is the cluster the settings name (confluent-kafka's clients, the admin API); a test's in-memory
+    broker has the same four methods, so the production assembly (`streaming.loop.pipeline.open_converter`)
+    takes it as it is.
+    """
+
+    def consumer(self, config: dict[str, Any]) -> Any: ...
+    def producer(self, config: dict[str, Any]) -> Any: ...
+    def check_access(self, settings: Settings, needs: Sequence[access.Need]) -> None:
+        """Refuse in one line what the principal may not do (`streaming.access.check_access`)."""
+
+    def smallest_message_limit(self, settings: Settings) -> int | None:
+        """The smallest `max.message.bytes` of the topics written (see `smallest_message_limit`)."""
+
+
+class KafkaCluster:
+    """The Kafka cluster the settings name."""
+
+    def consumer(self, config: dict[str, Any]) -> Consumer:
+        return Consumer(config)
+
+    def producer(self, config: dict[str, Any]) -> Producer:
+        return Producer(config)
+
+    def check_access(self, settings: Settings, needs: Sequence[access.Need]) -> None:
+        access.check_access(settings, list(needs))
+
+    def smallest_message_limit(self, settings: Settings) -> int | None:
+        return smallest_message_limit(settings)
+
+
+KAFKA: Cluster = KafkaCluster()
+
+
+def make_consumer(settings: Settings, overrides: Mapping[str, object] | None = None, cluster: Cluster = KAFKA) -> Any:
+    """The converter's consumer (`consumer_config`, then `overrides`), from `cluster`."""
+    return cluster.consumer({**consumer_config(settings), **(overrides or {})})
 
 
 def make_delivery(
@@ -94,6 +135,7 @@ def make_delivery(
     instance: str,
     observer: ConverterObserver = NO_OBSERVER,
     extra_config: dict[str, object] | None = None,
+    cluster: Cluster = KAFKA,
 ) -> Delivery:
     """The delivery strategy of `settings.delivery`.
 
@@ -101,8 +143,11 @@ def make_delivery(
     `<KDP_TRANSACTIONAL_ID>-<instance>`, which must be stable across restarts of the same
     instance (so that a restart fences its crashed predecessor at once) and unique among the
     instances that run at the same time. `extra_config` is added to the producer's settings (statistics).
+    Its producers come from `cluster`.
     """
-    config = {**producer_config(settings, smallest_message_limit(settings)), **(extra_config or {})}
+    config = {**producer_config(settings, cluster.smallest_message_limit(settings)), **(extra_config or {})}
     if settings.delivery == "exactly-once":
-        return ExactlyOnce(config, f"{settings.transactional_id}-{instance}", observer=observer)
-    return AtLeastOnce(config, observer=observer)
+        return ExactlyOnce(
+            config, f"{settings.transactional_id}-{instance}", new_producer=cluster.producer, observer=observer
+        )
+    return AtLeastOnce(config, new_producer=cluster.producer, observer=observer)

@@ -21,7 +21,7 @@ from streaming.conversion.convert import reference_converter
 from streaming.conversion.encoding import WireFormatEncoder
 from streaming.conversion.fast_path import build_converter
 from streaming.conversion.rules.declaration import RULES_PATH
-from streaming.delivery.kafka_clients import make_consumer, make_delivery
+from streaming.delivery.kafka_clients import KAFKA, Cluster, make_consumer, make_delivery
 from streaming.loop.converter import Converter
 from streaming.malloc_arenas import limit_malloc_arenas
 from streaming.observe.observer import NO_OBSERVER, ConverterObserver
@@ -86,6 +86,7 @@ def open_converter(
     encoder: WireFormatEncoder | None = None,
     observer: ConverterObserver = NO_OBSERVER,
     client_config: dict[str, object] | None = None,
+    cluster: Cluster = KAFKA,
     **converter_options: object,
 ) -> Converter:
     """A converter with its clients connected and its output schema looked up in the registry.
@@ -98,8 +99,10 @@ def open_converter(
     in a group (`kdp stream --instance`); a range run (assign(), no membership) must not set it.
     `observer` is told of every batch boundary (`streaming.observe.observer`), by the loop and by the delivery.
     `client_config` is added to both clients' settings (librdkafka statistics for `streaming.observe.metrics`).
+    `cluster` gives the clients (default: the Kafka cluster of `settings`; tests give an in-memory broker), and
+    `converter_options` go to `Converter` (its clock, poll timeout, ...).
     """
-    access.check_access(settings, converter_needs(settings))
+    cluster.check_access(settings, converter_needs(settings))
     encoder = encoder or output_encoder(settings, schema_path)
     # The fused fast path is generated from a registered schema; a stand-in encoder (the bench's stock
     # AvroSerializer baseline) goes through the reference path, transform then its own `encode`.
@@ -112,14 +115,14 @@ def open_converter(
     extra = client_config or {}
     instance = instance or default_instance()
     with access.denials_named(settings, access.TRANSACTIONAL_ID, f"{settings.transactional_id}-{instance}", "WRITE"):
-        delivery = make_delivery(settings, instance, observer=observer, extra_config=extra)
+        delivery = make_delivery(settings, instance, observer=observer, extra_config=extra, cluster=cluster)
     consumer_extra = {**identity, **extra, **delivery.consumer_config()}
     return Converter(
         settings,
-        make_consumer(settings, **consumer_extra),
+        make_consumer(settings, consumer_extra, cluster),
         delivery,
         convert,
-        new_consumer=lambda: make_consumer(settings, **consumer_extra),
+        new_consumer=lambda: make_consumer(settings, consumer_extra, cluster),
         observer=observer,
         **converter_options,  # type: ignore[arg-type]
     )

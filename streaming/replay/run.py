@@ -189,7 +189,7 @@ def execute_replay(
     access.check_access(settings, replay_needs(settings, selection, execute=True))
     topic = settings.dlq_topic
     group = {"group.id": replay_group(selection, topic)}
-    consumer = make_consumer(settings, **group)
+    consumer = make_consumer(settings, group)
     try:
         _check_topics(consumer, settings)
         # First the delivery: in exactly-once its start fences a crashed run and aborts its open transaction, so
@@ -224,7 +224,7 @@ def execute_replay(
         delivery,
         converter_for(encoder, native=settings.native_fast_path),
         stop,
-        new_consumer=lambda: make_consumer(settings, **group),
+        new_consumer=lambda: make_consumer(settings, group),
         observer=observer,
         poll_timeout=poll_timeout,
         log_every=log_every,

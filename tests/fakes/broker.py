@@ -180,6 +180,15 @@ class InMemoryBroker:
         self.consumers.append(consumer)
         return consumer
 
+    # -- what the assembly reads of a cluster before its clients start (`streaming.delivery.kafka_clients.Cluster`)
+
+    def check_access(self, settings: Any, needs: Any) -> None:
+        """Nothing is refused: this broker has no principals and no ACLs."""
+
+    def smallest_message_limit(self, settings: Any) -> int | None:
+        """No topic limit: producer batches take their default size."""
+        return None
+
     def group(self, group_id: str) -> Group:
         return self.groups.setdefault(group_id, Group(self))
 

@@ -18,15 +18,12 @@ from typing import Any
 import fastavro
 
 from fakes.broker import FakeMessage, InMemoryBroker
-from streaming.conversion.convert import reference_converter
 from streaming.conversion.encoding import WireFormatEncoder
-from streaming.delivery.at_least_once import AtLeastOnce
 from streaming.delivery.contract import Delivery
 from streaming.delivery.dead_letter import read_dead_letter_headers
-from streaming.delivery.exactly_once import ExactlyOnce
-from streaming.delivery.kafka_clients import consumer_config, producer_config
+from streaming.delivery.kafka_clients import make_delivery
 from streaming.loop.converter import Converter
-from streaming.loop.pipeline import PROCESSED_SCHEMA
+from streaming.loop.pipeline import PROCESSED_SCHEMA, open_converter
 from streaming.observe.observer import BatchReport, ConverterObserver
 from streaming.records import DLQ_SOURCE_OFFSET, DLQ_SOURCE_PARTITION
 from streaming.settings import Settings
@@ -118,34 +115,20 @@ class Rig:
         self.observer = Recorder()
 
     def delivery(self, instance: str = "a") -> Delivery:
-        config = producer_config(self.settings)
-        if self.settings.delivery == "exactly-once":
-            return ExactlyOnce(
-                config,
-                f"{self.settings.transactional_id}-{instance}",
-                new_producer=self.broker.producer,
-                observer=self.observer,
-            )
-        return AtLeastOnce(config, new_producer=self.broker.producer, observer=self.observer)
+        return make_delivery(self.settings, instance, observer=self.observer, cluster=self.broker)
 
     def converter(self, instance: str = "a", *, timer: Callable[[], float] = lambda: 0.0) -> Converter:
-        """A converter; its `timer` stands still unless given, so that a transaction with a non-zero interval
-        commits when the source has nothing more, or once it holds its most batches."""
-
-        delivery = self.delivery(instance)
-
-        def new_consumer() -> Any:
-            return self.broker.consumer({**consumer_config(self.settings), **delivery.consumer_config()})
-
-        return Converter(
+        """A converter assembled as `kdp stream` assembles it, on the in-memory broker; its `timer` stands still
+        unless given, so that a transaction with a non-zero interval commits when the source has nothing more,
+        or once it holds its most batches."""
+        return open_converter(
             self.settings,
-            new_consumer(),
-            delivery,
-            reference_converter(self.encoder),
+            instance=instance,
+            encoder=self.encoder,
+            observer=self.observer,
+            cluster=self.broker,
             clock=lambda: NOW_MS / 1000,
             poll_timeout=0,
-            new_consumer=new_consumer,
-            observer=self.observer,
             pause=lambda _seconds: None,
             timer=timer,
         )

@@ -205,7 +205,7 @@ def test_the_generator_writes_login_events_but_nothing_else(secure_stack: StackI
 
 def test_the_converter_reads_in_its_group_and_writes_its_outputs_in_transactions(secure_stack: StackInfo) -> None:
     assert _produce(_client(secure_stack, "generator"), topics.SOURCE_TOPIC, b"for the converter") is None
-    consumer = make_consumer(_settings(secure_stack, "converter"), **QUIET)  # the converter's own consumer
+    consumer = make_consumer(_settings(secure_stack, "converter"), QUIET)  # the converter's own consumer
     consumer.subscribe([topics.SOURCE_TOPIC])
     try:
         message = None
