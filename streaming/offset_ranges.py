@@ -35,10 +35,3 @@ class OffsetRange:
 
     def __len__(self) -> int:
         return self.end - self.start
-
-
-def split_range(topic: str, partition: int, start: int, end: int, max_size: int) -> list[OffsetRange]:
-    """Cut `[start, end)` into consecutive ranges of at most `max_size` offsets."""
-    if max_size < 1:
-        raise ValueError("max_size must be at least 1")
-    return [OffsetRange(topic, partition, s, min(s + max_size, end)) for s in range(start, end, max_size)]

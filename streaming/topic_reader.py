@@ -244,25 +244,3 @@ class _Progress:
         """Unassign what is still pending (the read failed or was interrupted)."""
         if self.pending:
             self._consumer.incremental_unassign([TopicPartition(t, p) for t, p in self.pending])
-
-
-def read_topic(
-    settings: Settings,
-    topic: str,
-    isolation: Isolation = "read_committed",
-    idle_timeout_s: float = DEFAULT_IDLE_TIMEOUT_S,
-    purpose: str = "reader",
-) -> list[Message]:
-    """Every message `topic` holds now, in partition then offset order (for small topics: tests, checks)."""
-    messages: list[Message] = []
-
-    def keep(message: Message) -> str:
-        messages.append(message)
-        return "read"
-
-    consumer = reader_consumer(settings, purpose, isolation)
-    try:
-        read_ranges(consumer, current_ranges(consumer, topic), keep, idle_timeout_s)
-    finally:
-        consumer.close()
-    return sorted(messages, key=lambda m: (m.partition(), m.offset()))

@@ -337,22 +337,3 @@ def partition_lag(partition: dict[str, Any]) -> int | None:
     if end < 0 or position < 0:
         return None
     return max(end - position, 0)
-
-
-#: The sample names each metric type exposes, by the suffixes prometheus_client gives them.
-_SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "gauge": ("",),
-    "histogram": ("_bucket", "_count", "_sum", "_created"),
-    "info": ("_info",),
-}
-
-
-def exported_names(metrics: ConverterMetrics) -> set[str]:
-    """Every series name the endpoint can expose, including labelled series not yet set (a lag gauge
-    before the first statistics): what a dashboard or an alert rule may query."""
-    names: set[str] = set()
-    for family in metrics.registry.collect():
-        names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
-        names.update(sample.name for sample in family.samples)
-    return names

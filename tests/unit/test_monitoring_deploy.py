@@ -23,7 +23,7 @@ import yaml
 
 from kdp.devstack import lag_exporter
 from kdp.devstack.monitoring import MonitoringPorts, prometheus_config
-from streaming.observe.metrics import ConverterMetrics, exported_names
+from streaming.observe.metrics import ConverterMetrics
 from streaming.observe.metrics_push import PUSH_JOB, MetricsPusher
 from streaming.settings import Settings
 from streaming.topics import CONVERTER_GROUP
@@ -43,6 +43,25 @@ PROMETHEUS_OWN = {"up", "scrape_duration_seconds", "scrape_samples_scraped"}
 PUSHGATEWAY_OWN = {"push_time_seconds", "push_failure_time_seconds"}
 _KEYWORDS = {"and", "or", "unless", "bool", "offset", "by", "without", "on", "ignoring", "group_left", "group_right"}
 _KEYWORDS |= {"inf", "nan"}
+
+
+#: The sample names each metric type exposes, by the suffixes prometheus_client gives them.
+_SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "gauge": ("",),
+    "histogram": ("_bucket", "_count", "_sum", "_created"),
+    "info": ("_info",),
+}
+
+
+def exported_names(metrics: ConverterMetrics) -> set[str]:
+    """Every series name the endpoint can expose, including labelled series not yet set (a lag gauge
+    before the first statistics): what a dashboard or an alert rule may query."""
+    names: set[str] = set()
+    for family in metrics.registry.collect():
+        names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
+        names.update(sample.name for sample in family.samples)
+    return names
 
 
 def metric_names(expr: str) -> set[str]:

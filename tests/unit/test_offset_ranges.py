@@ -1,9 +1,7 @@
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from orchestration.conversion.pending import pending_ranges, total_lag
-from streaming.offset_ranges import OffsetRange, split_range
+from streaming.offset_ranges import OffsetRange
 
 
 def test_key_round_trip_with_dotted_topic():
@@ -16,14 +14,6 @@ def test_key_round_trip_with_dotted_topic():
 def test_rejects_backwards_range():
     with pytest.raises(ValueError):
         OffsetRange("t", 0, 10, 5)
-
-
-@given(st.integers(0, 10_000), st.integers(0, 10_000), st.integers(1, 3_000))
-def test_split_covers_exactly_once(start, length, size):
-    parts = split_range("t", 0, start, start + length, size)
-    offsets = [o for p in parts for o in range(p.start, p.end)]
-    assert offsets == list(range(start, start + length))
-    assert all(1 <= len(p) <= size for p in parts)
 
 
 def test_pending_starts_at_commit_or_low_watermark_and_skips_busy_partitions():
