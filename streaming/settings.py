@@ -229,6 +229,21 @@ class Settings:
             config["ssl.ca.location"] = self.ssl_ca_location
         return config
 
+    def kafka_python_config(self) -> dict[str, object]:
+        """The same bootstrap and security as `kafka_config`, in kafka-python's names (its admin client reads the
+        log directories and reassignments librdkafka has no API for)."""
+        config: dict[str, object] = {
+            "bootstrap_servers": self.bootstrap.split(","),
+            "security_protocol": self.security_protocol,
+        }
+        if self.sasl_mechanism and self.security_protocol.startswith("SASL"):
+            config["sasl_mechanism"] = self.sasl_mechanism
+            config["sasl_plain_username"] = self.sasl_username or ""
+            config["sasl_plain_password"] = self.sasl_password or ""
+        if self.ssl_ca_location:
+            config["ssl_cafile"] = self.ssl_ca_location
+        return config
+
     def registry_config(self) -> dict[str, str | int]:
         """Settings for confluent_kafka's SchemaRegistryClient, with a bound on every request.
 

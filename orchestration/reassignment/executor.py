@@ -84,19 +84,7 @@ class ExecutionReport:
 
 def kafka_python_admin(settings: Settings, **overrides: object) -> KafkaAdminClient:
     """A kafka-python admin client for the same cluster and security settings as the data plane."""
-    config: dict[str, object] = {
-        "bootstrap_servers": settings.bootstrap.split(","),
-        "security_protocol": settings.security_protocol,
-        "client_id": "kdp-reassignment",
-    }
-    if settings.security_protocol.startswith("SASL"):
-        config |= {
-            "sasl_mechanism": settings.sasl_mechanism,
-            "sasl_plain_username": settings.sasl_username,
-            "sasl_plain_password": settings.sasl_password,
-        }
-    if settings.ssl_ca_location:
-        config["ssl_cafile"] = settings.ssl_ca_location
+    config = {**settings.kafka_python_config(), "client_id": "kdp-reassignment"}
     return KafkaAdminClient(**(config | overrides))
 
 

@@ -103,3 +103,27 @@ def test_a_registry_that_never_answers_fails_the_request_instead_of_hanging(monk
         client = SchemaRegistryClient({**config, "max.retries": 1, "retries.wait.ms": 10})
         with pytest.raises(httpx2.TimeoutException):
             client.get_subjects()
+
+
+def test_each_client_library_gets_the_same_cluster_and_security():
+    settings = Settings.from_env(
+        {
+            "KDP_BOOTSTRAP": "a:9093,b:9093",
+            "KDP_SECURITY_PROTOCOL": "SASL_SSL",
+            "KDP_SASL_MECHANISM": "SCRAM-SHA-512",
+            "KDP_SASL_USERNAME": "reassigner",
+            "KDP_SASL_PASSWORD": "pw",
+            "KDP_SSL_CA_LOCATION": "/ca.pem",
+        }
+    )
+    librdkafka, kafka_python = settings.kafka_config(), settings.kafka_python_config()
+    assert kafka_python == {
+        "bootstrap_servers": librdkafka["bootstrap.servers"].split(","),  # type: ignore[union-attr]
+        "security_protocol": librdkafka["security.protocol"],
+        "sasl_mechanism": librdkafka["sasl.mechanism"],
+        "sasl_plain_username": librdkafka["sasl.username"],
+        "sasl_plain_password": librdkafka["sasl.password"],
+        "ssl_cafile": librdkafka["ssl.ca.location"],
+    }
+    plain = Settings.from_env({"KDP_BOOTSTRAP": "a:9092"}).kafka_python_config()
+    assert plain == {"bootstrap_servers": ["a:9092"], "security_protocol": "PLAINTEXT"}
