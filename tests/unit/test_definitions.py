@@ -90,3 +90,33 @@ def test_a_run_without_a_required_variable_names_it(tmp_path):
     assert result.returncode != 0
     for name in ("KDP_BOOTSTRAP", "KDP_REGISTRY_URL"):
         assert f'environment variable "{name}" which is not set' in result.stdout + result.stderr
+
+
+def test_a_scaffolded_definition_is_loaded_without_being_listed(tmp_path):
+    """A file added under `orchestration/defs/` (as `dg scaffold defs` adds one) is part of the code location:
+    `orchestration.definitions` loads the folder, it lists nothing by hand. Checked on a copy of the package."""
+    import shutil
+
+    copy = tmp_path / "orchestration"
+    shutil.copytree(ROOT / "orchestration", copy, ignore=shutil.ignore_patterns("__pycache__"))
+    scaffolded = copy / "defs" / "scaffolded"
+    scaffolded.mkdir()
+    (scaffolded / "__init__.py").write_text("")
+    (scaffolded / "assets.py").write_text(
+        "import dagster as dg\n\n\n@dg.asset\ndef scaffolded_asset() -> None:\n    pass\n", encoding="utf-8"
+    )
+    probe = (
+        "import orchestration.definitions as d, dagster as dg; "
+        "print(d.__file__); print(dg.AssetKey('scaffolded_asset') in d.defs.resolve_all_asset_keys())"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path), "KDP_BOOTSTRAP": "x:1", "KDP_REGISTRY_URL": "http://x:1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    where, found = result.stdout.split()
+    assert where.startswith(str(copy)) and found == "True"
