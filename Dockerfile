@@ -56,7 +56,7 @@ RUN python /tmp/deps/image_requirements.py /tmp/deps/pyproject.toml > /tmp/deps/
 COPY --from=wheels /wheels /tmp/wheels
 RUN pip install --no-deps /tmp/wheels/*.whl \
     && rm -rf /tmp/wheels \
-    && python -c "from streaming import native_path; assert native_path.available(), 'no native kernel'"
+    && python -c "from streaming.conversion import native_path; assert native_path.available(), 'no native kernel'"
 
 # What the processes find in the working directory: the Dagster code location (workspace.yaml), the `dg`
 # project file (pyproject.toml's [tool.dg], for `dg launch` in the provisioning service) and the health probe.
