@@ -347,7 +347,14 @@ def measure(
     written_a = write_hour(settings, processed, encoder, hour_a, records, users, seed=1)
     write_dead_letters(settings, dlq, hour_a, dead_letters)
     write_s = time.monotonic() - started
-    env = {"KDP_OUTPUT_TOPIC": processed, "KDP_DLQ_TOPIC": dlq, "KDP_INSIGHTS_DB": f"/tmp/{run_id}-insights.duckdb"}
+    # The cluster and registry are stated, as every deployment states them (the resources bind both always).
+    env = {
+        "KDP_BOOTSTRAP": settings.bootstrap,
+        "KDP_REGISTRY_URL": settings.registry_url,
+        "KDP_OUTPUT_TOPIC": processed,
+        "KDP_DLQ_TOPIC": dlq,
+        "KDP_INSIGHTS_DB": f"/tmp/{run_id}-insights.duckdb",
+    }
     read_a = _child(["read", str(hour_a)], env)
     read_b = _child(["read", str(hour_b)], env)
     alone = {str(n): _child(["tally", str(many_users), str(n)], {}) for n in (users, many_users)}
