@@ -115,7 +115,7 @@ def pairs_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
     rows = []
     for n, p in enumerate(pairs.get("runs", []), start=1):
         if p is None:
-            rows.append([str(n), "failed", "-", "-", "-"])
+            rows.append([str(n), "failed", "-", "-", "-", "-"])
             continue
         rows.append(
             [
@@ -124,11 +124,20 @@ def pairs_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
                 _number(p["ours_cpu_us_per_msg"], 2),
                 _number(p["passthrough_cpu_us_per_msg"], 2),
                 _number(p["cpu_over_passthrough"], 2) + "x",
+                _number(p["eos_over_alo"], 2) + "x" if "eos_over_alo" in p else "-",
             ]
         )
     if median := pairs.get("median"):
+        eos = median.get("eos_over_alo")
         rows.append(
-            ["median", _number(median["wall"], 2) + "x", "", "", _number(median["cpu_over_passthrough"], 2) + "x"]
+            [
+                "median",
+                _number(median["wall"], 2) + "x",
+                "",
+                "",
+                _number(median["cpu_over_passthrough"], 2) + "x",
+                "-" if eos is None else _number(eos, 2) + "x",
+            ]
         )
     headers = [
         "pair",
@@ -136,6 +145,7 @@ def pairs_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
         "ours CPU µs/msg",
         "pass-through CPU µs/msg",
         "CPU ours / pass-through",
+        "msg/s exactly-once / at-least-once",
     ]
     return _rows(headers, rows, markdown)
 
@@ -355,9 +365,9 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         *ratio_table(results, markdown=True),
         "",
-        f"Ours at-least-once and the pass-through, {options.get('pairs', 1)} times side by side (pair 1 is the "
-        "throughput table's; the others ran back to back, in alternating order). The two pass-through targets are "
-        "judged on the medians.",
+        f"Ours at-least-once, the pass-through and ours exactly-once, {options.get('pairs', 1)} times side by side "
+        "(pair 1 is the throughput table's; the others ran back to back, in alternating order). The two "
+        "pass-through targets and exactly-once / at-least-once are judged on the medians.",
         "",
         *(pairs_table(results, markdown=True) if results.get("pairs") else ["not measured"]),
         "",

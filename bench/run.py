@@ -6,8 +6,9 @@ Steps, in order (each subject a separate process on the same backlog, with its o
    baselines: (a) the seed's design, (b) the stock AvroSerializer, (c) pass-through (`bench.baselines`),
    (d) Kafka's own perf tools (`bench.kafka_perf`), and the peers: (e) Quix Streams, (f) Arroyo
    (`bench.peers`; a peer's own venv is built on first use, once per machine); then `--pairs` - 1 more runs of
-   ours at-least-once and the pass-through back to back, in alternating order, so that the two pass-through
-   targets are judged on medians of side-by-side ratios (`bench.targets.summarise_pairs`);
+   ours at-least-once, the pass-through and ours exactly-once back to back, in alternating order, so that the
+   two pass-through targets and exactly-once / at-least-once are judged on medians of side-by-side ratios
+   (`bench.targets.summarise_pairs`);
 3. end-to-end latency at `--latency-rate` for `--latency-seconds`, both modes, `--latency-repetitions`
    times each (`bench.latency`), and the exactly-once cadence table (`bench.cadence`);
 4. scaling over 1, 2, 3 processes (`bench.scaling`);
@@ -265,15 +266,16 @@ class Run:
         for key, module, extra, delivery in subjects:
             results["throughput"][key] = self.step(key, self.subject, key, module, extra, delivery)
         throughput = results["throughput"]
-        pairs = [pair(throughput[OURS_ALO], throughput[PASSTHROUGH])]
+        pairs = [pair(throughput[OURS_ALO], throughput[PASSTHROUGH], throughput[OURS_EOS])]
         if "pairs" not in args.skip:
             for n in range(2, args.pairs + 1):
-                order = [subjects[0], subjects[-1]] if n % 2 else [subjects[-1], subjects[0]]
+                order = [subjects[0], subjects[1], subjects[-1]]
+                order = order if n % 2 else order[::-1]
                 side_by_side = {
                     key: self.step(f"pair {n}: {key}", self.subject, f"{key}-{n}", module, extra, delivery)
                     for key, module, extra, delivery in order
                 }
-                pairs.append(pair(side_by_side[OURS_ALO], side_by_side[PASSTHROUGH]))
+                pairs.append(pair(side_by_side[OURS_ALO], side_by_side[PASSTHROUGH], side_by_side[OURS_EOS]))
         results["pairs"] = summarise_pairs(pairs)
         if "peers" not in args.skip:
             for peer in args.peers:
