@@ -14,6 +14,9 @@ from streaming.delivery.kafka_clients import consumer_config, producer_config
 from streaming.generator.producer import PRODUCER_DEFAULTS
 from streaming.settings import Settings
 
+#: Where the experiments against the latency and memory targets are written down, with their measurements.
+TRIED = "What was tried, and what each attempt measured: docs/converter.md#latency-and-memory-what-was-tried."
+
 
 def _cpu(results: dict[str, Any], subject: str) -> float | None:
     return results.get("throughput", {}).get(subject, {}).get("cpu_us_per_msg")
@@ -155,7 +158,7 @@ def _latency(results: dict[str, Any], threshold: float, delivery: str = "at-leas
             " Exactly-once output becomes visible only when its transaction commits, so the commit's round trips "
             "to the transaction coordinator are part of batch to visible; the cadence table shows the trade-off."
         )
-    return text
+    return text + f" {TRIED}"
 
 
 def explain(verdict: Verdict, results: dict[str, Any]) -> str:
@@ -179,6 +182,6 @@ def explain(verdict: Verdict, results: dict[str, Any]) -> str:
         unacknowledged = int(producer_config(settings)["queue.buffering.max.kbytes"]) // 1024  # type: ignore[call-overload]
         return (
             f"Peak RSS includes librdkafka's queues, bounded by the client settings: up to {prefetch} MB of "
-            f"prefetched messages and {unacknowledged} MB of unacknowledged output."
+            f"prefetched messages and {unacknowledged} MB of unacknowledged output. {TRIED}"
         )
     return _ratio(results, key, threshold)
