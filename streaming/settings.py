@@ -24,34 +24,6 @@ DELIVERY_MODES: tuple[DeliveryMode, ...] = ("at-least-once", "exactly-once")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 
-#: Environment variable -> Settings attribute. The single list of names the code reads.
-ENV_NAMES: dict[str, str] = {
-    "KDP_BOOTSTRAP": "bootstrap",
-    "KDP_REGISTRY_URL": "registry_url",
-    "KDP_REGISTRY_USER": "registry_user",
-    "KDP_REGISTRY_PASSWORD": "registry_password",
-    "KDP_SECURITY_PROTOCOL": "security_protocol",
-    "KDP_SASL_MECHANISM": "sasl_mechanism",
-    "KDP_SASL_USERNAME": "sasl_username",
-    "KDP_SASL_PASSWORD": "sasl_password",
-    "KDP_SSL_CA_LOCATION": "ssl_ca_location",
-    "KDP_SOURCE_TOPIC": "source_topic",
-    "KDP_OUTPUT_TOPIC": "output_topic",
-    "KDP_DLQ_TOPIC": "dlq_topic",
-    "KDP_GROUP_ID": "group_id",
-    "KDP_DELIVERY": "delivery",
-    "KDP_BATCH_SIZE": "batch_size",
-    "KDP_TRANSACTIONAL_ID": "transactional_id",
-    "KDP_COMMIT_INTERVAL_MS": "commit_interval_ms",
-    "KDP_MAX_EVENT_AGE": "max_event_age",
-    "KDP_METRICS_PORT": "metrics_port",
-    "KDP_FAST_PATH": "fast_path",
-    "KDP_PUSHGATEWAY_URL": "pushgateway_url",
-    "KDP_STATISTICS_FILE": "statistics_file",
-    "KDP_INSIGHTS_DB": "insights_db",
-    "KDP_INSIGHTS_REPORTS": "insights_reports",
-}
-
 #: Units of a duration setting such as `KDP_MAX_EVENT_AGE`, in milliseconds.
 DURATION_UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 UNLIMITED = "unlimited"
@@ -169,9 +141,9 @@ class Settings:
             raise SettingsError(f"KDP_PUSHGATEWAY_URL={self.pushgateway_url!r} must start with http:// or https://")
         if self.fast_path not in ("native", "python"):
             raise SettingsError(f"KDP_FAST_PATH={self.fast_path!r} must be native or python")
-        for attr in ("source_topic", "output_topic", "dlq_topic", "group_id", "transactional_id"):
-            if not getattr(self, attr):
-                raise SettingsError(f"{env[attr]} is empty")
+        for name in ("KDP_SOURCE_TOPIC", "KDP_OUTPUT_TOPIC", "KDP_DLQ_TOPIC", "KDP_GROUP_ID", "KDP_TRANSACTIONAL_ID"):
+            if not getattr(self, ENV_NAMES[name]):
+                raise SettingsError(f"{name} is empty")
         self.max_event_age_ms  # noqa: B018 - validates KDP_MAX_EVENT_AGE at start
         if len({self.source_topic, self.output_topic, self.dlq_topic}) != 3:
             raise SettingsError("KDP_SOURCE_TOPIC, KDP_OUTPUT_TOPIC and KDP_DLQ_TOPIC must be three different topics")
@@ -257,3 +229,8 @@ class Settings:
         if self.registry_user:
             config["basic.auth.user.info"] = f"{self.registry_user}:{self.registry_password or ''}"
         return config
+
+
+#: Environment variable -> Settings attribute: every setting is read from `KDP_<ITS NAME IN CAPITALS>`, and
+#: these are the only names the code reads.
+ENV_NAMES: dict[str, str] = {f"KDP_{setting.name.upper()}": setting.name for setting in fields(Settings)}
