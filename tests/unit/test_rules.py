@@ -150,8 +150,6 @@ def test_regenerating_the_pure_engine_changes_nothing() -> None:
     )
 
 
-#: Not an output field: the setting KDP_SOURCE_TOPIC is the attribute `source_topic` of `Settings`, which
-#: shares the output field's name (the topic converters read); it is named where settings are mapped.
 def test_no_output_field_is_named_as_a_string_literal_in_the_code() -> None:
     """The declaration under `schemas/` is the one place that says which field is made how."""
     names = "|".join(field["name"] for field in SCHEMA["fields"])
