@@ -25,7 +25,13 @@ import time
 import tenacity
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
-from streaming.delivery.contract import DeliveryFailures, NewProducer, ProducerDelivery, wait_for_deliveries
+from streaming.delivery.contract import (
+    DeliveryFailures,
+    NewProducer,
+    ProducerDelivery,
+    retriable_kafka_error,
+    wait_for_deliveries,
+)
 from streaming.delivery.offset_commits import OutstandingOffsets
 from streaming.observe.observer import NO_OBSERVER, ConverterObserver
 
@@ -100,9 +106,7 @@ class AtLeastOnce(ProducerDelivery):
         if not offsets:
             return
         retrying = tenacity.Retrying(
-            retry=tenacity.retry_if_exception(
-                lambda error: isinstance(error, KafkaException) and error.args[0].retriable()
-            ),
+            retry=tenacity.retry_if_exception(retriable_kafka_error),
             stop=tenacity.stop_after_attempt(SYNC_COMMIT_ATTEMPTS),
             wait=tenacity.wait_incrementing(start=0.2, increment=0.2),
             reraise=True,

@@ -110,6 +110,11 @@ class Delivery(Protocol):
     def close(self) -> None: ...
 
 
+def retriable_kafka_error(error: BaseException) -> bool:
+    """A `KafkaException` that Kafka says may succeed if the call is tried again (the retry policies' test)."""
+    return isinstance(error, KafkaException) and error.args[0].retriable()
+
+
 def wait_for_deliveries(producer: Producer, give_up: Callable[[], bool] = lambda: False) -> None:
     """Flush, saying so while the brokers do not answer: back-pressure, never a silent drop.
 

@@ -39,6 +39,7 @@ from streaming.delivery.contract import (
     DeliveryFailures,
     NewProducer,
     ProducerDelivery,
+    retriable_kafka_error,
     wait_for_deliveries,
 )
 from streaming.delivery.outputs import Origin, Output
@@ -112,6 +113,13 @@ class ExactlyOnce(ProducerDelivery):
         }
         self.replaced_producers = 0
         self._last_fenced: float | None = None
+        # Retries what Kafka says is retriable: waits of 0.5 s, then 1 s, for as long as Kafka keeps saying so.
+        self._retrying = tenacity.Retrying(
+            retry=tenacity.retry_if_exception(retriable_kafka_error),
+            wait=tenacity.wait_exponential(multiplier=0.5, max=RETRY_PAUSE_MAX_SECONDS),
+            before_sleep=_warn_retrying,
+            reraise=True,
+        )
         self.producer = self._start_producer()
         self._in_transaction = False
         self._batches = 0  # sent in the open transaction
@@ -149,33 +157,11 @@ class ExactlyOnce(ProducerDelivery):
         self.producer = self._start_producer()
 
     def _retry(self, call: Callable[[float], object], what: str) -> None:
-        """Run a transactional call within a deadline, retrying what Kafka says is retriable (waits of 0.5 s,
-        then 1 s, for as long as Kafka keeps saying so).
+        """Run a transactional call within a deadline, retrying what Kafka says is retriable.
 
         Raises `ProducerBroken` for a fatal error or a stuck call, `KafkaException` for the rest.
         """
-
-        def attempt() -> None:
-            try:
-                _call_within_deadline(call, what)
-            except ProducerStuck as stuck:
-                raise ProducerBroken(str(stuck)) from stuck
-            except KafkaException as error:
-                kafka_error = error.args[0]
-                if kafka_error.fatal():
-                    raise ProducerBroken(f"{what}: {kafka_error.str()}", fenced=_fenced(kafka_error)) from error
-                raise
-
-        def warn(state: tenacity.RetryCallState) -> None:
-            error = state.outcome.exception() if state.outcome else None
-            log.warning("%s: %s; retrying in %.1fs", what, error, state.upcoming_sleep)
-
-        tenacity.Retrying(
-            retry=tenacity.retry_if_exception(_retriable),
-            wait=tenacity.wait_exponential(multiplier=0.5, max=RETRY_PAUSE_MAX_SECONDS),
-            before_sleep=warn,
-            reraise=True,
-        )(attempt)
+        self._retrying(_transactional_call, call, what)
 
     def begin(self) -> None:
         self._failures.clear()
@@ -240,9 +226,23 @@ class ExactlyOnce(ProducerDelivery):
         self.abandon()
 
 
-def _retriable(error: BaseException) -> bool:
-    """A `KafkaException` Kafka says may succeed if tried again (never a fatal one: those are `ProducerBroken`)."""
-    return isinstance(error, KafkaException) and error.args[0].retriable()
+def _transactional_call(call: Callable[[float], object], what: str) -> None:
+    """One try of `call`: a fatal error or a stuck call is `ProducerBroken`, any other Kafka error is raised as is."""
+    try:
+        _call_within_deadline(call, what)
+    except ProducerStuck as stuck:
+        raise ProducerBroken(str(stuck)) from stuck
+    except KafkaException as error:
+        kafka_error = error.args[0]
+        if kafka_error.fatal():
+            raise ProducerBroken(f"{what}: {kafka_error.str()}", fenced=_fenced(kafka_error)) from error
+        raise
+
+
+def _warn_retrying(state: tenacity.RetryCallState) -> None:
+    """Before a retriable transactional call is tried again: which call (its second argument), why, and when."""
+    error = state.outcome.exception() if state.outcome else None
+    log.warning("%s: %s; retrying in %.1fs", state.args[1], error, state.upcoming_sleep)
 
 
 def _fenced(error: KafkaError) -> bool:
