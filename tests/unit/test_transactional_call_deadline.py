@@ -33,3 +33,25 @@ def test_a_call_that_ignores_its_timeout_is_declared_stuck(monkeypatch):
             _call_within_deadline(lambda _timeout: release.wait(), "send_offsets_to_transaction")
     finally:
         release.set()
+
+
+def test_a_retriable_error_is_tried_again_and_each_wait_names_the_call(caplog, monkeypatch):
+    monkeypatch.setattr(exactly_once.time, "sleep", lambda _seconds: None)  # tenacity's wait, not the test's
+    from confluent_kafka import KafkaError, KafkaException
+
+    tries: list[float] = []
+
+    class SlowToStart:
+        def __init__(self, _config: dict) -> None: ...
+
+        def init_transactions(self, timeout: float) -> None:
+            tries.append(timeout)
+            if len(tries) < 3:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT, "coordinator loading", retriable=True))
+
+    exactly_once.ExactlyOnce({}, "kdp-converter-a", new_producer=SlowToStart)
+
+    assert len(tries) == 3
+    waits = [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()]
+    assert [w.split(": ")[0] for w in waits] == ["init_transactions", "init_transactions"]
+    assert waits[0].endswith("retrying in 0.5s") and waits[1].endswith("retrying in 1.0s")
