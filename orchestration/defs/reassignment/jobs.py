@@ -199,17 +199,11 @@ def _finish_ongoing(kafka_admin, partitions: list[tuple[str, int]], deadline: fl
     """Wait for reassignments of `partitions` still copying (a batch of a stopped run) to end."""
     from kafka import TopicPartition
 
-    polling = tenacity.Retrying(
-        retry=tenacity.retry_if_result(bool),  # some of them are still listed as reassigning
-        stop=lambda _: time.monotonic() > deadline,
-        wait=tenacity.wait_fixed(1),
-        retry_error_callback=lambda _: _still_copying(),
-    )
-    polling(kafka_admin.list_partition_reassignments, [TopicPartition(*tp) for tp in partitions])
-
-
-def _still_copying() -> None:
-    raise dg.Failure("a previous run's batch is still copying; wait for it or cancel it, then resume")
+    # A poll of an operation under way, not a retry of a failed call: each pass reads what is still copying.
+    while kafka_admin.list_partition_reassignments([TopicPartition(*tp) for tp in partitions]):
+        if time.monotonic() > deadline:
+            raise dg.Failure("a previous run's batch is still copying; wait for it or cancel it, then resume")
+        time.sleep(1)
 
 
 @dg.op(
