@@ -22,10 +22,17 @@ A *fenced* producer is replaced too, once: the coordinator fences a producer who
 out (the brokers were away longer than the transaction timeout), with no other process involved. Fenced
 again soon after, the process is a zombie beside another converter with the same transactional id, and
 `TransactionalIdTaken` ends it rather than take the id back and forth for ever.
+
+A producer replaced because a call got stuck is still held by that call (its threads, a socket per broker, its
+queued outputs): it is released when the call returns. The call of #5511 waits for any broker connection of its
+producer to change state, so the producer closes connections idle for `IDLE_CONNECTION_CLOSE_MS`: the replaced
+producer's connections go idle at once, the first to close wakes the call, which fails (fenced) and returns.
+Each `begin` then releases what returned stuck calls held (see `StuckCalls`).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -43,6 +50,7 @@ from streaming.delivery.contract import (
     wait_for_deliveries,
 )
 from streaming.delivery.outputs import Origin, Output
+from streaming.malloc_arenas import give_back_free_memory
 from streaming.observe.observer import NO_OBSERVER, ConverterObserver
 
 log = logging.getLogger(__name__)
@@ -62,6 +70,16 @@ detected 20 s later with 10 + 10 s, now 8 s. A call that honours its timeout ret
 well inside the 3 s margin even on a loaded machine; a false alarm would cost a producer replacement and a redo
 of the batch (its transaction aborted), never a loss or a duplicate."""
 
+IDLE_CONNECTION_CLOSE_MS = 20_000
+"""The transactional producer closes a broker connection unused this long (`connections.max.idle.ms`).
+
+What it is for: a call stuck by confluentinc/librdkafka#5511 is woken by any broker connection of its producer
+changing state, and nothing else wakes it; measured (tests/faults/test_coordinator_left.py), the stuck call
+returned within a second of its producer's first idle connection closing. A converter under load uses every
+connection it has (each broker leads output partitions, and each transaction talks to both coordinators), so
+only a lull closes them; the first batch after a lull of 20 s reconnects (a TCP, and with SASL_SSL a TLS,
+handshake)."""
+
 RETRY_PAUSE_MAX_SECONDS = 1.0
 """The longest pause between two tries of a retriable transactional call (each try already waits up to
 `CALL_TIMEOUT_SECONDS`). It was 10 s: when the brokers came back from an outage, an abort_transaction then
@@ -69,7 +87,12 @@ slept up to 10 s before asking again (seen in tests/faults, all brokers down 30 
 
 
 class ProducerStuck(RuntimeError):
-    """A transactional call did not return within `STUCK_AFTER_SECONDS`, despite its timeout."""
+    """A transactional call did not return within `STUCK_AFTER_SECONDS`, despite its timeout; `call` is the
+    thread still running it."""
+
+    def __init__(self, reason: str, call: threading.Thread) -> None:
+        super().__init__(reason)
+        self.call = call
 
 
 FENCED_AGAIN_WINDOW_SECONDS = 120.0
@@ -77,11 +100,43 @@ FENCED_AGAIN_WINDOW_SECONDS = 120.0
 
 
 class ProducerBroken(Exception):
-    """The producer cannot go on (a fatal error, or stuck): it must be replaced."""
+    """The producer cannot go on (a fatal error, or stuck): it must be replaced. `stuck_call`: the thread of a
+    call that still holds it."""
 
-    def __init__(self, reason: str, *, fenced: bool = False) -> None:
+    def __init__(self, reason: str, *, fenced: bool = False, stuck_call: threading.Thread | None = None) -> None:
         super().__init__(reason)
         self.fenced = fenced
+        self.stuck_call = stuck_call
+
+
+class StuckCalls:
+    """The threads of stuck transactional calls, each holding the producer it was replaced in.
+
+    When a call returns, its thread ends, and what it held goes with the next `release_returned`: the references
+    left by the exceptions the call went through (theirs and tenacity's) form cycles, so the garbage collector is
+    run once, which destroys the producer, and glibc is asked to hand its freed memory back. Without that, the
+    cycles would wait for a full collection, which `gc.freeze` (see `open_dedicated_converter`) makes rare.
+    """
+
+    def __init__(self) -> None:
+        self._calls: list[threading.Thread] = []
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    def hold(self, call: threading.Thread) -> None:
+        self._calls.append(call)
+
+    def release_returned(self) -> int:
+        """Release what the returned calls held; how many returned."""
+        running = [call for call in self._calls if call.is_alive()]
+        returned = len(self._calls) - len(running)
+        if returned:
+            self._calls = running
+            gc.collect()
+            give_back_free_memory()
+            log.info("%d stuck transactional call(s) returned: their producers are released", returned)
+        return returned
 
 
 class TransactionalIdTaken(RuntimeError):
@@ -110,9 +165,11 @@ class ExactlyOnce(ProducerDelivery):
             **self._failures.producer_config(),
             "transactional.id": transactional_id,
             "transaction.timeout.ms": TRANSACTION_TIMEOUT_MS,
+            "connections.max.idle.ms": IDLE_CONNECTION_CLOSE_MS,
         }
         self.replaced_producers = 0
         self._last_fenced: float | None = None
+        self.stuck_calls = StuckCalls()
         # Retries what Kafka says is retriable: waits of 0.5 s, then 1 s, for as long as Kafka keeps saying so.
         self._retrying = tenacity.Retrying(
             retry=tenacity.retry_if_exception(retriable_kafka_error),
@@ -149,11 +206,13 @@ class ExactlyOnce(ProducerDelivery):
                 ) from broken
             self._last_fenced = now
         self.replaced_producers += 1
+        if broken.stuck_call is not None:
+            self.stuck_calls.hold(broken.stuck_call)
         log.error("the transactional producer cannot go on (%s): replacing it, which aborts its transaction", why)
         self._in_transaction = False
         self.observer.producer_replaced(why, broken.fenced)
-        # The old producer is dropped, not closed: a stuck call may still hold it, and closing would
-        # wait for that call. Once fenced it can neither commit nor write anything visible.
+        # The old producer is dropped, not closed: a stuck call may still hold it (until `StuckCalls` releases
+        # it), and closing would wait for that call. Once fenced it can neither commit nor write anything visible.
         self.producer = self._start_producer()
 
     def _retry(self, call: Callable[[float], object], what: str) -> None:
@@ -164,6 +223,8 @@ class ExactlyOnce(ProducerDelivery):
         self._retrying(_transactional_call, call, what)
 
     def begin(self) -> None:
+        if len(self.stuck_calls):
+            self.stuck_calls.release_returned()
         self._failures.clear()
         try:
             self.producer.begin_transaction()
@@ -231,7 +292,7 @@ def _transactional_call(call: Callable[[float], object], what: str) -> None:
     try:
         _call_within_deadline(call, what)
     except ProducerStuck as stuck:
-        raise ProducerBroken(str(stuck)) from stuck
+        raise ProducerBroken(str(stuck), stuck_call=stuck.call) from stuck
     except KafkaException as error:
         kafka_error = error.args[0]
         if kafka_error.fatal():
@@ -270,6 +331,6 @@ def _call_within_deadline(call: Callable[[float], object], what: str) -> None:
     worker.start()
     worker.join(STUCK_AFTER_SECONDS)
     if not outcome:
-        raise ProducerStuck(f"{what} did not return within {STUCK_AFTER_SECONDS:.0f} s")
+        raise ProducerStuck(f"{what} did not return within {STUCK_AFTER_SECONDS:.0f} s", worker)
     if outcome[0] is not None:
         raise outcome[0]

@@ -1,16 +1,13 @@
-"""What a planned restart of the converter group's coordinator leaves in an exactly-once converter.
+"""What a planned restart of the converter group's coordinator leaves in an exactly-once converter: nothing.
 
 The broker that coordinates the group is stopped gracefully, and the transactional producer's metadata drops it
 (librdkafka then retires its broker object), while the producer's cache of group coordinators still points at
 that object. Its next `send_offsets_to_transaction` waits for the object to come up, which never happens
 (confluentinc/librdkafka#5511, open against librdkafka 2.16): `ExactlyOnce` declares the call stuck and starts a
-successor, and nothing is lost, but the stuck call holds the old producer (its threads, sockets, queued outputs)
-for the rest of the process. Measured here (3 brokers): +13 descriptors and +6 threads, still held a minute
-after the broker came back; neither a metadata request nor `close()` releases it. This is what the soak of
-issue 28 saw (+13 descriptors within a minute of the broker restart, never given back).
-
-Marked as an expected failure, strictly: it passes, and so fails the suite, the day the producer is released
-(a librdkafka with the fix of #5512, or a converter that avoids the stuck call), and the mark must go.
+successor, and nothing is lost. The stuck call holds the old producer (+13 descriptors and +6 threads here, and
+the soak of issue 28 saw +34 MB) until a connection of that producer changes state, which its idle connections
+closing now brings about; the next transaction then releases it (`streaming.delivery.exactly_once.StuckCalls`).
+Without the idle close, the producer was still held a minute after the broker came back.
 """
 
 from __future__ import annotations
@@ -30,8 +27,8 @@ from streaming.delivery.exactly_once import ExactlyOnce
 pytestmark = pytest.mark.faults
 
 
-@pytest.mark.xfail(strict=True, reason="confluentinc/librdkafka#5511: the stuck call holds the replaced producer")
 def test_a_producer_replaced_after_its_group_coordinator_left_is_released(cluster: FaultCluster):
+    """Released within a minute of the replacement: the idle close plus the next transaction."""
     settings = scenario_settings(cluster.info.bootstrap, "http://unused", "exactly-once", "coordinator-left")
     cluster.create_topics([settings.source_topic, settings.output_topic])
     consumer = Consumer({**settings.kafka_config(), "group.id": settings.group_id})
@@ -64,11 +61,18 @@ def test_a_producer_replaced_after_its_group_coordinator_left_is_released(cluste
         transaction()  # stuck: the producer is replaced and the batch fails (no loss: it is redone)
         cluster.heal()
         cluster.wait_in_sync()
+        replaced = time.monotonic()
         assert transaction(), "the successor could not commit"
-        time.sleep(60)
+        assert delivery.replaced_producers == 1
+        while kafka_clients(os.getpid()) != clients_before and time.monotonic() - replaced < 60:
+            time.sleep(1)
+            assert transaction(), "the successor could not commit"
+        held = time.monotonic() - replaced
+        print(f"[fault] coordinator left: the replaced producer released {held:.0f} s after its successor started")
         assert kafka_clients(os.getpid()) == clients_before, (
-            f"{delivery.replaced_producers} producer(s) replaced; Kafka clients {clients_before} before, "
-            f"{kafka_clients(os.getpid())} a minute after the broker came back"
+            f"Kafka clients {clients_before} before, {kafka_clients(os.getpid())} a minute after the replacement; "
+            f"stuck calls still running: {len(delivery.stuck_calls)}"
         )
+        assert len(delivery.stuck_calls) == 0
     finally:
         consumer.close()
