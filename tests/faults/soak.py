@@ -10,10 +10,11 @@ On the fault tests' own three-broker stack, `kdp stack` style, with `kdp stream 
 * the converter killed with SIGKILL every `KDP_SOAK_KILL_EVERY_S` (5 min) and started again under the same name,
   except for the `CALM_AFTER_RESTART_S` (10 min) after the broker restart: one converter process lives through
   the restart and that long past it, so what a restart leaves in a process shows within that process's life;
-* broker 2 restarted, as a planned restart is run: gracefully stopped, started, waited for until its
-  replicas are in sync, then a preferred-leader election gives it back its leaderships (`SoakPlan.broker_restart`
-  says when: 17.5 min into the 30). The report names the broker that coordinated the converter's group at the
-  time: its transactions commit their offsets through that broker, so losing it is the harder case;
+* the broker that coordinates the converter's group restarted, as a planned restart is run: gracefully stopped,
+  started, waited for until its replicas are in sync, then a preferred-leader election gives it back its
+  leaderships (`SoakPlan.broker_restart` says when: 17.5 min into the 30). The converter's transactions commit
+  their offsets through that broker, so losing it is the harder case (librdkafka#5511, see
+  `test_coordinator_left.py`), and the soak takes it every time;
 * every `KDP_SOAK_SAMPLE_S` (1 min): the converter's resident memory, open file descriptors and threads (from
   /proc), the group's lag (end offsets minus committed offsets, read from outside the group), and the detail of
   `soak_detail` (the converter's counters and its Kafka clients' librdkafka statistics), printed as `[soak]`
@@ -25,12 +26,17 @@ holds a producer stuck by librdkafka#5511 (`test_coordinator_left.py` reproduces
 Pass: the ledger is exact (nothing lost, no duplicate: exactly-once), and after warm-up RSS and descriptors grow
 by no more than 5%. Warm-up: the first minute of every converter process's life (each kill starts a new one,
 which loads its libraries and fills its client buffers again). Two checks: within each process's life, its last
-sample against its first after warm-up (a leak within a process); and every sample after warm-up against the
-first process's (the median of its samples after warm-up: growth that survives restarts, such as a backlog).
+sample against its first after warm-up (a leak within a process); and each life's median after warm-up against
+the first life's (growth that survives restarts, such as a backlog). The largest sample is reported, not judged:
+a fault may hold resources for a while (a producer replaced after the broker restart is held by its stuck call
+for about 20 s, `streaming.delivery.exactly_once.StuckCalls`), and what matters is that they come back, which
+the life spanning the restart shows by its last sample, 10 minutes later. (Until 2026-12-07 every sample was
+judged against the first life's median: a per-minute sample that fell in such a window failed the run.)
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import statistics
@@ -54,7 +60,6 @@ WARM_UP_S = 60.0
 """Of every converter process's life: imports, the registry lookup, the clients' first buffers."""
 DRAIN_S = 60.0
 """The soak's last minute: no fault, the converter catches up."""
-RESTARTED_BROKER = 2
 CALM_AFTER_RESTART_S = 600.0
 """No kill this long after the broker restart (see the module docstring)."""
 
@@ -126,7 +131,8 @@ class SoakRecord:
     kills: list[tuple[float, float]] = field(default_factory=list)
     """(at_s, recovery_s): seconds until the restarted converter committed beyond the killed one."""
     broker_restart: tuple[float, float, int, int] | None = None
-    """(at_s, seconds until in sync again, broker id, the id of the broker coordinating the group before)."""
+    """(at_s, seconds until in sync again, broker id, the id of the broker coordinating the group before): the
+    same broker, the coordinator being the one restarted."""
 
     @property
     def restart_text(self) -> str:
@@ -134,7 +140,7 @@ class SoakRecord:
             return "none"
         at, took, broker, coordinator = self.broker_restart
         return (
-            f"broker {broker} at {at / 60:.1f} min (the group's coordinator was broker {coordinator}), stopped, "
+            f"broker {broker} at {at / 60:.1f} min (the group's coordinator: broker {coordinator}), stopped, "
             f"started, back in sync and its leaderships given back in {took:.1f} s"
         )
 
@@ -173,11 +179,11 @@ def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
             if record.broker_restart is None and now >= restart_at:
                 coordinator = cluster.group_coordinator(settings.group_id)
                 stopped = time.monotonic()
-                cluster.stop_broker(RESTARTED_BROKER)
+                cluster.stop_broker(coordinator)
                 cluster.heal()
                 cluster.wait_in_sync()
                 cluster.elect_preferred_leaders()
-                record.broker_restart = (now, time.monotonic() - stopped, RESTARTED_BROKER, coordinator)
+                record.broker_restart = (now, time.monotonic() - stopped, coordinator, coordinator)
                 print(f"[soak] broker restart: {record.restart_text}", flush=True)
             time.sleep(0.5)
         produced = live.finish(timeout=600)
@@ -189,6 +195,7 @@ def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
     print(ledger.line(f"soak {plan.minutes:g} min at {plan.rate}/s (exactly-once)", worst_recovery,
                       kills=len(record.kills), converter_exits=exits, growth=verdict.text))  # fmt: skip
     _write_report(plan, record, ledger, verdict, exits, produced.rate)
+    _write_summary(plan, record, ledger, verdict, exits)
     ledger.assert_nothing_lost(produced, "exactly-once")
     assert exits == [], "the converter exited on its own"
     assert verdict.passed, verdict.text
@@ -222,53 +229,62 @@ def _open_fds(pid: int) -> int:
 class Verdict:
     passed: bool
     rss_baseline_mb: float
-    rss_max_mb: float
+    rss_lives_mb: float
+    """The largest median of one life after warm-up."""
     fds_baseline: float
-    fds_max: int
+    fds_lives: float
     rss_within_life: float
     """The largest growth of RSS within one process's life, from its first sample after warm-up to its last."""
     fds_within_life: float
-
-    @property
-    def rss_growth(self) -> float:
-        return self.rss_max_mb / self.rss_baseline_mb - 1
-
-    @property
-    def fds_growth(self) -> float:
-        return self.fds_max / self.fds_baseline - 1
+    rss_max_mb: float
+    """The largest sample after warm-up: reported, not judged (see the module docstring)."""
+    fds_max: int
 
     @property
     def text(self) -> str:
+        rss_lives = self.rss_lives_mb / self.rss_baseline_mb - 1
+        fds_lives = self.fds_lives / self.fds_baseline - 1
         return (
-            f"RSS {self.rss_baseline_mb:.1f} -> max {self.rss_max_mb:.1f} MB ({self.rss_growth:+.1%}), "
-            f"fds {self.fds_baseline:.0f} -> max {self.fds_max} ({self.fds_growth:+.1%}); within one process's "
+            f"lives' medians: RSS {self.rss_baseline_mb:.1f} -> {self.rss_lives_mb:.1f} MB ({rss_lives:+.1%}), "
+            f"fds {self.fds_baseline:.0f} -> {self.fds_lives:.0f} ({fds_lives:+.1%}); within one process's "
             f"life RSS {self.rss_within_life:+.1%}, fds {self.fds_within_life:+.1%} at most; "
-            f"limit +{GROWTH_LIMIT:.0%}: {'pass' if self.passed else 'FAIL'}"
+            f"limit +{GROWTH_LIMIT:.0%}: {'pass' if self.passed else 'FAIL'} (largest samples, not judged: "
+            f"RSS {self.rss_max_mb:.1f} MB, fds {self.fds_max})"
         )
 
 
 def _verdict(samples: list[Sample]) -> Verdict:
-    """See the module docstring: baseline = the first process's samples after warm-up; the rest within 5%."""
+    """See the module docstring: baseline = the first life's median after warm-up; each life's median and its
+    last sample against its first within 5%."""
     warm = [s for s in samples if s.age_s >= WARM_UP_S and s.rss_mb == s.rss_mb and s.open_fds >= 0]
     assert warm, "no sample after warm-up: the soak was too short"
-    first_pid = warm[0].pid
-    baseline = [s for s in warm if s.pid == first_pid]
-    rss_base = statistics.median(s.rss_mb for s in baseline)
-    fds_base = statistics.median(s.open_fds for s in baseline)
-    rss_max = max(s.rss_mb for s in warm)
-    fds_max = max(s.open_fds for s in warm)
     lives: dict[int, list[Sample]] = {}
     for s in warm:
         lives.setdefault(s.pid, []).append(s)
+    baseline = lives[warm[0].pid]
+    rss_base = statistics.median(s.rss_mb for s in baseline)
+    fds_base = statistics.median(s.open_fds for s in baseline)
+    rss_lives = max(statistics.median(s.rss_mb for s in life) for life in lives.values())
+    fds_lives = max(statistics.median(s.open_fds for s in life) for life in lives.values())
     rss_life = max(life[-1].rss_mb / life[0].rss_mb - 1 for life in lives.values())
     fds_life = max(life[-1].open_fds / life[0].open_fds - 1 for life in lives.values())
     passed = (
-        rss_max <= rss_base * (1 + GROWTH_LIMIT)
-        and fds_max <= fds_base * (1 + GROWTH_LIMIT)
+        rss_lives <= rss_base * (1 + GROWTH_LIMIT)
+        and fds_lives <= fds_base * (1 + GROWTH_LIMIT)
         and rss_life <= GROWTH_LIMIT
         and fds_life <= GROWTH_LIMIT
     )
-    return Verdict(passed, rss_base, rss_max, fds_base, fds_max, rss_life, fds_life)
+    return Verdict(
+        passed,
+        rss_base,
+        rss_lives,
+        fds_base,
+        fds_lives,
+        rss_life,
+        fds_life,
+        max(s.rss_mb for s in warm),
+        max(s.open_fds for s in warm),
+    )
 
 
 SAMPLES_HEADER = (
@@ -346,6 +362,45 @@ waiting for the application (replyq), bytes received and sent, and the transacti
 {chr(10).join(clients)}
 """
     (plan.out / "soak.md").write_text(text)
+
+
+def restart_life(record: SoakRecord) -> tuple[Sample, Sample] | None:
+    """The first sample after warm-up and the last of the converter process that lived through the broker
+    restart: whether what the restart left in it came back."""
+    if record.broker_restart is None:
+        return None
+    at = record.broker_restart[0]
+    spanning = [s for s in record.samples if s.at_s >= at and s.at_s - s.age_s <= at]
+    if not spanning:
+        return None
+    life = [s for s in record.samples if s.pid == spanning[0].pid and s.age_s >= WARM_UP_S]
+    return (life[0], life[-1]) if life else None
+
+
+def _write_summary(plan: SoakPlan, record: SoakRecord, ledger: Ledger, verdict: Verdict, exits: list[int]) -> None:
+    """soak.json beside the report: the run's figures, for `soak_runs.py` to table several runs."""
+    spanning = restart_life(record)
+    summary = {
+        "finished": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "commit": os.environ.get("KDP_SOAK_COMMIT", ""),
+        "minutes": plan.minutes,
+        "rate": plan.rate,
+        "ledger": {"in": ledger.messages_in, "processed": ledger.processed, "dead_letters": ledger.dead_letters,
+                   "duplicates": ledger.duplicates, "lost": ledger.lost},
+        "kills": [[round(at, 1), round(recovery, 1)] for at, recovery in record.kills],
+        "broker_restart": record.restart_text,
+        "converter_exits": len(exits),
+        "growth": verdict.text,
+        "restart_life": None if spanning is None else {
+            "pid": spanning[0].pid, "from_minute": round(spanning[0].at_s / 60, 1),
+            "to_minute": round(spanning[1].at_s / 60, 1),
+            "rss_mb": [round(spanning[0].rss_mb, 1), round(spanning[1].rss_mb, 1)],
+            "fds": [spanning[0].open_fds, spanning[1].open_fds],
+            "producers_replaced": spanning[1].detail.producer_replacements,
+        },
+        "passed": verdict.passed and ledger.lost == 0 and ledger.duplicates == 0 and not exits,
+    }  # fmt: skip
+    (plan.out / "soak.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
 def _chart(record: SoakRecord, path: Path) -> None:
