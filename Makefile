@@ -52,15 +52,18 @@ faults: install
 	@$(BIN)/pytest -m faults tests/faults -s -p no:cacheprovider > .kdp/faults.log 2>&1; status=$$?; \
 		grep -ao '\[fault\].*' .kdp/faults.log; tail -n 1 .kdp/faults.log; exit $$status
 
-## make soak: 30 min of exactly-once under load, a converter kill -9 every 5 min, a broker restart half-way;
-## writes docs/soak.md and docs/img/soak.png. Quick check: make soak SOAK_MINUTES=4 SOAK_OUT=.kdp/soak
+## make soak: SOAK_RUNS runs (3) of 30 min of exactly-once under load, a converter kill -9 every 5 min, the group's
+## coordinator restarted; each run's report in docs/soak/run-N/, and docs/soak.md tables them all.
+## Quick check of the harness: make soak SOAK_RUNS=1 SOAK_MINUTES=4 SOAK_OUT=.kdp
 SOAK_MINUTES ?= 30
+SOAK_RUNS ?= 3
 SOAK_OUT ?= docs
 soak: install
-	@mkdir -p .kdp
-	@KDP_SOAK_MINUTES=$(SOAK_MINUTES) KDP_SOAK_OUT=$(SOAK_OUT) $(BIN)/pytest -m soak tests/faults/soak.py -s \
-		-p no:cacheprovider -o timeout=0 > .kdp/soak.log 2>&1; status=$$?; \
-		grep -ao '\[fault\].*' .kdp/soak.log; tail -n 1 .kdp/soak.log; exit $$status
+	@mkdir -p .kdp; rm -rf $(SOAK_OUT)/soak; status=0; for run in $$(seq 1 $(SOAK_RUNS)); do \
+		KDP_SOAK_MINUTES=$(SOAK_MINUTES) KDP_SOAK_OUT=$(SOAK_OUT)/soak/run-$$run KDP_SOAK_COMMIT=$$(git rev-parse --short HEAD) \
+			$(BIN)/pytest -m soak tests/faults/soak.py -s -p no:cacheprovider -o timeout=0 > .kdp/soak-$$run.log 2>&1 \
+			|| status=1; grep -ao '\[fault\].*' .kdp/soak-$$run.log; tail -n 1 .kdp/soak-$$run.log; \
+	done; $(BIN)/python tests/faults/soak_runs.py $(SOAK_OUT) || status=1; exit $$status
 
 lint: install
 	$(BIN)/ruff check kdp streaming orchestration tests bench

@@ -1,7 +1,7 @@
 """The soak (`make soak`): the pipeline for half an hour under a sustained rate, with the faults of a normal week.
 
-    make soak                                  # 30 minutes, figures into docs/soak.md and docs/img/soak.png
-    make soak SOAK_MINUTES=4 SOAK_OUT=.kdp/soak  # a quick check of the harness
+    make soak                                  # 3 runs of 30 minutes: docs/soak/run-N/ each, docs/soak.md all
+    make soak SOAK_RUNS=1 SOAK_MINUTES=4 SOAK_OUT=.kdp  # a quick check of the harness
 
 Not collected by `make test` or `make faults` (the file name does not start with `test_`): `make soak` names it.
 On the fault tests' own three-broker stack, `kdp stack` style, with `kdp stream --delivery exactly-once`:
@@ -166,7 +166,7 @@ def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
         while (now := time.monotonic() - began) < plan.seconds:
             if now >= next_sample:
                 pid = live.converter.process.pid
-                sample = _sample(now, pid, time.monotonic() - born, live, metrics_port, plan.statistics)
+                sample = sample_converter(now, pid, time.monotonic() - born, live, metrics_port, plan.statistics)
                 record.samples.append(sample)
                 print(f"[soak] {sample.text}", flush=True)
                 while next_sample <= now:  # one sample, not a burst, after a fault that held the loop
@@ -190,7 +190,7 @@ def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
         exits = list(live.restarts)
 
     ledger = account(settings)
-    verdict = _verdict(record.samples)
+    verdict = growth_verdict(record.samples)
     worst_recovery = max((recovery for _, recovery in record.kills), default=None)
     print(ledger.line(f"soak {plan.minutes:g} min at {plan.rate}/s (exactly-once)", worst_recovery,
                       kills=len(record.kills), converter_exits=exits, growth=verdict.text))  # fmt: skip
@@ -201,7 +201,9 @@ def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
     assert verdict.passed, verdict.text
 
 
-def _sample(at_s: float, pid: int, age_s: float, live: LivePipeline, metrics_port: int, statistics: Path) -> Sample:
+def sample_converter(
+    at_s: float, pid: int, age_s: float, live: LivePipeline, metrics_port: int, statistics: Path
+) -> Sample:
     committed = live.progress.committed()
     end = live.progress.end()
     lag = end - committed if committed >= 0 else -1
@@ -253,7 +255,7 @@ class Verdict:
         )
 
 
-def _verdict(samples: list[Sample]) -> Verdict:
+def growth_verdict(samples: list[Sample]) -> Verdict:
     """See the module docstring: baseline = the first life's median after warm-up; each life's median and its
     last sample against its first within 5%."""
     warm = [s for s in samples if s.age_s >= WARM_UP_S and s.rss_mb == s.rss_mb and s.open_fds >= 0]
@@ -296,7 +298,7 @@ SAMPLES_HEADER = (
 def _write_report(
     plan: SoakPlan, record: SoakRecord, ledger: Ledger, verdict: Verdict, exits: list[int], produced_rate: float
 ) -> None:
-    """docs/soak.md (the figures) and docs/img/soak.png (lag, RSS and descriptors against time)."""
+    """The run's soak.md (the figures) and img/soak.png (lag, RSS and descriptors against time)."""
     image = plan.out / "img" / "soak.png"
     image.parent.mkdir(parents=True, exist_ok=True)
     _chart(record, image)
