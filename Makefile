@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install demo test unit lint typecheck stack-up stack-down dev bench bench-planner faults soak lock clean
+.PHONY: install demo test unit lint typecheck stack-up stack-down dev bench bench-planner faults soak chaos lock clean
 
 # The install's own output goes to $(VENV)/install.log, shown only when it fails.
 # Then the converter's native kernel (native/: Rust through PyO3, built by maturin, pinned in native/pyproject.toml
@@ -64,6 +64,17 @@ soak: install
 			$(BIN)/pytest -m soak tests/faults/soak.py -s -p no:cacheprovider -o timeout=0 > .kdp/soak-$$run.log 2>&1 \
 			|| status=1; grep -ao '\[fault\].*' .kdp/soak-$$run.log; tail -n 1 .kdp/soak-$$run.log; \
 	done; $(BIN)/python tests/faults/soak_runs.py $(SOAK_OUT) || status=1; exit $$status
+
+## make chaos: 30 min of exactly-once at 1,000 events/s under a seeded random schedule of faults, overlapping (root:
+## a network namespace); writes docs/chaos.md and docs/img/chaos.png. Replay a run: make chaos CHAOS_SEED=<its seed>
+CHAOS_MINUTES ?= 30
+CHAOS_SEED ?=
+CHAOS_OUT ?= docs
+chaos: install
+	@mkdir -p .kdp
+	@KDP_CHAOS_MINUTES=$(CHAOS_MINUTES) KDP_CHAOS_SEED=$(CHAOS_SEED) KDP_CHAOS_OUT=$(CHAOS_OUT) $(BIN)/pytest -m chaos \
+		tests/faults/chaos.py -s -p no:cacheprovider -o timeout=0 > .kdp/chaos.log 2>&1; status=$$?; \
+		grep -ao '\[chaos\] seed.*\|\[fault\].*' .kdp/chaos.log; tail -n 1 .kdp/chaos.log; exit $$status
 
 lint: install
 	$(BIN)/ruff check kdp streaming orchestration tests bench

@@ -202,12 +202,19 @@ def test_soak(cluster: FaultCluster, tmp_path: Path) -> None:
 
 
 def sample_converter(
-    at_s: float, pid: int, age_s: float, live: LivePipeline, metrics_port: int, statistics: Path
+    at_s: float,
+    pid: int,
+    age_s: float,
+    live: LivePipeline,
+    metrics_port: int,
+    statistics: Path,
+    metrics_host: str = "127.0.0.1",
 ) -> Sample:
     committed = live.progress.committed()
     end = live.progress.end()
     lag = end - committed if committed >= 0 else -1
-    return Sample(at_s, pid, age_s, _rss_mb(pid), _open_fds(pid), lag, read_detail(pid, metrics_port, statistics))
+    detail = read_detail(pid, metrics_port, statistics, metrics_host)
+    return Sample(at_s, pid, age_s, _rss_mb(pid), _open_fds(pid), lag, detail)
 
 
 def _rss_mb(pid: int) -> float:

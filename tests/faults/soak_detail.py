@@ -96,9 +96,10 @@ class Detail:
         )
 
 
-def read_detail(pid: int, metrics_port: int, statistics_file: Path) -> Detail:
-    """The detail of converter process `pid` now; -1 for what could not be read (the process just started)."""
-    counters = _counters(metrics_port)
+def read_detail(pid: int, metrics_port: int, statistics_file: Path, metrics_host: str = "127.0.0.1") -> Detail:
+    """The detail of converter process `pid` now; -1 for what could not be read (the process just started).
+    `metrics_host`: where its metrics endpoint is reached (another address for a converter in a namespace)."""
+    counters = _counters(metrics_host, metrics_port)
     latest = _latest_statistics(statistics_file, pid)
     return Detail(
         threads=_threads(pid),
@@ -133,9 +134,9 @@ def kafka_clients(pid: int) -> int:
     return count
 
 
-def _counters(port: int) -> dict[str, int]:
+def _counters(host: str, port: int) -> dict[str, int]:
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+        with urllib.request.urlopen(f"http://{host}:{port}/metrics", timeout=5) as response:
             text = response.read().decode()
     except OSError:
         return {}
