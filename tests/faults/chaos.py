@@ -41,9 +41,9 @@ from contract_variants import with_new_input_key
 from fault_cluster import FaultCluster
 from fault_ledger import GroupProgress, Ledger, account
 from fault_pipeline import LivePipeline
-from network_namespace import NamespaceUnavailable, NetworkNamespace
+from network_namespace import NetworkNamespace, network_namespace
 from scenario_settings import scenario_settings
-from soak import Sample, Verdict, growth_verdict, sample_converter
+from soak import Sample, Verdict, growth_verdict, plot_samples, sample_converter
 
 from kdp.devstack.ports import config_on_free_ports, free_port_block
 from kdp.devstack.stack import LocalStack
@@ -105,14 +105,8 @@ class ChaosRecord:
 
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[NetworkNamespace]:
-    try:
-        created = NetworkNamespace.create()
-    except NamespaceUnavailable as why:
-        pytest.fail(f"the chaos run needs a network namespace (root): {why}")
-    try:
+    with network_namespace(on_unavailable=pytest.fail) as created:
         yield created
-    finally:
-        created.delete()
 
 
 @pytest.fixture(scope="module")
@@ -385,15 +379,7 @@ def _chart(record: ChaosRecord, path: Path) -> None:
             )
     faults_axis.set_yticks(range(len(kinds)), kinds)
     faults_axis.set_title("Chaos: each fault held (red), then until the converter committed again (orange)")
-    minutes = [s.at_s / 60 for s in record.samples]
-    lag_axis.plot(minutes, [max(s.lag, 0) for s in record.samples], marker="o", color="tab:blue")
-    lag_axis.set_ylabel("lag, messages")
-    memory_axis.plot(minutes, [s.rss_mb for s in record.samples], marker="o", color="tab:green", label="RSS, MB")
-    memory_axis.set_ylabel("converter RSS, MB")
-    fds_axis = memory_axis.twinx()
-    fds_axis.plot(minutes, [s.open_fds for s in record.samples], marker="x", color="tab:purple", label="open fds")
-    fds_axis.set_ylabel("open descriptors")
-    memory_axis.set_xlabel("minutes since start")
+    fds_axis = plot_samples(record.samples, lag_axis, memory_axis)
     memory_axis.legend(loc="upper left")
     fds_axis.legend(loc="upper right")
     figure.tight_layout()

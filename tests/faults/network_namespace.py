@@ -11,9 +11,11 @@ otherwise, so a test can skip with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import shutil
 import subprocess
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 
@@ -79,3 +81,18 @@ class NetworkNamespace:
         """Remove the pair and the namespace (deleting either end of a veth pair deletes both)."""
         subprocess.run(["ip", "link", "del", self.host_link], capture_output=True, timeout=30)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True, timeout=30)
+
+
+@contextlib.contextmanager
+def network_namespace(on_unavailable: Callable[[str], object]) -> Iterator[NetworkNamespace]:
+    """A namespace for the block, deleted after it; when none can be made, `on_unavailable` is called with the
+    reason (`pytest.skip` for a test that needs one, `pytest.fail` for a run that is nothing without one)."""
+    try:
+        created = NetworkNamespace.create()
+    except NamespaceUnavailable as why:
+        on_unavailable(f"no network namespace here: {why}")
+        raise
+    try:
+        yield created
+    finally:
+        created.delete()

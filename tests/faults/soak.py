@@ -43,6 +43,7 @@ import statistics
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fault_cluster import FaultCluster
@@ -412,22 +413,28 @@ def _write_summary(plan: SoakPlan, record: SoakRecord, ledger: Ledger, verdict: 
     (plan.out / "soak.json").write_text(json.dumps(summary, indent=2) + "\n")
 
 
+def plot_samples(samples: list[Sample], lag_axis: Any, memory_axis: Any) -> Any:
+    """The samples' lag on `lag_axis`, RSS on `memory_axis` and descriptors on a twin of it (returned)."""
+    minutes = [s.at_s / 60 for s in samples]
+    lag_axis.plot(minutes, [max(s.lag, 0) for s in samples], marker="o", color="tab:blue")
+    lag_axis.set_ylabel("lag, messages")
+    memory_axis.plot(minutes, [s.rss_mb for s in samples], marker="o", color="tab:green", label="RSS, MB")
+    memory_axis.set_ylabel("converter RSS, MB")
+    fds_axis = memory_axis.twinx()
+    fds_axis.plot(minutes, [s.open_fds for s in samples], marker="x", color="tab:purple", label="open fds")
+    fds_axis.set_ylabel("open descriptors")
+    memory_axis.set_xlabel("minutes since start")
+    return fds_axis
+
+
 def _chart(record: SoakRecord, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    minutes = [s.at_s / 60 for s in record.samples]
     figure, (lag_axis, memory_axis) = plt.subplots(2, 1, sharex=True, figsize=(9, 5.5), dpi=100)
-    lag_axis.plot(minutes, [max(s.lag, 0) for s in record.samples], marker="o", color="tab:blue")
-    lag_axis.set_ylabel("lag, messages")
-    memory_axis.plot(minutes, [s.rss_mb for s in record.samples], marker="o", color="tab:green", label="RSS, MB")
-    memory_axis.set_ylabel("converter RSS, MB")
-    fds_axis = memory_axis.twinx()
-    fds_axis.plot(minutes, [s.open_fds for s in record.samples], marker="x", color="tab:purple", label="open fds")
-    fds_axis.set_ylabel("open descriptors")
-    memory_axis.set_xlabel("minutes since start")
+    fds_axis = plot_samples(record.samples, lag_axis, memory_axis)
     for axis in (lag_axis, memory_axis):
         for at, _recovery in record.kills:
             axis.axvline(at / 60, color="grey", linestyle="--", linewidth=1)

@@ -18,7 +18,7 @@ import pytest
 from fault_cluster import create_topics
 from fault_ledger import account
 from fault_pipeline import LivePipeline
-from network_namespace import NamespaceUnavailable, NetworkNamespace
+from network_namespace import NetworkNamespace, network_namespace
 from scenario_settings import scenario_settings
 
 from kdp.devstack.ports import config_on_free_ports
@@ -33,14 +33,8 @@ PARTITION_S = 50.0
 
 @pytest.fixture(scope="module")
 def namespace() -> Iterator[NetworkNamespace]:
-    try:
-        created = NetworkNamespace.create()
-    except NamespaceUnavailable as why:
-        pytest.skip(f"no network namespace here: {why}")
-    try:
+    with network_namespace(on_unavailable=pytest.skip) as created:
         yield created
-    finally:
-        created.delete()
 
 
 @pytest.fixture(scope="module")
