@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -112,3 +113,21 @@ def topic_name(request: pytest.FixtureRequest) -> str:
 def _broker_count(bootstrap: str) -> int:
     admin = AdminClient({"bootstrap.servers": bootstrap})
     return len(admin.list_topics(timeout=30).brokers)
+
+
+@pytest.fixture(autouse=True)
+def sigterm_disposition_kept() -> Iterator[None]:
+    """Whatever a test does to this process's SIGTERM disposition is undone after it.
+
+    Dagster's `execute_in_process` (tests run jobs in this process) leaves SIGTERM with
+    SIGINT's handler (`dagster._utils.interrupts.setup_interrupt_handlers`, "for k8s"). When the suite runs in
+    the background of a non-interactive shell (`make faults &`, nohup), SIGINT is ignored, so SIGTERM becomes
+    ignored too, and an ignored signal is inherited across exec: every process a later test starts (a broker,
+    a registry, a converter) then ignores SIGTERM, and a graceful stop waits out its timeout and kills it.
+    """
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if signal.getsignal(signal.SIGTERM) is not before and before is not None:
+            signal.signal(signal.SIGTERM, before)

@@ -9,7 +9,6 @@ replicated three times with two in-sync replicas required, so one broker may be 
 from __future__ import annotations
 
 import os
-import signal
 from collections.abc import Iterator
 
 import pytest
@@ -39,21 +38,3 @@ def cluster(fault_cluster_session: FaultCluster) -> FaultCluster:
     """The fault cluster, whole again: whatever an earlier test killed, froze or stopped runs again."""
     fault_cluster_session.heal()
     return fault_cluster_session
-
-
-@pytest.fixture(autouse=True)
-def sigterm_disposition_kept() -> Iterator[None]:
-    """Whatever a test does to this process's SIGTERM disposition is undone after it.
-
-    Dagster's `execute_in_process` (the reassignment test runs its jobs in this process) leaves SIGTERM with
-    SIGINT's handler (`dagster._utils.interrupts.setup_interrupt_handlers`, "for k8s"). When the suite runs in
-    the background of a non-interactive shell (`make faults &`, nohup), SIGINT is ignored, so SIGTERM becomes
-    ignored too, and an ignored signal is inherited across exec: every broker a later `heal()` starts then
-    ignores SIGTERM, and a "graceful" stop waits its 60 s and kills it (seen in the rolling restart).
-    """
-    before = signal.getsignal(signal.SIGTERM)
-    try:
-        yield
-    finally:
-        if signal.getsignal(signal.SIGTERM) is not before and before is not None:
-            signal.signal(signal.SIGTERM, before)
