@@ -129,22 +129,28 @@ class Faults:
     """Inflicts and heals each kind of fault; `run` does one fault and measures its recovery."""
 
     def __init__(
-        self, cluster: FaultCluster, namespace: NetworkNamespace, live: LivePipeline, settings: Settings, workdir: Path
+        self,
+        cluster: FaultCluster,
+        namespace: NetworkNamespace,
+        live: LivePipeline,
+        settings: Settings,
+        workdir: Path,
+        began: float,
     ) -> None:
         self.cluster, self.namespace, self.live, self.settings = cluster, namespace, live, settings
         self.workdir = workdir
+        self.began = began
+        """When the run started (`time.monotonic()`): outcomes are in seconds since."""
         self.cluster_processes = threading.Lock()
         """Broker and registry faults take turns: one broker out at a time, and no heal cuts another short."""
         self.network = threading.Lock()
-        self.began = time.monotonic()
 
-    def run(self, fault: Fault, began: float, outcome: Outcome) -> None:
+    def run(self, fault: Fault, outcome: Outcome) -> None:
         progress = GroupProgress(self.settings)
-        self.began = began
         try:
-            outcome.struck_s = time.monotonic() - began
+            outcome.struck_s = time.monotonic() - self.began
             self._inflict(fault, outcome)
-            outcome.healed_s = time.monotonic() - began
+            outcome.healed_s = time.monotonic() - self.began
             outcome.recovery_s = progress.wait_for_commit_beyond(progress.committed(), timeout=RECOVERY_LIMIT_S)
         except Exception as error:  # noqa: BLE001 - recorded, and the run fails on it
             outcome.note = f"{type(error).__name__}: {error}"
@@ -249,8 +255,8 @@ def test_chaos(namespace: NetworkNamespace, chaos_cluster: FaultCluster, tmp_pat
     record = ChaosRecord()
     with LivePipeline(settings, tmp_path / "converter.log", plan.rate, prefix=namespace.exec_prefix) as live:
         live.progress.wait_for_commit_beyond(0, timeout=120)
-        inflict = Faults(cluster, namespace, live, settings, tmp_path)
         began = time.monotonic()
+        inflict = Faults(cluster, namespace, live, settings, tmp_path, began)
         pending = list(faults)
         threads: list[threading.Thread] = []
         next_sample = 0.0
@@ -258,7 +264,7 @@ def test_chaos(namespace: NetworkNamespace, chaos_cluster: FaultCluster, tmp_pat
             while pending and now >= pending[0].at_s:
                 outcome = Outcome(pending.pop(0))
                 record.outcomes.append(outcome)
-                thread = threading.Thread(target=inflict.run, args=(outcome.fault, began, outcome), daemon=True)
+                thread = threading.Thread(target=inflict.run, args=(outcome.fault, outcome), daemon=True)
                 thread.start()
                 threads.append(thread)
             if now >= next_sample:

@@ -334,7 +334,7 @@ def _write_report(
         f"duplicates {ledger.duplicates}, lost {ledger.lost}"
     )
     recovery = f"max {max(recoveries):.1f} s, median {statistics.median(recoveries):.1f} s" if recoveries else "no kill"
-    text = f"""# Soak: figures of the last `make soak`
+    text = f"""# Soak: one run of `make soak`
 
 Written by `tests/faults/soak.py` (`make soak`) on {time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; what it
 does and its pass criteria are in that file's docstring. Load average at the end (2 cores, shared with other
