@@ -35,9 +35,11 @@ HOLD_S = {
 transaction timeout (30 s) and the group's session timeout (45 s); a broker kill past the brokers' session."""
 ONCE = frozenset({"schema registration"})
 """Registering the same new schema version twice changes nothing the second time."""
-WARM_UP_S = 60.0
-DRAIN_S = 120.0
-"""The run's last two minutes: no fault starts, and the longest hold ends before the converter catches up."""
+WARM_UP_S = 180.0
+"""The run's first three minutes: no fault, so that the converter's memory has a baseline (`chaos_verdict`)."""
+DRAIN_S = 480.0
+"""The run's last eight minutes: no fault starts, and the longest hold ends before them, so that the converter
+catches up and settles, and its memory is judged after the faults (`chaos_verdict`)."""
 
 
 @dataclass(frozen=True)
