@@ -74,7 +74,7 @@ chaos: install
 	@mkdir -p .kdp
 	@KDP_CHAOS_MINUTES=$(CHAOS_MINUTES) KDP_CHAOS_SEED=$(CHAOS_SEED) KDP_CHAOS_OUT=$(CHAOS_OUT) $(BIN)/pytest -m chaos \
 		tests/faults/chaos.py -s -p no:cacheprovider -o timeout=0 > .kdp/chaos.log 2>&1; status=$$?; \
-		grep -ao '\[chaos\] seed.*\|\[fault\].*' .kdp/chaos.log; tail -n 1 .kdp/chaos.log; exit $$status
+		grep -ao '\[chaos\] seed [0-9].*\|^\[fault\].*' .kdp/chaos.log; tail -n 1 .kdp/chaos.log; exit $$status
 
 lint: install
 	$(BIN)/ruff check kdp streaming orchestration tests bench

@@ -24,7 +24,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from soak import GROWTH_LIMIT, WARM_UP_S, Sample
+from soak import GROWTH_LIMIT, Sample, warm_samples
 
 SETTLE_S = 180.0
 """After a fault's recovery (the group committing again), the converter catches up its backlog and the process
@@ -80,7 +80,7 @@ def settled(sample: Sample, spans: Sequence[Span]) -> bool:
 
 def memory_verdict(samples: Sequence[Sample], spans: Sequence[Span], client_buffers_mb: float) -> MemoryVerdict:
     """See the module docstring. `client_buffers_mb`: what the converter's Kafka clients may hold at most."""
-    warm = [s for s in samples if s.age_s >= WARM_UP_S and s.rss_mb == s.rss_mb and s.open_fds >= 0]
+    warm = warm_samples(samples)
     first_fault = min((span.struck_s for span in spans), default=float("inf"))
     before = [s for s in warm if s.at_s < first_fault and s.pid == warm[0].pid] if warm else []
     assert before, "no sample of the first process after its warm-up and before the first fault: no baseline"

@@ -41,6 +41,7 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -263,10 +264,15 @@ class Verdict:
         )
 
 
+def warm_samples(samples: Sequence[Sample]) -> list[Sample]:
+    """The samples taken after their process's warm-up, whose memory and descriptors could be read."""
+    return [s for s in samples if s.age_s >= WARM_UP_S and s.rss_mb == s.rss_mb and s.open_fds >= 0]
+
+
 def growth_verdict(samples: list[Sample]) -> Verdict:
     """See the module docstring: baseline = the first life's median after warm-up; each life's median and its
     last sample against its first within 5%."""
-    warm = [s for s in samples if s.age_s >= WARM_UP_S and s.rss_mb == s.rss_mb and s.open_fds >= 0]
+    warm = warm_samples(samples)
     assert warm, "no sample after warm-up: the soak was too short"
     lives: dict[int, list[Sample]] = {}
     for s in warm:
