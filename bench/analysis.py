@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.latency import TAIL_WINDOW_MS, WARM_UP_S
 from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, PEER_NAMES, SEED, STOCK, Verdict
 from streaming.delivery.kafka_clients import consumer_config, producer_config
 from streaming.generator.producer import PRODUCER_DEFAULTS
@@ -147,6 +148,7 @@ def _latency(results: dict[str, Any], threshold: float, delivery: str = "at-leas
             f"linger ({PRODUCER_DEFAULTS['linger.ms']} ms), the broker's append and the consumer's fetch, and the "
             "converter finishing the batch before (the batch-to-visible half again, commit included)."
         )
+    text += _tail(latency)
     held, stages = latency.get("p99_held_by_over_runs"), latency.get("stages_over_runs") or {}
     if held in stages:
         text += (
@@ -159,6 +161,29 @@ def _latency(results: dict[str, Any], threshold: float, delivery: str = "at-leas
             "to the transaction coordinator are part of batch to visible; the cadence table shows the trade-off."
         )
     return text + f" {TRIED}"
+
+
+def _tail(latency: dict[str, Any]) -> str:
+    """What the runs' slowest records and warm-ups show (`bench.latency.tail_split`), '' for older results."""
+    runs = [run for run in latency.get("runs") or [] if run.get("tail")]
+    if not runs:
+        return ""
+    windows = " / ".join(str(run["tail"]["windows"]) for run in runs)
+    worst = max(runs, key=lambda run: run["latency_ms"]["p99"])
+    tail = worst["tail"]
+    text = (
+        f" The records at or over each run's p99 fall in {windows} windows of {TAIL_WINDOW_MS} ms of produce time; "
+        f"in the run with the largest p99 ({worst['latency_ms']['p99']:.0f} ms) they waited "
+        f"{tail['to_batch_mean_ms']:.0f} ms on average before their batch started and "
+        f"{tail['batch_to_visible_mean_ms']:.0f} ms after."
+    )
+    warm_ups = [(run.get("warm_up_ms") or {}).get("max") for run in runs]
+    if all(value is not None for value in warm_ups):
+        text += (
+            f" Left out as warm-up (the first {WARM_UP_S:g} s of each run): latencies up to "
+            f"{' / '.join(f'{value:.0f}' for value in warm_ups)} ms."
+        )
+    return text
 
 
 def explain(verdict: Verdict, results: dict[str, Any]) -> str:

@@ -12,7 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import insights
+from bench.latency import TAIL_PERCENTILE, TAIL_WINDOW_MS, WARM_UP_S
 from bench.peers import PEERS
+from bench.stages import SLOW_BATCH_S
 from bench.targets import OURS_ALO, OURS_EOS, PASSTHROUGH, PEER_CPU_RATIO, RATIOS, SEED, STOCK
 
 SUBJECT_LABELS = {
@@ -161,7 +163,7 @@ def latency_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
     rows = []
     for mode, data in results.get("latency", {}).items():
         if _problem(data):
-            rows.append([mode, _problem(data) or "", *[""] * 7])
+            rows.append([mode, _problem(data) or "", *[""] * 8])
             continue
         single = {key: {"min": v, "median": v, "max": v} for key, v in data["latency_ms"].items()}
         over = data.get("over_runs") or single  # results of one run, from before repetitions
@@ -170,10 +172,40 @@ def latency_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
             mode, str(data.get("repetitions", 1)), _number(data["achieved_msg_per_s"]), _spread(over["p50"]),
             _spread(over["p99"]), _spread(over["p99.9"]), _spread(over["max"]),
             f"{before['p50']:.0f} / {before['p99']:.0f}; {after['p50']:.0f} / {after['p99']:.0f}",
+            _warm_up_maxima(data),
             _number(data.get("load_1m"), 1),
         ])  # fmt: skip
     headers = ["delivery", "runs", "msg/s", "p50 ms", "p99 ms", "p99.9 ms", "max ms"]
-    headers += ["run 1: to batch p50/p99; batch to visible p50/p99", "load"]
+    headers += ["run 1: to batch p50/p99; batch to visible p50/p99", "warm-up max ms, per run", "load"]
+    return _rows(headers, rows, markdown)
+
+
+def _warm_up_maxima(data: dict[str, Any]) -> str:
+    """The largest latency of each run's warm-up (`bench.latency.WARM_UP_S`), '-' where not measured."""
+    runs = data.get("runs") or [data]
+    return " / ".join(_number((run.get("warm_up_ms") or {}).get("max")) for run in runs)
+
+
+def tail_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
+    """Per mode and run, after the warm-up: where the slowest 1 % of records spent their time
+    (`bench.latency.tail_split`)."""
+    rows = []
+    for mode, data in results.get("latency", {}).items():
+        if _problem(data):
+            continue
+        for number, run in enumerate(data.get("runs") or [data], start=1):
+            tail = run.get("tail")
+            if not tail:
+                continue
+            rows.append([
+                mode, str(number), _number(run["latency_ms"]["p99"], 1), _number(tail["records"]),
+                _number(tail["to_batch_mean_ms"], 1), _number(tail["batch_to_visible_mean_ms"], 1),
+                _number(tail["windows"]),
+            ])  # fmt: skip
+    if not rows:
+        return ["not measured"]
+    headers = ["delivery", "run", "p99 ms", "records at or over it", "mean to batch ms", "mean batch to visible ms"]
+    headers += ["250 ms windows they fall in"]
     return _rows(headers, rows, markdown)
 
 
@@ -187,12 +219,12 @@ def stage_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
         for stage, figures in data["stages_over_runs"].items():
             rows.append([
                 mode, stage, _number(figures.get("batches")), _number(figures.get("mean_ms"), 2),
-                _number(figures.get("p50_ms"), 2), _number(figures.get("p99_ms"), 2),
+                _number(figures.get("p50_ms"), 2), _number(figures.get("p99_ms"), 2), _number(figures.get("slow")),
                 "holds the p99" if stage == held else "",
             ])  # fmt: skip
     if not rows:
         return ["not measured"]
-    headers = ["delivery", "stage", "batches", "mean ms", "p50 ms", "p99 ms", ""]
+    headers = ["delivery", "stage", "batches", "mean ms", "p50 ms", "p99 ms", f"over {SLOW_BATCH_S * 1000:g} ms", ""]
     return _rows(headers, rows, markdown)
 
 
@@ -295,6 +327,7 @@ def print_table(results: dict[str, Any]) -> None:
         ("Ratios", ratio_table(results)),
         ("Ours and the pass-through, side by side", pairs_table(results)),
         ("Latency (ms, min / median / max over runs)", latency_table(results)),
+        ("The slowest records, per run", tail_table(results)),
         ("Latency: stages of a batch (ms, median over runs)", stage_table(results)),
         ("Exactly-once cadence", cadence_table(results)),
         ("Scaling (at-least-once, one group)", scaling_table(results)),
@@ -378,15 +411,26 @@ def markdown(results: dict[str, Any]) -> str:
         "figure is min / median / max over the runs (quote the median). `kdp generate` -> source topic -> `kdp stream` "
         "-> output topic -> a `read_committed` reader in the harness. Latency = time the reader got the record - the "
         "source record's CreateTime. The first run is split at the record's `processed_at` (the converter's clock at "
-        "batch start): *to batch* = produced -> batch start, *batch to visible* = the rest.",
+        "batch start): *to batch* = produced -> batch start, *batch to visible* = the rest. The records produced in "
+        f"a run's first {WARM_UP_S:g} s are its warm-up: the converter's first transactions and the clients' first "
+        "requests to fresh topics; they are left out of every figure but the warm-up column (each run's largest).",
         "",
         *latency_table(results, markdown=True),
+        "",
+        f"Where the slowest records waited, per run (after the warm-up): the records at or over the run's p"
+        f"{TAIL_PERCENTILE:g}, their mean time before and after their batch started, and how many {TAIL_WINDOW_MS} ms "
+        "windows of produce time they fall in. One stall of a few hundred ms holds every record that arrives while "
+        "it lasts, thousands at this load: few windows mean a few stalls hold the p99, many mean it is spread.",
+        "",
+        *tail_table(results, markdown=True),
         "",
         "Per batch, where the converter's time goes (its `kdp_batch_stage_seconds` histograms, scraped after each run; "
         "median over the runs; p50 and p99 estimated within the histogram's buckets). *poll* is the wait for the "
         "batch's first message (mostly idle time at this load); *flush* waits for the outputs' acknowledgements; "
         "*commit* is the offset commit (at-least-once: handed over asynchronously; exactly-once: the transaction's "
-        "commit, once per transaction). The stage of the batch's own work with the largest p99 holds the tail.",
+        "commit, once per transaction). The stage of the batch's own work with the largest p99 holds the tail. "
+        f"*over {SLOW_BATCH_S * 1000:g} ms* counts the batches (transactions, for exactly-once flush and commit) "
+        "that took longer: the stalls of the table above.",
         "",
         *stage_table(results, markdown=True),
         "",

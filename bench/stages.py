@@ -7,6 +7,9 @@ The converter of a latency run (`kdp stream --metrics-port`) records each batch'
 and summarises each stage per batch: count, mean, and p50 / p99 estimated from the buckets as Prometheus's
 `histogram_quantile` does (linear within a bucket, so a figure is only as fine as the buckets around it).
 
+A batch slower than `SLOW_BATCH_S` is counted per stage (`slow`): one such stall delays every record that
+arrives while it lasts, so a handful of them can hold the records' p99 without reaching the batches' p99.
+
 Which stage holds the tail (`holder`): the stage of the batch's own work (convert, produce, flush, commit) with
 the largest p99. `poll` is reported beside it but not a candidate: at a light load it is mostly the converter
 waiting for the next message, not a record waiting for the converter.
@@ -26,6 +29,9 @@ from streaming.observe.observer import BATCH_STAGES
 
 STAGE_METRIC = "kdp_batch_stage_seconds"
 WORK_STAGES = tuple(stage for stage in BATCH_STAGES if stage != "poll")
+SLOW_BATCH_S = 0.05
+"""A bucket bound of `kdp_batch_stage_seconds` (`STAGE_SECONDS_BUCKETS`), so that the count is exact."""
+STATISTICS = ("batches", "mean_ms", "p50_ms", "p99_ms", "slow")
 
 
 def scrape(port: int, timeout: float = 10.0) -> str:
@@ -78,8 +84,16 @@ def quantile(q: float, buckets: dict[float, float]) -> float | None:
     return lower_bound
 
 
+def slower_than(bound: float, buckets: dict[float, float]) -> int | None:
+    """How many observations of cumulative `buckets` exceed `bound`, which must be one of their bounds; None if not."""
+    if bound not in buckets:
+        return None
+    return int(max(buckets.values()) - buckets[bound])
+
+
 def summarise_stages(text: str) -> dict[str, dict[str, float | None]]:
-    """Per stage, in `BATCH_STAGES` order: batches, mean, p50 and p99 in milliseconds (0.01 ms)."""
+    """Per stage, in `BATCH_STAGES` order: batches, mean, p50 and p99 in milliseconds (0.01 ms), and `slow`: the
+    batches over `SLOW_BATCH_S`."""
     found = stage_buckets(text)
     summary: dict[str, dict[str, float | None]] = {}
     for stage in BATCH_STAGES:
@@ -92,6 +106,7 @@ def summarise_stages(text: str) -> dict[str, dict[str, float | None]]:
             "mean_ms": round(data["sum"] / data["count"] * 1000, 2),
             "p50_ms": None if p50 is None else round(p50 * 1000, 2),
             "p99_ms": None if p99 is None else round(p99 * 1000, 2),
+            "slow": slower_than(SLOW_BATCH_S, data["buckets"]),
         }
     return summary
 
@@ -110,7 +125,7 @@ def median_over_runs(runs: list[dict[str, dict[str, float | None]]]) -> dict[str
         if not measured:
             continue
         summary[stage] = {}
-        for statistic in ("batches", "mean_ms", "p50_ms", "p99_ms"):
+        for statistic in STATISTICS:
             values = sorted(v for v in (m.get(statistic) for m in measured) if v is not None)
             if not values:
                 summary[stage][statistic] = None

@@ -115,6 +115,9 @@ def test_latency_was_timed_in_both_modes(results: dict) -> None:
         assert latency["timed_records"] > 0, mode
         assert latency["latency_ms"]["p50"] <= latency["latency_ms"]["p99"] <= latency["latency_ms"]["max"]
         assert len(latency["runs"]) == latency["repetitions"] == 2, mode
+        for run in latency["runs"]:  # the first 2 s of each 3 s run are its warm-up, reported apart
+            assert run["warm_up_ms"]["max"] >= run["warm_up_ms"]["p50"] > 0, mode
+            assert 0 < run["tail"]["records"] <= run["timed_records"], mode
         p99 = latency["over_runs"]["p99"]
         assert p99["min"] <= p99["median"] <= p99["max"], mode
         stages = latency["stages_over_runs"]  # the converter's own stage histograms, scraped after each run

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.latency import _without_logical_types, distribution, percentile, summarise_runs
+from bench.latency import (
+    _without_logical_types,
+    distribution,
+    percentile,
+    split_warm_up,
+    summarise_runs,
+    tail_split,
+)
 from bench.scaling import aggregate
 from bench.subject import SubjectReport
 
@@ -58,3 +65,31 @@ def test_repeated_latency_is_summarised_as_min_median_max_of_each_statistic() ->
     assert two["p99"]["median"] == 63.0  # an even count: the mean of the middle two
     with pytest.raises(ValueError):
         summarise_runs([])
+
+
+def test_tail_split_says_which_side_of_batch_start_the_slowest_records_waited_on():
+    # 100 records a millisecond apart, 10 ms each (2 of them before batch start), and 2 records caught in one stall
+    # of 300 ms after their batch started: they are the nearest-rank p99 and above (the 101st of 102).
+    timings = [(float(t), t + 2.0, t + 10.0) for t in range(100)]
+    timings += [(50.5, 51.5, 351.5), (51.5, 53.5, 351.5)]
+    assert tail_split(timings) == {
+        "records": 2,
+        "to_batch_mean_ms": 1.5,
+        "batch_to_visible_mean_ms": 299.0,
+        "windows": 1,
+    }
+
+
+def test_tail_split_counts_windows_of_produce_time():
+    spread = [(float(t), t + 1.0, t + 100.0) for t in range(0, 1000, 100)]  # ten records, 100 ms apart
+    assert tail_split(spread, p=1.0)["windows"] == 4  # 250 ms windows starting at the first record: 0, 1, 2, 3
+    with pytest.raises(ValueError):
+        tail_split([])
+
+
+def test_the_warm_up_is_the_records_produced_in_a_runs_first_seconds():
+    timings = [(1000.0 + t, 0.0, 0.0) for t in (0, 500, 1999, 2000, 2500)]
+    steady, warm_up = split_warm_up(timings, warm_up_s=2.0)
+    assert [t[0] for t in warm_up] == [1000.0, 1500.0, 2999.0]
+    assert [t[0] for t in steady] == [3000.0, 3500.0]
+    assert split_warm_up([]) == ([], [])

@@ -194,15 +194,46 @@ def test_the_stage_table_says_which_stage_holds_the_p99_and_the_explanation_name
     stages = {
         "poll": {"batches": 900, "mean_ms": 2.0, "p50_ms": 0.1, "p99_ms": 19.0},
         "convert": {"batches": 900, "mean_ms": 0.3, "p50_ms": 0.2, "p99_ms": 2.1},
-        "flush": {"batches": 900, "mean_ms": 2.8, "p50_ms": 1.2, "p99_ms": 36.3},
+        "flush": {"batches": 900, "mean_ms": 2.8, "p50_ms": 1.2, "p99_ms": 36.3, "slow": 3},
     }
     results["latency"]["at-least-once"] |= {"stages_over_runs": stages, "p99_held_by_over_runs": "flush"}
     text = report.markdown(results)
-    assert "| at-least-once | flush | 900 | 2.80 | 1.20 | 36.30 | holds the p99 |" in text
-    assert "| at-least-once | poll | 900 | 2.00 | 0.10 | 19.00 |  |" in text
+    assert "| at-least-once | flush | 900 | 2.80 | 1.20 | 36.30 | 3 | holds the p99 |" in text
+    assert "| at-least-once | poll | 900 | 2.00 | 0.10 | 19.00 | - |  |" in text  # results from before the count
     explanation = analysis.explain(Verdict(TARGET["latency_p99_ms_alo"], 630.0), results)
     assert "flush has the largest p99: 36.3 ms per batch" in explanation
 
 
 def test_without_stage_figures_the_stage_table_says_not_measured(results: dict) -> None:
     assert report.stage_table(results, markdown=True) == ["not measured"]
+
+
+def test_each_runs_warm_up_and_slowest_records_are_reported(results: dict) -> None:
+    latency = results["latency"]["at-least-once"]
+    tails = [
+        {"records": 1_800, "to_batch_mean_ms": 40.0, "batch_to_visible_mean_ms": 120.5, "windows": 3},
+        {"records": 1_790, "to_batch_mean_ms": 9.0, "batch_to_visible_mean_ms": 11.0, "windows": 61},
+    ]
+    latency["runs"] = [
+        {"latency_ms": {"p99": 180.0}, "warm_up_ms": {"max": 498.7}, "tail": tails[0]},
+        {"latency_ms": {"p99": 30.0}, "warm_up_ms": None, "tail": tails[1]},
+    ]
+    text = report.markdown(results)
+    assert "| 499 / - |" in text  # the warm-up column: each run's largest, '-' where a run had none
+    assert "| at-least-once | 1 | 180.0 | 1,800 | 40.0 | 120.5 | 3 |" in text
+    assert "| at-least-once | 2 | 30.0 | 1,790 | 9.0 | 11.0 | 61 |" in text
+
+
+def test_the_latency_explanation_says_where_the_slowest_records_waited(results: dict) -> None:
+    results["latency"]["exactly-once"] = results["latency"]["at-least-once"] | {
+        "runs": [
+            {"latency_ms": {"p99": 180.0}, "warm_up_ms": {"max": 498.7}, "tail": {
+                "records": 1_800, "to_batch_mean_ms": 40.0, "batch_to_visible_mean_ms": 120.5, "windows": 3}},
+            {"latency_ms": {"p99": 90.0}, "warm_up_ms": {"max": 210.0}, "tail": {
+                "records": 1_790, "to_batch_mean_ms": 9.0, "batch_to_visible_mean_ms": 11.0, "windows": 61}},
+        ],
+    }  # fmt: skip
+    explanation = analysis.explain(Verdict(TARGET["latency_p99_ms_eos"], 135.0), results)
+    assert "fall in 3 / 61 windows of 250 ms" in explanation
+    assert "(180 ms) they waited 40 ms on average before their batch started and 120 ms after" in explanation
+    assert "latencies up to 499 / 210 ms" in explanation
