@@ -412,8 +412,9 @@ def markdown(results: dict[str, Any]) -> str:
         "-> output topic -> a `read_committed` reader in the harness. Latency = time the reader got the record - the "
         "source record's CreateTime. The first run is split at the record's `processed_at` (the converter's clock at "
         "batch start): *to batch* = produced -> batch start, *batch to visible* = the rest. The records produced in "
-        f"a run's first {WARM_UP_S:g} s are its warm-up: the converter's first transactions and the clients' first "
-        "requests to fresh topics; they are left out of every figure but the warm-up column (each run's largest).",
+        f"a run's first {WARM_UP_S:g} s are its warm-up, left out of every figure but the warm-up column (each run's "
+        "largest latency): a run starts on fresh topics, and its first transactions are slow once "
+        "(`bench/latency.py`).",
         "",
         *latency_table(results, markdown=True),
         "",
