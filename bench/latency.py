@@ -23,11 +23,9 @@ p99.
 Only processed records are timed (dead letters carry no `processed_at`); they are about 95 % of events.
 The converter is started and its group is stable before the first event is produced, so no process start or
 backlog is measured. The first `WARM_UP_S` of each run are reported apart (`warm_up_ms`) and left out of the
-distributions: each run starts on fresh topics, and its first transactions are slow once. Measured on this
-machine (2026-12-07): the warm-ups' largest latencies were 449-996 ms exactly-once and 162-388 ms at-least-once
-in one `make bench`, against a p99 after them of 66-88 and 28-29 ms; in one probe run the slowest 1 % of all
-records were produced in the run's first half second, and those had waited up to 498 ms after their batch
-started. At 10,000 msg/s a stall once per run holds the run's p99, which is then not the steady state's.
+distributions: each run starts on fresh topics, and its first transactions are slow once (up to about a second
+exactly-once; the figures are in docs/converter.md, "Latency and memory: what was tried"). At 10,000 msg/s a
+stall once per run holds the run's p99, which is then not the steady state's.
 
 Where the slowest records' time went (`tail_split`): a stall of a few hundred milliseconds, in the converter or
 the broker, delays every record that arrives meanwhile, thousands at this load, so it can hold a run's p99

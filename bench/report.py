@@ -205,7 +205,7 @@ def tail_table(results: dict[str, Any], markdown: bool = False) -> list[str]:
     if not rows:
         return ["not measured"]
     headers = ["delivery", "run", "p99 ms", "records at or over it", "mean to batch ms", "mean batch to visible ms"]
-    headers += ["250 ms windows they fall in"]
+    headers += [f"{TAIL_WINDOW_MS} ms windows they fall in"]
     return _rows(headers, rows, markdown)
 
 
