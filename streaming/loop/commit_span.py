@@ -27,6 +27,7 @@ class SentBatch:
     """A batch sent in the span, waiting for the span's commit to be counted and reported."""
 
     batch: RoutedBatch
+    """Its bookkeeping (`RoutedBatch.sent`): the outputs are with the producer by then."""
     started: float
     """`time.monotonic()` when the batch was routed."""
     careful: bool
@@ -44,8 +45,8 @@ class SentBatch:
 class CommitSpan:
     """Batches sent since the last commit; see the module docstring. `due_at` is on the loop's timer.
 
-    It keeps each batch until the commit (the summary counts the routed batch itself): at most
-    `max_messages` worth of outputs beside the producer's own queue."""
+    It keeps each batch's bookkeeping until the commit, where the summary counts it (`RoutedBatch.sent`: no
+    output and no message, which are in the producer's own queue by then)."""
 
     due_at: float
     max_messages: int
@@ -60,7 +61,7 @@ class CommitSpan:
             self.first_offsets.setdefault(where, offset)
         self.next_offsets.update(batch.next_offsets)
         self.consumed += batch.consumed
-        self.sent.append(SentBatch(batch, started, careful))
+        self.sent.append(SentBatch(batch.sent(), started, careful))
 
     def redo_from(self, failed: RoutedBatch | None = None) -> dict[Partition, int]:
         """Where to redo from when the span fails, `failed` being a batch that failed before it was added: the

@@ -21,7 +21,7 @@ converted again: it is dead-lettered with `rejected_by_broker`.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from confluent_kafka import TopicPartition
 
@@ -54,10 +54,16 @@ class RoutedBatch:
     """The extreme Kafka timestamps of the first and last source message of each partition (None if none)."""
     lanes: Lanes
     """How many of the batch's messages each conversion engine decided (native, pure fast, reference)."""
+    consumed: int
+    """How many source messages the batch holds: one output each (`len(outputs)` until `sent` drops them)."""
 
-    @property
-    def consumed(self) -> int:
-        return len(self.outputs)
+    def sent(self) -> RoutedBatch:
+        """This batch once its outputs are with the producer: its bookkeeping alone, without the outputs and
+        origins, which hold every message of the batch. A commit span keeps batches until it commits: an
+        exactly-once transaction holds up to `MAX_BATCHES_PER_TRANSACTION` of them while catching up a backlog,
+        and the Python objects of that many batches at once raise the process's memory for the rest of its life
+        (CPython returns an arena of small objects only once every object in it is freed)."""
+        return replace(self, outputs=(), origins=())
 
     def commit_offsets(self) -> list[TopicPartition]:
         return [TopicPartition(topic, partition, offset) for (topic, partition), offset in self.next_offsets.items()]
@@ -105,6 +111,7 @@ class BatchRouter:
             min(stamps) if stamps else None,
             max(stamps) if stamps else None,
             converted.lanes,
+            len(messages),
         )
 
 

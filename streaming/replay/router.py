@@ -221,6 +221,7 @@ class ReplayRouter:
             routed.oldest_source_ms,
             routed.newest_source_ms,
             routed.lanes,
+            len(outputs),
             run=self.run,
             verdicts=verdicts,
             taken_reasons=taken_reasons,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from fakes.broker import FakeMessage, Record
 from fakes.rig import NOW_MS, SCHEMA_ID, decode, login, user_id
 
@@ -13,6 +16,7 @@ from streaming.conversion.transform import transform
 from streaming.delivery.dead_letter import read_dead_letter_headers
 from streaming.delivery.outputs import Output
 from streaming.generator.events import EventFactory, IrregularityRates
+from streaming.loop.commit_span import CommitSpan
 from streaming.loop.pipeline import PROCESSED_SCHEMA
 from streaming.loop.router import BatchRouter
 from streaming.records import DLQ_REASON, DLQ_SOURCE_OFFSET, DLQ_SOURCE_TIMESTAMP, Reason, Rejection
@@ -152,3 +156,21 @@ def test_the_fused_batch_routes_as_the_reference_does_message_by_message():
     assert columns.values == [o.value for o in reference.outputs if o.topic == "processed"]
     assert columns.keys == [o.key for o in reference.outputs if o.topic == "processed"]
     assert [o for _m, o in columns.dead_letters] == [o for o in reference.outputs if o.topic == "logins.dlq"]
+
+
+def test_a_commit_span_keeps_a_sent_batchs_bookkeeping_and_none_of_its_messages():
+    """An exactly-once span holds several batches until it commits: what it keeps of each must not hold the
+    batch's messages or outputs, or a catch-up keeps that many batches of Python objects alive at once."""
+    messages = [message(0, 7, login(1)), message(1, 3, b"not json"), message(0, 8, login(2))]
+    batch = router().route(messages, NOW_MS, 0)
+    span = CommitSpan(due_at=1.0, max_messages=10)
+    span.add(batch, started=0.5, careful=False)
+    alive = [weakref.ref(m) for m in messages]
+    del messages, batch
+    gc.collect()
+    assert [ref() for ref in alive] == [None, None, None]
+    [sent] = span.sent
+    assert (sent.batch.consumed, sent.batch.outputs, sent.batch.origins) == (3, (), ())
+    assert [(tp.topic, tp.partition, tp.offset) for tp in span.commit_offsets()] == [("logins", 0, 9), ("logins", 1, 4)]
+    report = sent.report(finished=0.75)
+    assert (report.consumed, report.tallies.processed, report.tallies.dead_lettered, report.seconds) == (3, 2, 1, 0.25)
