@@ -241,6 +241,7 @@ class Converter:
                     if messages:
                         self.observer.batch_stage("poll", time.perf_counter() - polled)
                         self._send(messages)
+                        del messages  # not alive beside the next batch: a catch-up's memory is one batch's
                         span = self._span
                         if span is not None and span.due(self._timer()):
                             self._commit()
